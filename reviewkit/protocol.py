@@ -1,0 +1,196 @@
+"""The review protocol (``data/protocol.yml``) and the PubMed queries built from it.
+
+A search's query is ``(intervention) AND (disorder)`` where each block ORs its
+MeSH headings (``"X"[Mesh]``, exploded as PubMed does by default) and its
+free-text synonyms in title/abstract (``x[tiab]``). Date limits are sent as
+ESearch's ``mindate``/``maxdate``/``datetype`` parameters, not written into the
+term, so the manifest can report them separately as PRISMA-S asks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ProtocolError
+
+DEFAULT_PROTOCOL = Path(__file__).resolve().parent.parent / "data" / "protocol.yml"
+
+_DATE = re.compile(r"^\d{4}(/(0[1-9]|1[0-2])(/(0[1-9]|[12]\d|3[01]))?)?$")
+_DATETYPES = {"pdat", "edat", "mdat"}
+
+
+@dataclass(frozen=True)
+class TermBlock:
+    """MeSH headings and free-text synonyms for one concept."""
+
+    mesh: tuple[str, ...]
+    text: tuple[str, ...]
+
+    def query(self) -> str:
+        parts = [f'"{m}"[Mesh]' for m in self.mesh] + [_tiab(t) for t in self.text]
+        return "(" + " OR ".join(parts) + ")"
+
+
+@dataclass(frozen=True)
+class Search:
+    key: str
+    label: str
+    block: TermBlock
+
+
+@dataclass(frozen=True)
+class DateLimits:
+    datetype: str
+    mindate: str | None
+    maxdate: str | None
+
+    def params(self) -> dict[str, str]:
+        if not self.mindate and not self.maxdate:
+            return {}
+        return {"datetype": self.datetype, "mindate": self.mindate, "maxdate": self.maxdate}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    path: Path
+    title: str
+    question: str
+    eligibility: dict[str, str]
+    database: str
+    intervention: TermBlock
+    dates: DateLimits
+    searches: dict[str, Search]
+    screening_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sha256: str = ""
+
+    def search(self, key: str) -> Search:
+        try:
+            return self.searches[key]
+        except KeyError:
+            raise ProtocolError(
+                f"unknown search {key!r}; {self.path} defines: {', '.join(self.searches)}"
+            ) from None
+
+    def query(self, key: str) -> str:
+        """The full PubMed query string for one search."""
+        return f"{self.intervention.query()} AND {self.search(key).block.query()}"
+
+    def select(self, keys: list[str] | None) -> list[Search]:
+        """The searches named by ``keys`` (all, in protocol order, when None or empty)."""
+        return [self.search(k) for k in keys] if keys else list(self.searches.values())
+
+
+def _tiab(term: str) -> str:
+    return f'"{term}"[tiab]' if " " in term or "-" in term else f"{term}[tiab]"
+
+
+def load_protocol(path: str | Path | None = None) -> Protocol:
+    """Read and validate a protocol file; every error names the field and the file."""
+    path = Path(path) if path else DEFAULT_PROTOCOL
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProtocolError(f"protocol file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ProtocolError(f"{path}: not valid YAML ({exc})") from None
+    v = _Validator(path)
+    root = v.mapping(raw, "(top level)", required={"review", "database", "intervention", "searches"},
+                     optional={"dates", "screening"})
+    review = v.mapping(root["review"], "review", required={"title", "question"}, optional={"eligibility"})
+    eligibility = v.mapping(review.get("eligibility") or {}, "review.eligibility",
+                            optional={"population", "intervention", "comparators", "outcomes", "designs"})
+    if root["database"] != "PubMed":
+        raise ProtocolError(f"{path}: field 'database' must be PubMed (got {root['database']!r})")
+    intervention = v.block(root["intervention"], "intervention")
+    dates_raw = v.mapping(root.get("dates") or {}, "dates", optional={"datetype", "mindate", "maxdate"})
+    dates = v.dates(dates_raw)
+    searches_raw = v.mapping(root["searches"], "searches")
+    if not searches_raw:
+        raise ProtocolError(f"{path}: field 'searches' is empty; define at least one search")
+    searches = {}
+    for key, body in searches_raw.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(key)):
+            raise ProtocolError(f"{path}: search key {key!r} must be lower-case letters, digits or _")
+        body = v.mapping(body, f"searches.{key}", required={"label", "mesh", "text"})
+        searches[key] = Search(key, str(body["label"]), v.block(body, f"searches.{key}"))
+    screening_raw = v.mapping(root.get("screening") or {}, "screening",
+                              optional={"title_abstract_reasons", "full_text_reasons"})
+    reasons = {
+        stage: v.terms(screening_raw[name], f"screening.{name}")
+        for stage, name in (("title_abstract", "title_abstract_reasons"), ("full_text", "full_text_reasons"))
+        if name in screening_raw
+    }
+    return Protocol(
+        path=path,
+        title=str(review["title"]),
+        question=" ".join(str(review["question"]).split()),
+        eligibility={k: str(val) for k, val in eligibility.items()},
+        database="PubMed",
+        intervention=intervention,
+        dates=dates,
+        searches=searches,
+        screening_reasons=reasons,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+    )
+
+
+class _Validator:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, field_name: str, problem: str) -> ProtocolError:
+        return ProtocolError(f"{self.path}: field '{field_name}' {problem}")
+
+    def mapping(self, value: Any, name: str, required: set[str] = frozenset(),
+                optional: set[str] | None = None) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(name, f"must be a mapping (got {type(value).__name__})")
+        missing = sorted(required - value.keys())
+        if missing:
+            raise self.fail(name, f"is missing {', '.join(missing)}")
+        if optional is not None:
+            unknown = sorted(set(value) - required - optional)
+            if unknown:
+                allowed = ", ".join(sorted(required | optional))
+                raise self.fail(name, f"has unknown key(s) {', '.join(map(str, unknown))} (allowed: {allowed})")
+        return value
+
+    def terms(self, value: Any, name: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(name, "must be a non-empty list of terms")
+        out = []
+        for i, term in enumerate(value):
+            if not isinstance(term, str) or not term.strip():
+                raise self.fail(f"{name}[{i}]", "must be a non-empty string")
+            if any(c in term for c in '"[]#'):
+                raise self.fail(f"{name}[{i}]", f"contains a character PubMed treats as syntax: {term!r}")
+            out.append(term.strip())
+        return tuple(out)
+
+    def block(self, value: Any, name: str) -> TermBlock:
+        body = self.mapping(value, name, required={"mesh", "text"}, optional={"label"})
+        return TermBlock(self.terms(body["mesh"], f"{name}.mesh"), self.terms(body["text"], f"{name}.text"))
+
+    def dates(self, raw: dict) -> DateLimits:
+        datetype = str(raw.get("datetype", "pdat"))
+        if datetype not in _DATETYPES:
+            raise self.fail("dates.datetype", f"must be one of {', '.join(sorted(_DATETYPES))} (got {datetype!r})")
+        values = {}
+        for name in ("mindate", "maxdate"):
+            value = raw.get(name)
+            if value is not None:
+                value = str(value)
+                if not _DATE.match(value):
+                    raise self.fail(f"dates.{name}", f"must be YYYY, YYYY/MM or YYYY/MM/DD (got {value!r})")
+            values[name] = value
+        if (values["mindate"] is None) != (values["maxdate"] is None):
+            raise self.fail("dates", "needs both mindate and maxdate, or neither (E-utilities requires the pair)")
+        if values["mindate"] and values["mindate"] > values["maxdate"]:
+            raise self.fail("dates", f"mindate {values['mindate']} is after maxdate {values['maxdate']}")
+        return DateLimits(datetype, values["mindate"], values["maxdate"])
