@@ -1,0 +1,253 @@
+"""Printed references → structured ``Reference`` objects.
+
+Three inputs are understood:
+
+* printed lines, APA-like as in the clinic's article
+  (``Berman, R. M., … (2020). “Title.” Journal, 57(2), 227-234.``, curly or
+  straight quotes, title quoted or not) or Vancouver/NLM
+  (``Krupitsky EM, Burakov AM, et al. Title. J Psychopharmacol. 2011;25(2):280-5.``);
+  a leading bullet or number (``•``, ``-``, ``1.``, ``[1]``) is ignored;
+* BibTeX (via ``bibtexparser``) and RIS (via ``rispy``) files.
+
+Authors come out as in the records table: ``"Lastname Initials"``
+(``"Berman RM"``). A line that cannot be read becomes an ``Unparsed`` item
+naming the line and the reason, so one bad line never stops the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import bibtexparser
+import rispy
+
+from .errors import ReviewkitError
+
+
+class ReferenceParseError(ReviewkitError):
+    """A reference (or a whole reference file) could not be read."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One cited work, as the citing text gives it (nothing corrected)."""
+
+    text: str                      # the reference as given (one line, or the BibTeX/RIS entry rendered)
+    where: str                     # e.g. "references.txt, line 3"
+    authors: tuple[str, ...]       # "Lastname Initials", in printed order
+    et_al: bool                    # the printed list stops with "et al."
+    year: int | None
+    title: str | None
+    journal: str | None
+    volume: str | None = None
+    issue: str | None = None
+    pages: str | None = None       # as printed, e.g. "227-234", "480", "280-5"
+    doi: str | None = None
+
+    @property
+    def first_author(self) -> str | None:
+        return self.authors[0] if self.authors else None
+
+
+@dataclass(frozen=True)
+class Unparsed:
+    """An input item that is not a readable reference, and why."""
+
+    text: str
+    where: str
+    message: str
+
+
+_MARKER = re.compile(r"^\s*(?:[•·▪‣◦*\-–]|\d{1,3}[.)]|\[\d{1,3}\])\s+")
+_QUOTES = "“”\"‘’'„«»"
+_DOI = re.compile(r"(?:https?://(?:dx\.)?doi\.org/|doi:\s*)(10\.\S+?)[.,;]?(?=\s|$)", re.I)
+
+_APA = re.compile(r"^(?P<authors>.+?)\s*\((?P<year>\d{4})[a-z]?\)\.?\s+(?P<rest>.+)$")
+# Journal, 57(2), 227-234.   Journal, 11, 480.   Journal, 118.
+_APA_SOURCE = re.compile(
+    r"^(?P<journal>[^,]+(?:,[^,\d][^,]*)*?),\s*(?P<volume>[\w.]+)\s*(?:\((?P<issue>[^)]+)\))?"
+    r"(?:,\s*(?P<pages>[A-Za-z]?\d[\w]*(?:\s*[-–—]\s*[A-Za-z]?\d[\w]*)?))?\s*\.?\s*$"
+)
+_APA_AUTHOR = re.compile(r"([^,&]+?),\s*((?:[A-Z][a-z]?\.?\s*-?\s*)+)(?:,|&|$)")
+
+_VANCOUVER = re.compile(
+    r"^(?P<authors>[^.]+?)\.\s+(?P<title>.+?[.?!])\s+(?P<journal>[^;]+?)\.?\s+"
+    r"(?P<year>\d{4})(?:\s[^;:]*)?;\s*(?P<volume>[^(:;\s]*)\s*(?:\((?P<issue>[^)]*)\))?"
+    r"(?::\s*(?P<pages>[A-Za-z]?\d[\w]*(?:\s*[-–]\s*[A-Za-z]?\d[\w]*)?))?\.?\s*$"
+)
+
+
+def _clean(text: str | None) -> str | None:
+    if text is None:
+        return None
+    text = re.sub(r"\s+", " ", text).strip().strip(_QUOTES).strip()
+    return text.rstrip(".").strip() or None
+
+
+def _initials(given: str) -> str:
+    """"R. M." / "Evgeny M." / "J.-P." → "RM" / "EM" / "JP"."""
+    return "".join(part[0].upper() for part in re.split(r"[\s.\-]+", given) if part)
+
+
+def _apa_authors(text: str) -> tuple[tuple[str, ...], bool]:
+    et_al = bool(re.search(r"\bet al\.?", text))
+    text = re.sub(r",?\s*\bet al\.?", "", text)
+    text = re.sub(r",?\s*(?:&|\band\b)\s*", ", ", text)
+    authors = tuple(f"{surname.strip()} {_initials(given)}" for surname, given in _APA_AUTHOR.findall(text + ","))
+    return authors, et_al
+
+
+def _vancouver_authors(text: str) -> tuple[tuple[str, ...], bool]:
+    et_al = bool(re.search(r"\bet al\b", text))
+    parts = [p.strip() for p in re.sub(r",?\s*\bet al\b", "", text).split(",")]
+    return tuple(p for p in parts if p), et_al
+
+
+def parse_reference(text: str, where: str = "reference") -> Reference:
+    """Parse one printed reference (APA-like or Vancouver).
+
+    Raises ``ReferenceParseError`` naming ``where`` when the line fits neither style.
+    """
+    line = _MARKER.sub("", text.strip(), count=1).strip()
+    if not line:
+        raise ReferenceParseError(f"{where}: empty reference")
+    doi_match = _DOI.search(line)
+    doi = doi_match.group(1).lower() if doi_match else None
+    body = _DOI.sub("", line).strip()
+
+    apa = _APA.match(body)
+    if apa:
+        authors, et_al = _apa_authors(apa["authors"])
+        rest = apa["rest"].strip()
+        if rest[:1] in _QUOTES:
+            closing = re.search(rf"[{_QUOTES}]", rest[1:])
+            if not closing:
+                raise ReferenceParseError(f"{where}: the title's quotation mark is never closed: {line!r}")
+            title, source = rest[1 : closing.start() + 1], rest[closing.end() + 1 :]
+        else:
+            title, _, source = rest.partition(". ")
+            if not source and title.endswith("?"):
+                title, source = rest.split("? ", 1) if "? " in rest else (rest, "")
+        src = _APA_SOURCE.match(source.strip().lstrip(".").strip())
+        if not authors or not src:
+            raise ReferenceParseError(
+                f"{where}: looks like an APA reference but its "
+                f"{'authors' if not authors else 'journal, volume and pages'} cannot be read: {line!r}"
+            )
+        return Reference(
+            text=line, where=where, authors=authors, et_al=et_al, year=int(apa["year"]),
+            title=_clean(title), journal=_clean(src["journal"]), volume=_clean(src["volume"]),
+            issue=_clean(src["issue"]), pages=_clean(src["pages"]), doi=doi,
+        )
+
+    van = _VANCOUVER.match(body)
+    if van:
+        authors, et_al = _vancouver_authors(van["authors"])
+        return Reference(
+            text=line, where=where, authors=authors, et_al=et_al, year=int(van["year"]),
+            title=_clean(van["title"]), journal=_clean(van["journal"]), volume=_clean(van["volume"]),
+            issue=_clean(van["issue"]), pages=_clean(van["pages"]), doi=doi,
+        )
+    raise ReferenceParseError(
+        f"{where}: not a reference in APA style (Authors (Year). Title. Journal, volume(issue), pages) "
+        f"or Vancouver style (Authors. Title. Journal. Year;volume(issue):pages): {line!r}"
+    )
+
+
+def parse_lines(text: str, source: str = "input") -> list[Reference | Unparsed]:
+    """One reference per non-blank line, in order; bad lines become ``Unparsed``."""
+    items: list[Reference | Unparsed] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{source}, line {lineno}"
+        try:
+            items.append(parse_reference(line, where))
+        except ReferenceParseError as exc:
+            items.append(Unparsed(text=line.strip(), where=where, message=str(exc)))
+    return items
+
+
+def _bib_name(name: str) -> str:
+    """BibTeX "Last, First M." or "First M. Last" → "Last FM"."""
+    name = name.strip().strip("{}")
+    if "," in name:
+        last, given = (p.strip() for p in name.split(",", 1))
+    else:
+        *given_parts, last = name.split()
+        given = " ".join(given_parts)
+    return f"{last.strip('{}')} {_initials(given)}".strip()
+
+
+def parse_bibtex(text: str, source: str = "input.bib") -> list[Reference | Unparsed]:
+    """BibTeX entries in file order; broken blocks become ``Unparsed`` naming their line."""
+    logging.getLogger("bibtexparser").setLevel(logging.ERROR)  # failures are reported as Unparsed instead
+    library = bibtexparser.parse_string(text)
+    blocks = sorted([*library.entries, *library.failed_blocks], key=lambda b: b.start_line)
+    items: list[Reference | Unparsed] = []
+    for block in blocks:
+        where = f"{source}, line {block.start_line + 1}"
+        if block in library.failed_blocks:
+            items.append(Unparsed(block.raw.strip(), where, f"{where}: BibTeX block cannot be read ({str(block.error) or type(block.error).__name__})"))
+            continue
+        fields = {k.lower(): re.sub(r"[{}]", "", str(f.value)) for k, f in block.fields_dict.items()}
+        names = [n for n in re.split(r"\s+and\s+", fields.get("author", "")) if n.strip()]
+        et_al = bool(names) and names[-1].strip().lower() == "others"
+        year = fields.get("year", "")
+        if not names or not re.fullmatch(r"\d{4}", year.strip()) or not fields.get("title"):
+            items.append(Unparsed(block.raw.strip(), where, f"{where}: BibTeX entry {block.key!r} needs author, year and title"))
+            continue
+        items.append(Reference(
+            text=block.raw.strip(), where=where,
+            authors=tuple(_bib_name(n) for n in names if n.strip().lower() != "others"), et_al=et_al,
+            year=int(year), title=_clean(fields.get("title")), journal=_clean(fields.get("journal")),
+            volume=_clean(fields.get("volume")), issue=_clean(fields.get("number")),
+            pages=_clean(fields.get("pages", "").replace("--", "-")), doi=_clean(fields.get("doi", "").lower()),
+        ))
+    return items
+
+
+def parse_ris(text: str, source: str = "input.ris") -> list[Reference | Unparsed]:
+    """RIS records in file order; a record without author, year or title becomes ``Unparsed``."""
+    try:
+        entries = rispy.loads(text)
+    except Exception as exc:  # rispy raises plain IOError/ValueError subclasses on malformed files
+        raise ReferenceParseError(f"{source}: not a readable RIS file ({exc})") from None
+    items: list[Reference | Unparsed] = []
+    for index, entry in enumerate(entries, 1):
+        where = f"{source}, record {index}"
+        names = entry.get("authors") or entry.get("first_authors") or []
+        year = str(entry.get("year") or entry.get("publication_year") or "")[:4]
+        title = entry.get("title") or entry.get("primary_title")
+        rendered = "; ".join(names) + f" ({year}). {title or ''}"
+        if not names or not year.isdigit() or not title:
+            items.append(Unparsed(rendered, where, f"{where}: RIS record needs AU, PY and TI"))
+            continue
+        start, end = entry.get("start_page"), entry.get("end_page")
+        pages = f"{start}-{end}" if start and end else start
+        journal = next((entry[k] for k in ("secondary_title", "journal_name", "alternate_title3",
+                                            "alternate_title2", "alternate_title1") if entry.get(k)), None)
+        items.append(Reference(
+            text=rendered, where=where, authors=tuple(_bib_name(n) for n in names), et_al=False,
+            year=int(year), title=_clean(title), journal=_clean(journal), volume=_clean(entry.get("volume")),
+            issue=_clean(entry.get("number")), pages=_clean(pages), doi=_clean((entry.get("doi") or "").lower()),
+        ))
+    return items
+
+
+def read_references(path: str | Path) -> list[Reference | Unparsed]:
+    """Read a reference file: ``.bib`` as BibTeX, ``.ris`` as RIS, anything else as one printed reference per line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReferenceParseError(f"{path}: cannot read reference file ({exc})") from None
+    suffix = path.suffix.lower()
+    if suffix == ".bib":
+        return parse_bibtex(text, str(path))
+    if suffix == ".ris":
+        return parse_ris(text, str(path))
+    return parse_lines(text, str(path))
