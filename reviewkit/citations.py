@@ -1,0 +1,317 @@
+"""Does a cited reference exist as cited? One scoring rule, two candidate sources.
+
+Candidates are records in the records-table columns (docs/architecture.md).
+They come from a *candidate source*:
+
+* ``LocalRecords(df)``: offline, every record of the local store (the
+  snapshot's records, including records an earlier live check looked up);
+* ``PubMedLookup(client)``: live, ECitMatch (journal|year|volume|first
+  page|author) plus ESearch field searches by author and year and by title
+  words, then EFetch of every PMID found.
+
+Whatever the source, ``compare`` scores each candidate field by field and
+``check_reference`` decides. ECitMatch's PMID is only a candidate: it is
+checked like any other, so a wrong PMID is never taken on trust.
+
+Verdicts:
+
+* ``verified``: a record is identified and authors, year, title, journal,
+  volume, issue and pages all agree (case, punctuation, journal
+  abbreviations and abbreviated page ranges such as ``280-5`` are trivial);
+* ``exists_with_errors``: one record is clearly the one meant (its title, its
+  DOI, or its journal + volume + first page, together with an author), but
+  named fields differ (``field_errors``);
+* ``ambiguous``: several distinct records are plausible; all are listed;
+* ``not_found``: no record is identified; the nearest records are listed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Protocol
+
+import pandas as pd
+from rapidfuzz import fuzz
+
+from .references import Reference
+
+VERDICTS = ("verified", "exists_with_errors", "not_found", "ambiguous")
+TITLE_MATCH = 0.90     # normalised title similarity at or above this is "the same title"
+NEAREST_FLOOR = 0.25   # a not-found reference lists records scoring at least this
+MAX_LISTED = 3         # nearest records listed for not_found
+
+_JOURNAL_STOP = {"the", "of", "and", "in", "for", "on", "&"}
+_NAME_SUFFIX = {"jr", "sr", "ii", "iii", "iv"}
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def _fold(text: object) -> str:
+    """Lower case, accents and punctuation gone, single spaces: the trivial differences."""
+    if text is None or (isinstance(text, float) and pd.isna(text)):
+        return ""
+    text = unicodedata.normalize("NFKD", str(text))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
+
+
+def _name_parts(name: str) -> tuple[str, str]:
+    """"Duncan WC Jr" → ("duncan", "wc"); "de Bruin NM" → ("de bruin", "nm")."""
+    tokens = [t for t in str(name).replace(".", " ").split() if _fold(t) not in _NAME_SUFFIX]
+    if len(tokens) > 1 and tokens[-1].isupper() and len(tokens[-1]) <= 4:
+        return _fold(" ".join(tokens[:-1])), tokens[-1].lower()
+    return _fold(" ".join(tokens)), ""
+
+
+def _same_person(printed: str, recorded: str) -> bool:
+    """Same surname, and the first initials agree where both are given."""
+    (s1, i1), (s2, i2) = _name_parts(printed), _name_parts(recorded)
+    return bool(s1) and s1 == s2 and (not i1 or not i2 or i1[0] == i2[0])
+
+
+def title_similarity(a: object, b: object) -> float:
+    a, b = _fold(a), _fold(b)
+    return fuzz.ratio(a, b) / 100 if a and b else 0.0
+
+
+def _journal_words(name: object) -> list[str]:
+    without_place = re.sub(r"\([^)]*\)", " ", str(name or ""))  # "Psychopharmacology (Berl)", "(Oxford)"
+    return [w for w in _fold(without_place).split() if w not in _JOURNAL_STOP]
+
+
+def journal_matches(printed: object, *recorded: object) -> bool:
+    """Equal after folding, or one is a word-by-word abbreviation of the other ("J Subst Abuse Treat")."""
+    p = _journal_words(printed)
+    for name in recorded:
+        r = _journal_words(name)
+        if p and r and len(p) == len(r) and all(x.startswith(y) or y.startswith(x) for x, y in zip(p, r)):
+            return True
+    return False
+
+
+def _page_range(pages: object) -> tuple[str, str | None]:
+    """"280-5" → ("280", "285"); "107866" → ("107866", None); "e14129" stays as is."""
+    text = re.sub(r"\s+", "", str(pages or "")).replace("–", "-").replace("—", "-").lower()
+    first, _, last = text.partition("-")
+    if first.isdigit() and last.isdigit() and len(last) < len(first):
+        last = first[: len(first) - len(last)] + last
+    return first, last or None
+
+
+def pages_match(printed: object, recorded: object) -> bool:
+    (f1, l1), (f2, l2) = _page_range(printed), _page_range(recorded)
+    return f1 == f2 and (l1 is None or l2 is None or l1 == l2)
+
+
+def _present(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value)) and str(value).strip() != ""
+
+
+# --------------------------------------------------------------------------- the one scoring rule
+
+
+@dataclass(frozen=True)
+class Match:
+    """One candidate record scored against one reference."""
+
+    record_id: str
+    pmid: str | None
+    doi: str | None
+    first_author: str | None
+    year: int | None
+    title: str
+    journal: str | None
+    volume: str | None
+    issue: str | None
+    pages: str | None
+    score: float                    # 0..1, for ranking only
+    identified: bool                # clearly the work the reference means
+    identified_by: str | None       # "title", "doi" or "journal, volume and first page" (each with an author)
+    field_errors: tuple[str, ...]   # printed fields that differ from the record
+
+    def label(self) -> str:
+        ident = f"PMID {self.pmid}" if self.pmid else (f"doi:{self.doi}" if self.doi else self.record_id)
+        where = ", ".join(str(x) for x in (self.journal, self.year) if _present(x))
+        return f"{self.first_author or 'no author'}: {self.title} ({where}) [{ident}]"
+
+    def as_dict(self) -> dict:
+        return {"record_id": self.record_id, "pmid": self.pmid, "doi": self.doi,
+                "first_author": self.first_author, "year": self.year, "title": self.title,
+                "journal": self.journal, "volume": self.volume, "issue": self.issue, "pages": self.pages,
+                "score": round(self.score, 3), "identified_by": self.identified_by,
+                "field_errors": list(self.field_errors)}
+
+
+def _value(record: Mapping, key: str):
+    value = record.get(key)
+    return value if _present(value) else None
+
+
+def compare(ref: Reference, record: Mapping) -> Match:
+    """Score one record against one reference, field by field (the only rule, live or offline)."""
+    authors = [a for a in (record.get("authors") if record.get("authors") is not None else [])]
+    rec_year = int(record["year"]) if _present(record.get("year")) else None
+    title_sim = title_similarity(ref.title, record.get("title"))
+    first_ok = bool(ref.authors and authors and _same_person(ref.authors[0], authors[0]))
+    surnames = {_name_parts(a)[0] for a in authors}
+    author_overlap = any(_name_parts(a)[0] in surnames for a in ref.authors)
+    doi_ok = bool(ref.doi and _value(record, "doi") and ref.doi.lower() == str(record["doi"]).lower())
+    journal_ok = journal_matches(ref.journal, record.get("journal"), record.get("journal_iso"))
+    volume_ok = _fold(ref.volume) == _fold(record.get("volume")) and bool(ref.volume)
+    first_page_ok = bool(ref.pages and _value(record, "pages")) and \
+        _page_range(ref.pages)[0] == _page_range(record["pages"])[0]
+
+    identified_by = None
+    if author_overlap:
+        if title_sim >= TITLE_MATCH:
+            identified_by = "title"
+        elif doi_ok:
+            identified_by = "doi"
+        elif journal_ok and volume_ok and first_page_ok:
+            identified_by = "journal, volume and first page"
+
+    errors: list[str] = []
+    if identified_by:
+        listed_ok = len(ref.authors) <= len(authors) and all(
+            _same_person(p, r) for p, r in zip(ref.authors, authors))
+        complete_ok = ref.et_al or len(ref.authors) == len(authors)
+        checks = [
+            ("title", title_sim >= TITLE_MATCH or not ref.title),
+            ("first_author", first_ok or not authors),
+            ("authors", (listed_ok and complete_ok) or not authors),
+            ("year", ref.year is None or rec_year is None or ref.year == rec_year),
+            ("journal", not ref.journal or not (record.get("journal") or record.get("journal_iso")) or journal_ok),
+            ("volume", not ref.volume or not _value(record, "volume") or volume_ok),
+            ("issue", not ref.issue or not _value(record, "issue") or _fold(ref.issue) == _fold(record["issue"])),
+            ("pages", not ref.pages or not _value(record, "pages") or pages_match(ref.pages, record["pages"])),
+            ("doi", not ref.doi or not _value(record, "doi") or doi_ok),
+        ]
+        errors = [name for name, ok in checks if not ok]
+
+    year_score = 0.0 if ref.year is None or rec_year is None else max(0.0, 1 - abs(ref.year - rec_year) / 5)
+    same_surname = bool(ref.authors and authors and _name_parts(ref.authors[0])[0] == _name_parts(authors[0])[0])
+    score = (0.45 * title_sim + 0.1 * first_ok + 0.1 * same_surname + 0.1 * year_score + 0.1 * journal_ok
+             + 0.05 * volume_ok + 0.05 * first_page_ok + 0.05 * doi_ok)
+    return Match(
+        record_id=str(record.get("record_id") or (f"PMID:{record['pmid']}" if _value(record, "pmid") else "")),
+        pmid=_value(record, "pmid") and str(record["pmid"]), doi=_value(record, "doi"),
+        first_author=authors[0] if authors else None, year=rec_year, title=str(record.get("title") or ""),
+        journal=_value(record, "journal") or _value(record, "journal_iso"), volume=_value(record, "volume"),
+        issue=_value(record, "issue"), pages=_value(record, "pages"), score=score,
+        identified=identified_by is not None, identified_by=identified_by, field_errors=tuple(errors),
+    )
+
+
+# --------------------------------------------------------------------------- candidate sources
+
+
+class CandidateSource(Protocol):
+    mode: str  # "offline" or "live"
+
+    def candidates(self, ref: Reference) -> pd.DataFrame:
+        """Records (records-table columns) that might be the work ``ref`` cites."""
+
+
+def _significant_words(title: str | None, limit: int = 6) -> list[str]:
+    stop = {"a", "an", "the", "of", "in", "on", "for", "and", "or", "to", "with", "by", "as", "at", "from", "its"}
+    return [w for w in _fold(title).split() if w not in stop and len(w) > 2][:limit]
+
+
+class LocalRecords:
+    """Offline candidates: the records of the local store, selected as the live searches would."""
+
+    mode = "offline"
+
+    def __init__(self, records: pd.DataFrame):
+        self.records = records.reset_index(drop=True)
+
+    def candidates(self, ref: Reference) -> pd.DataFrame:
+        surnames = {_name_parts(a)[0] for a in ref.authors}
+        words = set(_significant_words(ref.title, limit=50))
+
+        def plausible(row) -> bool:
+            authors = row["authors"] if row["authors"] is not None else []
+            if any(_name_parts(a)[0] in surnames for a in authors):
+                return True  # like the live "author [au] AND year" search, but any year
+            if ref.doi and _present(row.get("doi")) and str(row["doi"]).lower() == ref.doi:
+                return True
+            shared = words & set(_significant_words(row.get("title"), limit=50))
+            return bool(words) and len(shared) >= max(2, len(words) // 2)  # like the title-words search
+
+        mask = self.records.apply(plausible, axis=1) if len(self.records) else pd.Series(dtype=bool)
+        return self.records[mask]
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class CitationCheck:
+    """The verdict on one reference."""
+
+    reference: Reference
+    verdict: str                     # one of VERDICTS
+    match: Match | None              # the record meant (verified, exists_with_errors)
+    field_errors: tuple[str, ...]
+    candidates: tuple[Match, ...]    # ambiguous: the plausible records; not_found: the nearest
+    mode: str                        # "offline" or "live"
+    live_could_change: bool          # offline only: could a live PubMed check give another answer?
+
+    @property
+    def pmid(self) -> str | None:
+        return self.match.pmid if self.match else None
+
+    @property
+    def doi(self) -> str | None:
+        return self.match.doi if self.match else None
+
+    @property
+    def nearest(self) -> Match | None:
+        """The matched record, else the best-scoring candidate."""
+        return self.match or (self.candidates[0] if self.candidates else None)
+
+    def as_dict(self) -> dict:
+        return {"reference": self.reference.text, "verdict": self.verdict, "pmid": self.pmid, "doi": self.doi,
+                "field_errors": list(self.field_errors), "candidates": [m.as_dict() for m in self.candidates],
+                "mode": self.mode, "live_could_change": self.live_could_change}
+
+
+def _work_key(m: Match) -> str:
+    """Two records of one work (a PubMed record and a citation-searching record) count once."""
+    return f"doi:{m.doi.lower()}" if m.doi else (f"pmid:{m.pmid}" if m.pmid else f"t:{_fold(m.title)}|{m.year}")
+
+
+def _distinct(matches: Iterable[Match]) -> list[Match]:
+    best: dict[str, Match] = {}
+    for m in sorted(matches, key=lambda m: (len(m.field_errors), m.pmid is None, -m.score)):
+        best.setdefault(_work_key(m), m)
+    return list(best.values())
+
+
+def decide(ref: Reference, candidates: pd.DataFrame, mode: str) -> CitationCheck:
+    """Apply the scoring rule to every candidate and reach a verdict."""
+    matches = sorted((compare(ref, row) for row in candidates.to_dict("records")), key=lambda m: -m.score)
+    identified = _distinct(m for m in matches if m.identified)
+    exact = [m for m in identified if not m.field_errors]
+    offline = mode == "offline"
+    if len(exact) == 1:
+        # Verified against a record with a PMID is as far as a live check could go too.
+        return CitationCheck(ref, "verified", exact[0], (), (), mode, offline and exact[0].pmid is None)
+    if len(identified) == 1:
+        m = identified[0]
+        return CitationCheck(ref, "exists_with_errors", m, m.field_errors, (), mode, offline)
+    if identified:
+        return CitationCheck(ref, "ambiguous", None, (), tuple(identified), mode, offline)
+    nearest = tuple(m for m in matches if m.score >= NEAREST_FLOOR)[:MAX_LISTED]
+    return CitationCheck(ref, "not_found", None, (), nearest, mode, offline)
+
+
+def check_reference(ref: Reference, source: CandidateSource) -> CitationCheck:
+    return decide(ref, source.candidates(ref), source.mode)
+
+
+def check_references(refs: Iterable[Reference], source: CandidateSource) -> list[CitationCheck]:
+    return [check_reference(ref, source) for ref in refs]

@@ -1,0 +1,251 @@
+"""Merge records from every source into one row per publication, and say why.
+
+Input is a records table (columns in docs/architecture.md) holding database
+records and records from other methods together. Duplicates are found by, in
+order: PMID, DOI, normalised title with the same year and first author, and a
+fuzzy title match (rapidfuzz) with the same year and first author. Two records
+whose PMIDs (or DOIs) differ are never merged: they are distinct entries in the
+source, however alike their titles. Every merge is listed with its rule; pairs
+that look alike but do not meet a rule (different year, different first author,
+conflicting identifiers, an erratum notice) go to a review list and stay
+separate until a person decides.
+
+Which record is kept: a database record before a record from another method
+(PRISMA 2020 counts a citation-searched record that the databases already found
+as a duplicate, not as a new record), then the earlier row. The kept row
+gathers the provenance of everything merged into it (``searches`` and
+``merged_ids``).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+DATABASE_SOURCES = frozenset({"PubMed"})
+
+#: score (0-100, rapidfuzz ``token_sort_ratio`` on normalised titles) from which a
+#: pair with the same year and first author is merged.
+MERGE_SCORE = 97.0
+#: score from which a pair that is not merged is listed for a person to review.
+REVIEW_SCORE = 90.0
+
+MERGE_COLUMNS = ["kept_id", "removed_id", "removed_source", "rule", "score"]
+REVIEW_COLUMNS = ["record_id_a", "record_id_b", "score", "why_uncertain"]
+
+# Notices that point at another article share most of its title but are not a
+# second copy of it; merging would lose the notice.
+_NOTICE = re.compile(r"^(erratum|errata|corrigendum|correction|retraction|retracted|expression of concern)\b")
+
+
+@dataclass(frozen=True)
+class DedupeResult:
+    """``records``: one row per publication (input columns plus ``merged_ids``,
+    the record ids merged into it); ``merges``: one row per removed record
+    (:data:`MERGE_COLUMNS`); ``review``: uncertain pairs left unmerged
+    (:data:`REVIEW_COLUMNS`)."""
+
+    records: pd.DataFrame
+    merges: pd.DataFrame
+    review: pd.DataFrame
+
+
+def normalise_title(title: str | None) -> str:
+    """Lower case, accents and punctuation removed, whitespace collapsed."""
+    text = unicodedata.normalize("NFKD", title or "")
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+def _surname(first_author) -> str:
+    """Surname of a ``"Lastname Initials"`` author, normalised ("" when unknown)."""
+    if not isinstance(first_author, str) or not first_author.strip():
+        return ""
+    parts = first_author.split()
+    surname = " ".join(parts[:-1]) if len(parts) > 1 else parts[0]
+    return normalise_title(surname)
+
+
+def _clean_id(value) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return None
+    text = str(value).strip().lower()
+    return text or None
+
+
+class _Clusters:
+    """Union-find over row positions that refuses to join clusters whose PMIDs
+    or DOIs disagree."""
+
+    def __init__(self, pmids: list, dois: list) -> None:
+        self.parent = list(range(len(pmids)))
+        self.pmids = [{p} if p else set() for p in pmids]
+        self.dois = [{d} if d else set() for d in dois]
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def conflict(self, a: int, b: int) -> str | None:
+        ra, rb = self.find(a), self.find(b)
+        if self.pmids[ra] and self.pmids[rb] and self.pmids[ra] != self.pmids[rb]:
+            return "different PMIDs"
+        if self.dois[ra] and self.dois[rb] and self.dois[ra] != self.dois[rb]:
+            return "different DOIs"
+        return None
+
+    def union(self, keep: int, other: int) -> None:
+        rk, ro = self.find(keep), self.find(other)
+        if rk == ro:
+            return
+        # The root is always the preferred row, so the cluster keeps it.
+        root, child = (rk, ro) if rk < ro else (ro, rk)
+        self.parent[child] = root
+        self.pmids[root] |= self.pmids[child]
+        self.dois[root] |= self.dois[child]
+
+
+def deduplicate(records: pd.DataFrame) -> DedupeResult:
+    """One row per publication, with the merge log and the review list (see module doc)."""
+    if records.empty:
+        return DedupeResult(records.assign(merged_ids=[[] for _ in range(len(records))]),
+                            pd.DataFrame(columns=MERGE_COLUMNS), pd.DataFrame(columns=REVIEW_COLUMNS))
+    is_db = records["source"].isin(DATABASE_SOURCES)
+    # Preferred rows first: the union keeps the lowest position as the root.
+    ordered = pd.concat([records[is_db], records[~is_db]]).reset_index(drop=True)
+    ids = ordered["record_id"].tolist()
+    pmids = [_clean_id(v) for v in ordered["pmid"]]
+    dois = [_clean_id(v) for v in ordered["doi"]]
+    titles = [normalise_title(t) for t in ordered["title"]]
+    years = [None if pd.isna(y) else int(y) for y in ordered["year"]]
+    surnames = [_surname(a) for a in ordered["first_author"]]
+    notices = [bool(_NOTICE.match(t)) for t in titles]
+
+    clusters = _Clusters(pmids, dois)
+    rule_of: dict[int, tuple[str, float]] = {}
+    review: dict[tuple[int, int], tuple[float, str]] = {}
+
+    def try_merge(a: int, b: int, rule: str, score: float) -> None:
+        if clusters.find(a) == clusters.find(b):
+            return
+        why_not = clusters.conflict(a, b)
+        if why_not is None and notices[a] != notices[b]:
+            why_not = "one is an erratum, correction or retraction notice"
+        if why_not:
+            review.setdefault((a, b), (score, f"{rule} match but {why_not}"))
+            return
+        absorbed = max(clusters.find(a), clusters.find(b))
+        clusters.union(a, b)
+        rule_of[absorbed] = (rule, score)
+
+    for key, rule in ((pmids, "PMID"), (dois, "DOI")):
+        first: dict[str, int] = {}
+        for i, value in enumerate(key):
+            if value:
+                if value in first:
+                    try_merge(first[value], i, rule, 100.0)
+                else:
+                    first[value] = i
+
+    exact: dict[tuple, int] = {}
+    by_title: dict[str, int] = {}
+    for i, title in enumerate(titles):
+        if not title:
+            continue
+        signature = (title, years[i], surnames[i])
+        if years[i] is not None and surnames[i] and signature in exact:
+            try_merge(exact[signature], i, "title, year and first author", 100.0)
+        else:
+            exact.setdefault(signature, i)
+        a = by_title.setdefault(title, i)
+        if a != i and clusters.find(a) != clusters.find(i):
+            review.setdefault((a, i), (100.0, _why_not_same(years, surnames, a, i)))
+
+    _fuzzy_pass(titles, years, surnames, clusters, try_merge, review)
+
+    # Pairs that ended up in one cluster by another route are not uncertain.
+    review = {k: v for k, v in review.items() if clusters.find(k[0]) != clusters.find(k[1])}
+
+    roots = [clusters.find(i) for i in range(len(ids))]
+    members: dict[int, list[int]] = {}
+    for i, root in enumerate(roots):
+        members.setdefault(root, []).append(i)
+    merges = []
+    kept_rows = []
+    for root, group in members.items():
+        row = ordered.iloc[root].copy()
+        searches: list[str] = []
+        for i in group:
+            for s in ordered.iloc[i]["searches"] or []:
+                if s not in searches:
+                    searches.append(s)
+        row["searches"] = searches
+        row["merged_ids"] = [ids[i] for i in group if i != root]
+        kept_rows.append(row)
+        for i in group:
+            if i != root:
+                rule, score = rule_of[i]  # every absorbed row was a cluster root once
+                merges.append({"kept_id": ids[root], "removed_id": ids[i],
+                               "removed_source": ordered.iloc[i]["source"], "rule": rule, "score": score})
+    out = pd.DataFrame(kept_rows).reset_index(drop=True)
+    review_rows = [{"record_id_a": ids[a], "record_id_b": ids[b], "score": round(score, 1), "why_uncertain": why}
+                   for (a, b), (score, why) in sorted(review.items())]
+    return DedupeResult(out, pd.DataFrame(merges, columns=MERGE_COLUMNS),
+                        pd.DataFrame(review_rows, columns=REVIEW_COLUMNS))
+
+
+def _why_not_same(years: list, surnames: list, a: int, b: int) -> str:
+    """Why a pair with alike titles was not merged by the title rules."""
+    reasons = []
+    if years[a] is None or years[b] is None:
+        reasons.append("a year is missing")
+    elif years[a] != years[b]:
+        reasons.append(f"years differ ({years[a]} vs {years[b]})")
+    if not surnames[a] or not surnames[b]:
+        reasons.append("a first author is missing")
+    elif surnames[a] != surnames[b]:
+        reasons.append("first authors differ")
+    return "similar titles but " + " and ".join(reasons) if reasons else "similar titles below the merge score"
+
+
+#: fuzzy matching ignores titles shorter than this: short generic titles
+#: ("Ketamine", "Reply") look alike without being the same article.
+MIN_FUZZY_TITLE = 20
+_CHUNK = 1000  # rows per rapidfuzz call, to bound memory on large searches
+
+
+def _fuzzy_pass(titles, years, surnames, clusters, try_merge, review) -> None:
+    """Compare titles within the same year and the next one (an e-pub year often
+    differs from the print year), and records without a year against all."""
+    blocks: dict = {}
+    for i, title in enumerate(titles):
+        if len(title) >= MIN_FUZZY_TITLE:
+            blocks.setdefault(years[i], []).append(i)
+    undated = blocks.pop(None, [])
+    everyone = [i for block in blocks.values() for i in block] + undated
+    comparisons = [(block, block + blocks.get(year + 1, [])) for year, block in blocks.items()]
+    if undated:
+        comparisons.append((undated, everyone))
+    for rows, cols in comparisons:
+        col_titles = [titles[j] for j in cols]
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start:start + _CHUNK]
+            scores = process.cdist([titles[i] for i in chunk], col_titles, scorer=fuzz.token_sort_ratio,
+                                   score_cutoff=REVIEW_SCORE, workers=-1)
+            for r, c in zip(*scores.nonzero()):
+                a, b = sorted((chunk[r], cols[c]))
+                if a == b or clusters.find(a) == clusters.find(b):
+                    continue
+                score = float(scores[r, c])
+                same_work = (score >= MERGE_SCORE and years[a] is not None and years[a] == years[b]
+                             and surnames[a] and surnames[a] == surnames[b])
+                if same_work:
+                    try_merge(a, b, "fuzzy title, same year and first author", round(score, 1))
+                else:
+                    review.setdefault((a, b), (score, _why_not_same(years, surnames, a, b)))

@@ -1,0 +1,158 @@
+"""Import records identified by other methods (PRISMA 2020's second column).
+
+Citation searching, websites or organisations give reference lists, not
+PubMed searches; they arrive as RIS (rispy) or CSV files and become rows of the
+records table (docs/architecture.md) with ``source`` set to the method and
+``record_id`` ``<PREFIX>:<id>``. The id is the file's own (RIS ``ID`` tag, CSV
+``id`` column) when it has one, else derived from first author, year and title,
+so a re-import of the same reference gives the same id and its screening
+decisions stay attached.
+
+A reference list found while checking one of the review's searches can say
+which search it belongs to: RIS keywords (``KW``) or a CSV ``searches`` column
+(``;``-separated) holding search keys are kept in ``searches``, so PRISMA
+counts per search include it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import rispy
+
+from .errors import ReviewkitError
+
+#: record-id prefix per other method (PRISMA 2020 names).
+METHOD_PREFIXES = {"Citation searching": "CIT", "Websites": "WEB", "Organisations": "ORG"}
+
+# Columns of the records table this importer fills; the rest stay empty
+# (other methods carry no MeSH indexing).
+_TEXT_COLUMNS = ["pmid", "doi", "pmcid", "title", "abstract", "journal", "journal_iso", "volume", "issue",
+                 "pages", "language"]
+
+
+def _slug(text: str, words: int = 6) -> str:
+    return "-".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split()[:words])
+
+
+def _clean_doi(doi: str | None) -> str | None:
+    if not doi:
+        return None
+    doi = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", doi.strip(), flags=re.I).lower()
+    return doi or None
+
+
+def _year(value, where: str) -> int | None:
+    if value is None or str(value).strip() == "" or (isinstance(value, float) and pd.isna(value)):
+        return None
+    match = re.match(r"\s*(\d{4})", str(value))
+    if not match:
+        raise ReviewkitError(f"{where}: year {value!r} is not a four-digit year")
+    return int(match.group(1))
+
+
+def _row(entry: dict, method: str, where: str, known_searches: set[str] | None) -> dict:
+    title = (entry.get("title") or "").strip()
+    if not title:
+        raise ReviewkitError(f"{where}: reference has no title")
+    authors = [a.strip() for a in entry.get("authors") or [] if a and a.strip()]
+    year = _year(entry.get("year"), where)
+    own_id = (entry.get("id") or "").strip()
+    prefix = METHOD_PREFIXES.get(method, _slug(method, 1).upper() or "OTH")
+    local = own_id.split(":", 1)[1] if own_id.upper().startswith(prefix + ":") else own_id
+    if not local:
+        surname = authors[0].split()[0] if authors else "anon"
+        local = _slug(f"{surname} {year or 'nd'} {title}", 8)
+    searches = [s for s in entry.get("searches") or [] if s]
+    if known_searches is not None:
+        unknown = [s for s in searches if s not in known_searches]
+        if unknown:
+            raise ReviewkitError(f"{where}: unknown search key(s) {unknown}; known: {sorted(known_searches)}")
+    row = {c: (str(entry[c]).strip() or None) if entry.get(c) not in (None, "") else None for c in _TEXT_COLUMNS}
+    row.update(record_id=f"{prefix}:{local}", source=method, doi=_clean_doi(entry.get("doi")),
+               title=title, abstract=entry.get("abstract") or "", authors=authors,
+               first_author=authors[0] if authors else None, year=year,
+               publication_types=list(entry.get("publication_types") or []), mesh_terms=[],
+               is_human=False, is_animal=False, searches=searches)
+    return row
+
+
+def _from_ris(path: Path) -> list[dict]:
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            entries = rispy.load(fh)
+    except (OSError, UnicodeDecodeError, IOError) as exc:
+        raise ReviewkitError(f"{path}: cannot read RIS file ({exc})") from None
+    out = []
+    for e in entries:
+        pages = "-".join(p for p in (e.get("start_page"), e.get("end_page")) if p) or None
+        out.append({
+            "id": e.get("id"), "title": e.get("title") or e.get("primary_title"),
+            "authors": e.get("authors") or e.get("first_authors"),
+            "year": e.get("year") or e.get("publication_year"), "doi": e.get("doi"),
+            "journal": e.get("secondary_title") or e.get("journal_name") or e.get("alternate_title3"),
+            "journal_iso": e.get("alternate_title1") or e.get("alternate_title2"),
+            "volume": e.get("volume"), "issue": e.get("number"), "pages": pages,
+            "abstract": e.get("abstract"), "language": e.get("language"),
+            "pmid": e.get("accession_number"),
+            "publication_types": [e["type_of_work"]] if e.get("type_of_work") else [],
+            "searches": e.get("keywords") or [],
+        })
+    return out
+
+
+def _from_csv(path: Path) -> list[dict]:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ReviewkitError(f"{path}: cannot read CSV file ({exc})") from None
+    if "title" not in frame.columns:
+        raise ReviewkitError(f"{path}: CSV has no 'title' column (columns: {list(frame.columns)})")
+
+    def split(value: str, sep: str) -> list[str]:
+        return [p.strip() for p in value.split(sep) if p.strip()]
+
+    return [{**row, "authors": split(row.get("authors", ""), ";"), "searches": split(row.get("searches", ""), ";"),
+             "publication_types": split(row.get("publication_types", ""), ";")}
+            for row in frame.to_dict("records")]
+
+
+def read_other_methods(path: str | Path, method: str = "Citation searching",
+                       known_searches: set[str] | None = None) -> pd.DataFrame:
+    """Records from one RIS (``.ris``) or CSV (``.csv``) file as records-table rows.
+
+    A duplicated record id within the file, a missing title or an unknown
+    search key is an error naming the file and the reference (1-based).
+    """
+    path = Path(path)
+    reader = {".ris": _from_ris, ".csv": _from_csv}.get(path.suffix.lower())
+    if reader is None:
+        raise ReviewkitError(f"{path}: other-method records must be .ris or .csv")
+    rows = [_row(entry, method, f"{path}, reference {n}", known_searches)
+            for n, entry in enumerate(reader(path), 1)]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    dup = frame["record_id"][frame["record_id"].duplicated()]
+    if not dup.empty:
+        n = int(dup.index[0]) + 1
+        raise ReviewkitError(f"{path}, reference {n}: record id {dup.iloc[0]} appears twice in the file")
+    frame["year"] = frame["year"].astype("Int64")
+    return frame
+
+
+def read_other_methods_folder(folder: str | Path, method: str = "Citation searching",
+                              known_searches: set[str] | None = None) -> pd.DataFrame:
+    """All ``*.ris`` and ``*.csv`` files of a folder, in name order (empty table if none)."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in {".ris", ".csv"}) if folder.is_dir() else []
+    frames = [f for f in (read_other_methods(p, method, known_searches) for p in files) if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    combined = pd.concat(frames, ignore_index=True)
+    dup = combined["record_id"][combined["record_id"].duplicated()]
+    if not dup.empty:
+        raise ReviewkitError(f"{folder}: record id {dup.iloc[0]} appears in more than one file")
+    return combined

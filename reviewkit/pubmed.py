@@ -1,0 +1,254 @@
+"""PubMed EFetch XML (``PubmedArticleSet``) → one row per article, streamed.
+
+Parsing uses lxml's ``iterparse`` with the DTD never loaded, no network, and
+entities left unexpanded, so untrusted XML cannot fetch anything or blow up
+(an internal DTD subset that declares entities is refused outright). Each
+article element is cleared once read, so memory stays flat however large the
+file is.
+
+Columns of the returned frame (see docs/architecture.md):
+pmid, doi, pmcid, title, abstract, authors, first_author, year, journal,
+journal_iso, volume, issue, pages, language, publication_types, mesh_terms,
+is_human, is_animal.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+from typing import IO, Iterator
+
+import pandas as pd
+from lxml import etree
+
+from .errors import EntrezError, ReviewkitError
+
+COLUMNS = [
+    "pmid", "doi", "pmcid", "title", "abstract", "authors", "first_author", "year",
+    "journal", "journal_iso", "volume", "issue", "pages", "language",
+    "publication_types", "mesh_terms", "is_human", "is_animal",
+]
+_ARTICLE_TAGS = ("PubmedArticle", "PubmedBookArticle")
+_YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
+
+
+class PubmedXMLError(ReviewkitError):
+    """The document is not PubMed XML, or is refused as unsafe."""
+
+
+Source = str | os.PathLike | bytes | IO[bytes]
+
+
+def read_pubmed_xml(source: Source, *, name: str | None = None) -> pd.DataFrame:
+    """Parse PubMed XML from a path, bytes or a binary file object into a DataFrame."""
+    return records_frame(iter_pubmed_xml(source, name=name))
+
+
+def records_frame(rows) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=COLUMNS)
+    frame["year"] = frame["year"].astype("Int64")
+    frame["is_human"] = frame["is_human"].astype(bool)
+    frame["is_animal"] = frame["is_animal"].astype(bool)
+    return frame
+
+
+def iter_pubmed_xml(source: Source, *, name: str | None = None) -> Iterator[dict]:
+    """Yield one dict per PubmedArticle or PubmedBookArticle, in document order."""
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "PubMed XML")
+    fh, close = _open(source)
+    try:
+        context = etree.iterparse(
+            fh, events=("start", "end"), load_dtd=False, no_network=True,
+            resolve_entities=False, huge_tree=False, remove_comments=True,
+        )
+        root_seen = False
+        for event, elem in context:
+            if event == "start":
+                if not root_seen:
+                    root_seen = True
+                    _check_root(elem, label)
+                continue
+            if elem.tag in _ARTICLE_TAGS:
+                yield _book_row(elem) if elem.tag == "PubmedBookArticle" else _article_row(elem)
+                # Free what was read: the element and the siblings before it.
+                elem.clear(keep_tail=False)
+                parent = elem.getparent()
+                while parent is not None and elem.getprevious() is not None:
+                    del parent[0]
+        if not root_seen:
+            raise PubmedXMLError(f"{label}: empty document, not PubMed XML")
+    except etree.XMLSyntaxError as exc:
+        raise PubmedXMLError(f"{label}: not well-formed XML ({exc.msg}, line {exc.lineno})") from None
+    finally:
+        if close:
+            fh.close()
+
+
+def _open(source: Source) -> tuple[IO[bytes], bool]:
+    if isinstance(source, (bytes, bytearray)):
+        return io.BytesIO(source), True
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            return open(Path(source), "rb"), True
+        except FileNotFoundError:
+            raise PubmedXMLError(f"file not found: {source}") from None
+    return source, False
+
+
+def _check_root(root: etree._Element, label: str) -> None:
+    docinfo = root.getroottree().docinfo
+    dtd = docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise PubmedXMLError(f"{label}: refused, the document declares XML entities (possible entity bomb)")
+    if root.tag == "PubmedArticleSet":
+        return
+    if root.tag in ("eFetchResult", "eSearchResult", "ERROR"):
+        # NCBI reports some errors inside a 200 body; surface the server's words.
+        raise EntrezError(f"{label}: E-utilities returned an error instead of records")
+    raise PubmedXMLError(f"{label}: root element is <{root.tag}>, expected <PubmedArticleSet>")
+
+
+def _text(elem: etree._Element | None) -> str | None:
+    """All text inside an element, inline markup (<i>, <sup>, MathML) flattened."""
+    if elem is None:
+        return None
+    text = " ".join("".join(elem.itertext()).split())
+    return text or None
+
+
+def _find_text(elem: etree._Element, path: str) -> str | None:
+    return _text(elem.find(path))
+
+
+def _authors(author_list: etree._Element | None) -> list[str]:
+    names = []
+    if author_list is None:
+        return names
+    for author in author_list.findall("Author"):
+        collective = _find_text(author, "CollectiveName")
+        if collective:
+            names.append(collective)
+            continue
+        last = _find_text(author, "LastName")
+        if not last:
+            continue
+        initials = _find_text(author, "Initials") or ""
+        suffix = _find_text(author, "Suffix") or ""
+        names.append(" ".join(p for p in (last, initials, suffix) if p))
+    return names
+
+
+def _abstract(abstract: etree._Element | None) -> str:
+    if abstract is None:
+        return ""
+    parts = []
+    for section in abstract.findall("AbstractText"):
+        text = _text(section) or ""
+        label = section.get("Label")
+        parts.append(f"{label}: {text}" if label else text)
+    return "\n".join(p for p in parts if p)
+
+
+def _year(pub_date: etree._Element | None) -> int | None:
+    if pub_date is None:
+        return None
+    year = _find_text(pub_date, "Year")
+    if year and year.isdigit():
+        return int(year)
+    # MedlineDate is free text such as "1998 Dec-1999 Jan": the first year is the one cited.
+    match = _YEAR.search(_find_text(pub_date, "MedlineDate") or "")
+    return int(match.group(1)) if match else None
+
+
+def _ids(pubmed_data: etree._Element | None) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    if pubmed_data is None:
+        return ids
+    for aid in pubmed_data.findall("ArticleIdList/ArticleId"):
+        id_type = aid.get("IdType", "pubmed")
+        if id_type not in ids and aid.text:
+            ids[id_type] = aid.text.strip()
+    return ids
+
+
+def _mesh(citation: etree._Element) -> list[str]:
+    return [t for t in (_text(d) for d in citation.findall("MeshHeadingList/MeshHeading/DescriptorName")) if t]
+
+
+def _row(pmid, ids, title, abstract, authors, year, journal, journal_iso, volume, issue, pages,
+         language, publication_types, mesh_terms, doi_fallback=None) -> dict:
+    doi = ids.get("doi") or doi_fallback
+    return {
+        "pmid": pmid,
+        "doi": doi.lower() if doi else None,
+        "pmcid": ids.get("pmc"),
+        "title": title or "",
+        "abstract": abstract,
+        "authors": authors,
+        "first_author": authors[0] if authors else None,
+        "year": year,
+        "journal": journal,
+        "journal_iso": journal_iso,
+        "volume": volume,
+        "issue": issue,
+        "pages": pages,
+        "language": language,
+        "publication_types": publication_types,
+        "mesh_terms": mesh_terms,
+        "is_human": "Humans" in mesh_terms,
+        "is_animal": "Animals" in mesh_terms,
+    }
+
+
+def _article_row(elem: etree._Element) -> dict:
+    citation = elem.find("MedlineCitation")
+    article = citation.find("Article")
+    journal = article.find("Journal")
+    issue = journal.find("JournalIssue") if journal is not None else None
+    pages = _find_text(article, "Pagination/MedlinePgn")
+    if not pages:
+        start, end = _find_text(article, "Pagination/StartPage"), _find_text(article, "Pagination/EndPage")
+        pages = f"{start}-{end}" if start and end else start
+    eloc_doi = next((_text(e) for e in article.findall("ELocationID") if e.get("EIdType") == "doi"), None)
+    return _row(
+        pmid=_find_text(citation, "PMID"),
+        ids=_ids(elem.find("PubmedData")),
+        title=_find_text(article, "ArticleTitle") or _find_text(article, "VernacularTitle"),
+        abstract=_abstract(article.find("Abstract")),
+        authors=_authors(article.find("AuthorList")),
+        year=_year(issue.find("PubDate") if issue is not None else None)
+        or _year(article.find("ArticleDate")),
+        journal=_find_text(journal, "Title") if journal is not None else None,
+        journal_iso=_find_text(journal, "ISOAbbreviation") if journal is not None else None,
+        volume=_find_text(issue, "Volume") if issue is not None else None,
+        issue=_find_text(issue, "Issue") if issue is not None else None,
+        pages=pages,
+        language=_find_text(article, "Language"),
+        publication_types=[t for t in (_text(p) for p in article.findall("PublicationTypeList/PublicationType")) if t],
+        mesh_terms=_mesh(citation),
+        doi_fallback=eloc_doi,
+    )
+
+
+def _book_row(elem: etree._Element) -> dict:
+    doc = elem.find("BookDocument")
+    book = doc.find("Book")
+    title = _find_text(doc, "ArticleTitle") or (_find_text(book, "BookTitle") if book is not None else None)
+    return _row(
+        pmid=_find_text(doc, "PMID"),
+        ids=_ids(elem.find("PubmedBookData")),
+        title=title,
+        abstract=_abstract(doc.find("Abstract")),
+        authors=_authors(doc.find("AuthorList")) or (_authors(book.find("AuthorList")) if book is not None else []),
+        year=_year(book.find("PubDate") if book is not None else None),
+        journal=None,
+        journal_iso=None,
+        volume=_find_text(book, "Volume") if book is not None else None,
+        issue=None,
+        pages=None,
+        language=_find_text(doc, "Language"),
+        publication_types=[t for t in (_text(p) for p in doc.findall("PublicationType")) if t],
+        mesh_terms=[],
+    )

@@ -1,0 +1,309 @@
+"""Run the review notebooks with papermill and turn them into one self-contained HTML report.
+
+The notebooks in ``notebooks/`` named ``NN_<part>.ipynb`` run in order. The
+first failure stops the run and names the notebook and cell. The executed
+notebooks are then merged into a single ``index.html``: code hidden, images
+embedded, every script and style inlined, so the file can be e-mailed and
+opened anywhere without fetching anything from the internet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+import yaml
+
+from .errors import ReviewkitError
+from .io import atomic_write_text
+
+KERNEL_NAME = "python3"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+
+# Parameter names that look like credentials. Papermill writes parameters into
+# the executed notebook, so a key passed this way would end up in the report.
+CREDENTIAL_WORDS = ("key", "email", "token", "password", "secret")
+
+
+def project_root() -> Path:
+    """The checkout that holds ``notebooks/`` and ``data/``.
+
+    ``REVIEWKIT_ROOT`` wins; otherwise the folder above the installed package
+    (an editable install or a checkout on ``sys.path``); otherwise the current
+    folder or one of its parents (so a notebook opened from ``notebooks/``
+    finds the project).
+    """
+    env = os.environ.get("REVIEWKIT_ROOT")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[1])
+    cwd = Path.cwd().resolve()
+    candidates.extend([cwd, *cwd.parents])
+    for candidate in candidates:
+        if (candidate / "notebooks").is_dir() and (candidate / "data").is_dir():
+            return candidate
+    raise ReviewkitError(
+        "cannot find the reviewkit project folder (one holding notebooks/ and data/); "
+        "run from the checkout or set REVIEWKIT_ROOT"
+    )
+
+
+def list_notebooks(root: Path | None = None) -> list[Path]:
+    found = sorted((root or project_root()).joinpath("notebooks").glob(NOTEBOOK_GLOB))
+    if not found:
+        raise ReviewkitError(f"no notebooks matching {NOTEBOOK_GLOB} in {(root or project_root()) / 'notebooks'}")
+    return found
+
+
+def notebook_parameters(path: Path) -> dict[str, str]:
+    """Names declared in the notebook's ``parameters`` cell, with their default source text."""
+    import papermill
+
+    return {name: info["default"] for name, info in papermill.inspect_notebook(str(path)).items()}
+
+
+def parse_parameters(pairs: list[tuple[str, str]] | None) -> dict[str, object]:
+    """``-p NAME VALUE`` pairs to Python values; VALUE is read as YAML (``true``, ``3``, ``[aud, oud]``)."""
+    params: dict[str, object] = {}
+    for name, raw in pairs or []:
+        if not name.isidentifier():
+            raise ReviewkitError(f"parameter {name!r}: not a valid Python name")
+        if any(word in name.lower() for word in CREDENTIAL_WORDS):
+            raise ReviewkitError(
+                f"parameter {name!r} looks like a credential; credentials are never notebook parameters "
+                "(papermill writes parameters into the report). Set NCBI_EMAIL / NCBI_API_KEY in the environment."
+            )
+        try:
+            params[name] = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise ReviewkitError(f"parameter {name!r}: cannot read value {raw!r} ({exc.problem})") from None
+    return params
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    name: str
+    source: Path
+    executed: Path
+    seconds: float
+
+
+def execute_notebooks(
+    notebooks: list[Path],
+    out_dir: Path,
+    parameters: dict[str, object],
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[NotebookRun]:
+    """Execute each notebook with papermill into ``out_dir``; stop at the first failure.
+
+    Each notebook receives only the parameters its ``parameters`` cell declares;
+    a parameter no notebook declares is an error (most likely a typo).
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    declared = {nb.name: notebook_parameters(nb) for nb in notebooks}
+    unknown = sorted(set(parameters) - {name for names in declared.values() for name in names})
+    if unknown:
+        known = sorted({name for names in declared.values() for name in names})
+        raise ReviewkitError(f"unknown parameter(s) {', '.join(unknown)}; the notebooks take: {', '.join(known)}")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for i, source in enumerate(notebooks, 1):
+        target = out_dir / source.name
+        log(f"[{i}/{len(notebooks)}] running {source.name}")
+        own = {k: v for k, v in parameters.items() if k in declared[source.name]}
+        started = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(source),
+                str(target),
+                parameters=own,
+                kernel_name=KERNEL_NAME,
+                cwd=str(source.parent),
+                progress_bar=progress,
+                log_output=False,
+            )
+        except PapermillExecutionError as exc:
+            raise ReviewkitError(_describe_failure(source.name, target, exc)) from None
+        runs.append(NotebookRun(source.name, source, target, time.perf_counter() - started))
+    return runs
+
+
+def _describe_failure(name: str, executed: Path, exc) -> str:
+    """Name the notebook, the cell (as numbered in the executed notebook) and its first line."""
+    first_line = ""
+    try:
+        cell = nbformat.read(executed, as_version=4).cells[exc.cell_index]
+        first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
+    except (OSError, IndexError, ValueError):
+        pass
+    where = f"cell {exc.cell_index + 1}" + (f" ({first_line.strip()[:80]!r})" if first_line else "")
+    return f"notebook {name} failed at {where}: {exc.ename}: {exc.evalue}; the executed notebook is kept at {executed}"
+
+
+# --- HTML ------------------------------------------------------------------
+
+# nbconvert's lab template loads require.js, MathJax and mermaid from a CDN.
+# The report uses none of them, so the blocks that load them are emptied.
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block extra_css -%}<style type="text/css">
+main { max-width: 1100px; margin: 0 auto; }
+.rk-part-start { border-top: 3px solid #2a5d8f; margin-top: 2.5em; padding-top: .5em; }
+.rk-index table { border-collapse: collapse; }
+.rk-index td, .rk-index th { border: 1px solid #ccc; padding: 2px 8px; text-align: left; vertical-align: top; }
+</style>{%- endblock extra_css -%}
+"""
+
+
+def _exporter():
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(
+        extra_loaders=[DictLoader({"reviewkit_report.html.j2": _TEMPLATE})],
+        template_file="reviewkit_report.html.j2",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
+
+
+def part_anchor(name: str) -> str:
+    return "part-" + Path(name).stem
+
+
+def _html_output(markup: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": markup})]
+    return cell
+
+
+def merge_notebooks(index_html: str, executed: list[Path]) -> nbformat.NotebookNode:
+    """One notebook: the index first, then every part behind an anchor the index links to.
+
+    Outputs that load a script library (itables' offline bundle, ~1 MB) are
+    identical in every part; the first copy serves the whole page, so later
+    identical copies are dropped.
+    """
+    merged = nbformat.v4.new_notebook()
+    merged.metadata["title"] = "reviewkit report"
+    merged.cells.append(_html_output(index_html))
+    merged.cells[0].id = "report-index"
+    seen_scripts: set[str] = set()
+    for path in executed:
+        nb = nbformat.read(path, as_version=4)
+        merged.cells.append(_html_output(f'<div class="rk-part-start" id="{part_anchor(path.name)}"></div>'))
+        for number, cell in enumerate(nb.cells):
+            cell.id = f"{path.stem[:50]}-{number}"  # ids must stay unique across the merged parts
+            if cell.cell_type == "code":
+                kept = []
+                for out in cell.get("outputs", []):
+                    markup = out.get("data", {}).get("text/html", "")
+                    if "<script" in markup:
+                        digest = hashlib.sha256(markup.encode()).hexdigest()
+                        if digest in seen_scripts:
+                            continue
+                        seen_scripts.add(digest)
+                    kept.append(out)
+                cell.outputs = kept
+            merged.cells.append(cell)
+    merged.metadata["language_info"] = {"name": "python"}
+    return merged
+
+
+def render_html(nb: nbformat.NotebookNode) -> str:
+    body, _ = _exporter().from_notebook_node(nb)
+    return body
+
+
+def index_html(info: dict, executed: list[Path], titles: dict[str, str]) -> str:
+    """The report's first screen: contents linking to each part, then the run's details."""
+    esc = html.escape
+    rows = "".join(
+        f'<li><a href="#{part_anchor(p.name)}">{esc(titles.get(p.name, p.stem))}</a></li>' for p in executed
+    )
+
+    def table(mapping: dict) -> str:
+        cells = "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(_show(v))}</td></tr>" for k, v in mapping.items())
+        return f"<table>{cells}</table>"
+
+    parts = [
+        '<div class="rk-index">',
+        "<h1>Ketamine for addictive disorders: review report</h1>",
+    ]
+    if info.get("sample_note"):
+        parts.append(sample_banner_html(info["sample_note"]))
+    parts += [
+        f"<p>Run {esc(info['run_id'])}, {esc(info['mode'])} mode, snapshot <code>{esc(info['snapshot'])}</code>.</p>",
+        f"<h2>Contents</h2><ol>{rows}</ol>",
+        "<h2>What changed since the previous run</h2>",
+        info.get("changes_html", "<p>No earlier run in this output folder.</p>"),
+        "<h2>Run parameters</h2>",
+        table(info["parameters"]),
+        "<h2>Snapshot</h2>",
+        table(info["snapshot_info"]),
+        "<h2>Versions</h2>",
+        table(info["versions"]),
+        "</div>",
+    ]
+    return "\n".join(parts)
+
+
+def _show(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+def sample_banner_html(note: str) -> str:
+    """The banner every output built from the bundled sample carries."""
+    return (
+        '<div style="border:2px solid #b35900;background:#fff3e0;color:#5a2d00;padding:10px 14px;'
+        'margin:10px 0;border-radius:4px;font-weight:bold">'
+        "SAMPLE DATA, NOT A COMPLETE PUBMED SEARCH. "
+        f'<span style="font-weight:normal">{html.escape(note)}</span></div>'
+    )
+
+
+def notebook_title(path: Path) -> str:
+    """The first Markdown heading of a notebook, else its file name."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return path.stem
+
+
+def write_report(path: Path, info: dict, executed: list[Path]) -> Path:
+    titles = {p.name: notebook_title(p) for p in executed}
+    page = render_html(merge_notebooks(index_html(info, executed, titles), executed))
+    return atomic_write_text(path, page)
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": sys.version.split()[0]}
+    for dist in ("reviewkit", "biopython", "pandas", "numpy", "scipy", "statsmodels", "matplotlib",
+                 "papermill", "nbconvert", "itables", "rispy"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            found[dist] = "not installed"
+    return found

@@ -1,0 +1,182 @@
+"""Run manifests, and what changed since the previous run in the same output root.
+
+An output root holds one dated folder per run (``reports/2026-01-31T070000Z/``).
+Each finished run leaves ``run.json`` there: its parameters, versions, the
+snapshot it used, and per search the count and the PMIDs retrieved, plus the
+screening and PRISMA counts. Comparing two manifests is all a living review
+needs to say what is new.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import ReviewkitError
+from .io import atomic_write_json
+
+MANIFEST = "run.json"
+FINISHED = ("ok", "count-drop")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, filesystem-safe UTC timestamp, e.g. ``2026-01-31T070000Z``."""
+    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H%M%SZ")
+
+
+def make_run_dir(output_root: Path, run_id: str) -> Path:
+    """A fresh folder for this run; a second run in the same second gets a suffix."""
+    output_root.mkdir(parents=True, exist_ok=True)
+    for n in range(100):
+        candidate = output_root / (run_id if n == 0 else f"{run_id}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise ReviewkitError(f"{output_root}: cannot create a run folder for {run_id} (100 already exist)")
+
+
+def read_manifest(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReviewkitError(f"{path}: cannot read run manifest ({exc})") from None
+
+
+def previous_manifest(output_root: Path, before: str) -> dict | None:
+    """The latest finished run in ``output_root`` whose id sorts before ``before``.
+
+    Runs that failed, or were interrupted before writing a manifest, are not a
+    baseline: comparing against them would report a broken run's gaps as news.
+    """
+    best = None
+    for path in sorted(output_root.glob(f"*/{MANIFEST}")):
+        if path.parent.name >= before:
+            continue
+        manifest = read_manifest(path)
+        if manifest.get("status") in FINISHED:
+            best = manifest
+    return best
+
+
+def write_manifest(run_dir: Path, manifest: dict) -> Path:
+    return atomic_write_json(run_dir / MANIFEST, manifest)
+
+
+def search_summary(snapshot_dir: Path) -> dict[str, dict]:
+    """Per search: the PRISMA-S facts a rerun is compared on."""
+    from .snapshot import Snapshot
+
+    snap = Snapshot.open(snapshot_dir)
+    out = {}
+    for key in snap.search_keys():
+        m = snap.manifest(key)
+        out[key] = {
+            "count": m.get("count"),
+            "pmids": sorted(str(p) for p in m.get("pmids", [])),
+            "query": m.get("query"),
+            "date_run": m.get("date_run"),
+        }
+    return out
+
+
+def compare(previous: dict | None, current: dict) -> dict:
+    """What changed between two run manifests: records per search, counts, screening backlog."""
+    if previous is None:
+        return {"previous_run": None}
+    searches = {}
+    for key in sorted(set(previous.get("searches", {})) | set(current.get("searches", {}))):
+        before = previous.get("searches", {}).get(key)
+        after = current.get("searches", {}).get(key)
+        old = set(before["pmids"]) if before else set()
+        new = set(after["pmids"]) if after else set()
+        searches[key] = {
+            "count_before": before["count"] if before else None,
+            "count_after": after["count"] if after else None,
+            "new_pmids": sorted(new - old),
+            "dropped_pmids": sorted(old - new),
+        }
+    counts = {}
+    old_counts, new_counts = previous.get("counts", {}), current.get("counts", {})
+    for name in sorted(set(old_counts) | set(new_counts)):
+        if old_counts.get(name) != new_counts.get(name):
+            counts[name] = {"before": old_counts.get(name), "after": new_counts.get(name)}
+    return {
+        "previous_run": previous.get("run_id"),
+        "searches": searches,
+        "counts": counts,
+        "awaiting_screening": current.get("awaiting_screening", []),
+        "changed": any(s["new_pmids"] or s["dropped_pmids"] or s["count_before"] != s["count_after"]
+                       for s in searches.values()) or bool(counts),
+    }
+
+
+def count_drops(changes: dict, allowed: int = 0) -> list[str]:
+    """Searches whose PubMed count fell by more than ``allowed`` records since the previous run.
+
+    A falling count usually means a query or database problem (a MeSH heading
+    renamed, a filter applied by mistake), so a scheduled run must not pass
+    quietly.
+    """
+    problems = []
+    for key, s in changes.get("searches", {}).items():
+        before, after = s["count_before"], s["count_after"]
+        if before is None:
+            continue
+        if after is None:
+            problems.append(f"search {key!r} ran in {changes['previous_run']} but not in this run")
+        elif before - after > allowed:
+            problems.append(
+                f"search {key!r}: count fell from {before} to {after} since run {changes['previous_run']} "
+                f"(dropped PMIDs: {', '.join(s['dropped_pmids'][:10]) or 'none listed'})"
+            )
+    return problems
+
+
+def changes_text(changes: dict) -> list[str]:
+    """The change summary as lines for the terminal."""
+    if changes.get("previous_run") is None:
+        return ["no earlier run in this output folder: nothing to compare"]
+    lines = [f"compared with run {changes['previous_run']}:"]
+    for key, s in changes["searches"].items():
+        lines.append(
+            f"  search {key}: {_fmt(s['count_before'], '-')} -> {_fmt(s['count_after'], '-')} records, "
+            f"{len(s['new_pmids'])} new, {len(s['dropped_pmids'])} dropped"
+        )
+    for name, c in changes["counts"].items():
+        lines.append(f"  {name}: {_fmt(c['before'], '-')} -> {_fmt(c['after'], '-')}")
+    lines.append(f"  records awaiting screening: {len(changes['awaiting_screening'])}")
+    if not changes["changed"]:
+        lines.append("  no change")
+    return lines
+
+
+def changes_html(changes: dict) -> str:
+    esc = html.escape
+    if changes.get("previous_run") is None:
+        return "<p>No earlier run in this output folder: nothing to compare.</p>"
+    head = f"<p>Compared with run <code>{esc(changes['previous_run'])}</code>"
+    head += ": <strong>no change</strong>.</p>" if not changes["changed"] else ".</p>"
+    rows = "".join(
+        f"<tr><td>{esc(key)}</td><td>{_fmt(s['count_before'])}</td><td>{_fmt(s['count_after'])}</td>"
+        f"<td>{esc(', '.join(s['new_pmids'])) or '&ndash;'}</td>"
+        f"<td>{esc(', '.join(s['dropped_pmids'])) or '&ndash;'}</td></tr>"
+        for key, s in changes["searches"].items()
+    )
+    parts = [head, "<table><tr><th>search</th><th>count before</th><th>count now</th>"
+                   f"<th>new PMIDs</th><th>dropped PMIDs</th></tr>{rows}</table>"]
+    if changes["counts"]:
+        crow = "".join(f"<tr><td>{esc(n)}</td><td>{_fmt(c['before'])}</td><td>{_fmt(c['after'])}</td></tr>"
+                       for n, c in changes["counts"].items())
+        parts.append(f"<p>Counts that changed:</p><table><tr><th>count</th><th>before</th><th>now</th></tr>{crow}</table>")
+    waiting = changes["awaiting_screening"]
+    parts.append(f"<p>Records awaiting screening: <strong>{len(waiting)}</strong>"
+                 + (f" ({esc(', '.join(waiting))})" if waiting else "") + "</p>")
+    return "\n".join(parts)
+
+
+def _fmt(value, missing: str = "&ndash;") -> str:
+    return missing if value is None else html.escape(str(value))

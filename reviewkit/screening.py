@@ -1,0 +1,346 @@
+"""Screening sheets: one per stage, written for people, read back keyed by record id.
+
+A sheet is a table of strings. reviewkit owns the bibliographic columns
+(:data:`INFO_COLUMNS`, refreshed from the records on every run) and the
+``status`` column; people own the decision columns (:data:`HUMAN_COLUMNS`),
+which reviewkit never changes: a rerun adds new records as unscreened rows,
+keeps every decision, and keeps (with ``status`` "no longer retrieved") a row
+whose record has left the candidates but holds a human entry.
+
+Stages: ``title_abstract`` screens the database records; ``full_text`` assesses
+the reports of records included at title/abstract plus the records from other
+methods (PRISMA 2020 sends those straight to retrieval).
+
+Decisions are ``include`` / ``exclude`` (any case) or blank (not yet decided).
+The ``final`` column is the decision PRISMA counts; with dual screening,
+``reviewer1`` and ``reviewer2`` feed Cohen's kappa and the conflicts list.
+On the full-text sheet ``retrieved`` is ``yes`` / ``no`` / blank and
+``study_id`` links reports of one study (blank: the report is its own study).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import ReviewkitError
+from .io import atomic_write_bytes, atomic_write_text
+
+STAGES = ("title_abstract", "full_text")
+STAGE_LABELS = {"title_abstract": "title/abstract", "full_text": "full text"}
+
+INFO_COLUMNS = ["record_id", "source", "title", "abstract", "authors", "journal", "year",
+                "publication_types", "searches", "suggestion", "suggestion_reason"]
+HUMAN_COLUMNS = {
+    "title_abstract": ["reviewer1", "reviewer2", "final", "exclusion_reason", "notes"],
+    "full_text": ["retrieved", "reviewer1", "reviewer2", "final", "exclusion_reason", "study_id", "notes"],
+}
+STATUS_COLUMN = "status"
+NO_LONGER_RETRIEVED = "no longer retrieved"
+DECISIONS = ("include", "exclude")
+DECISION_COLUMNS = ("reviewer1", "reviewer2", "final")
+RETRIEVED = ("yes", "no")
+
+
+def sheet_columns(stage: str) -> list[str]:
+    return INFO_COLUMNS + HUMAN_COLUMNS[_check_stage(stage)] + [STATUS_COLUMN]
+
+
+def _check_stage(stage: str) -> str:
+    if stage not in STAGES:
+        raise ReviewkitError(f"unknown screening stage {stage!r}; stages: {', '.join(STAGES)}")
+    return stage
+
+
+# --- automatic suggestions -------------------------------------------------
+
+_REVIEW_TYPES = {"Review", "Systematic Review", "Meta-Analysis", "Scoping Review"}
+_OPINION_TYPES = {"Editorial", "Comment", "Letter", "News", "Newspaper Article"}
+
+
+def suggest(record: pd.Series, intervention_terms: tuple[str, ...] = ("ketamine", "esketamine")) -> tuple[str, str]:
+    """A hint for the screener, ``(suggestion, reason)``; never a decision.
+
+    ``exclude`` for animal-only records (MeSH Animals without Humans), reviews
+    and editorials (publication type), or no intervention term in title or
+    abstract; ``check`` for case reports (a case series is eligible, a
+    single-patient report is not); ``""`` when nothing stands out.
+    """
+    types = set(record.get("publication_types") or [])
+    text = f"{record.get('title') or ''} {record.get('abstract') or ''}".lower()
+    if record.get("is_animal") and not record.get("is_human"):
+        return "exclude", "animal-only (MeSH Animals without Humans)"
+    if types & _REVIEW_TYPES:
+        return "exclude", f"review (publication type: {', '.join(sorted(types & _REVIEW_TYPES))})"
+    if types & _OPINION_TYPES:
+        return "exclude", f"editorial, comment or letter (publication type: {', '.join(sorted(types & _OPINION_TYPES))})"
+    if not any(term.lower() in text for term in intervention_terms):
+        return "exclude", f"no {' or '.join(intervention_terms)} in title or abstract"
+    if "Case Reports" in types:
+        return "check", "case report (publication type): single patient or series?"
+    return "", ""
+
+
+def _text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(v) for v in value)
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return str(value)
+
+
+def build_sheet(candidates: pd.DataFrame, stage: str,
+                intervention_terms: tuple[str, ...] = ("ketamine", "esketamine")) -> pd.DataFrame:
+    """A blank sheet for ``candidates`` (records-table rows): info columns filled,
+    decision columns empty."""
+    rows = []
+    for _, rec in candidates.iterrows():
+        suggestion, reason = suggest(rec, intervention_terms)
+        row = {c: _text(rec.get(c)) for c in INFO_COLUMNS[:-2]}
+        row.update(suggestion=suggestion, suggestion_reason=reason)
+        rows.append(row)
+    sheet = pd.DataFrame(rows, columns=INFO_COLUMNS, dtype=object)
+    for c in HUMAN_COLUMNS[_check_stage(stage)] + [STATUS_COLUMN]:
+        sheet[c] = ""
+    return sheet[sheet_columns(stage)]
+
+
+def has_human_entry(sheet: pd.DataFrame, stage: str) -> pd.Series:
+    return (sheet[HUMAN_COLUMNS[stage]] != "").any(axis=1)
+
+
+@dataclass(frozen=True)
+class SheetUpdate:
+    """``sheet``: the updated sheet; ``new_ids``: records added unscreened;
+    ``kept_ids``: rows with a human entry whose record is no longer a candidate."""
+
+    sheet: pd.DataFrame
+    new_ids: tuple[str, ...]
+    kept_ids: tuple[str, ...]
+
+
+def update_sheet(existing: pd.DataFrame | None, fresh: pd.DataFrame, stage: str) -> SheetUpdate:
+    """Carry every human entry of ``existing`` onto ``fresh`` (a :func:`build_sheet`).
+
+    Row order is the existing order, new records after it. Rows that left the
+    candidates are kept when they hold a human entry, else dropped.
+    """
+    human = HUMAN_COLUMNS[_check_stage(stage)]
+    if existing is None or existing.empty:
+        return SheetUpdate(fresh.reset_index(drop=True), tuple(fresh["record_id"]), ())
+    fresh_by_id = fresh.set_index("record_id", drop=False)
+    rows, kept = [], []
+    for _, old in existing.iterrows():
+        rid = old["record_id"]
+        if rid in fresh_by_id.index:
+            row = fresh_by_id.loc[rid].copy()
+            row[human] = old[human].values
+            row[STATUS_COLUMN] = ""
+        elif (old[human] != "").any():
+            row = old.copy()
+            row[STATUS_COLUMN] = NO_LONGER_RETRIEVED
+            kept.append(rid)
+        else:
+            continue
+        rows.append(row)
+    seen = set(existing["record_id"])
+    new = fresh[~fresh["record_id"].isin(seen)]
+    sheet = pd.concat([pd.DataFrame(rows, columns=sheet_columns(stage)), new], ignore_index=True)
+    return SheetUpdate(sheet.astype(object), tuple(new["record_id"]), tuple(kept))
+
+
+# --- validation -------------------------------------------------------------
+
+def validate_sheet(sheet: pd.DataFrame, stage: str, reasons: tuple[str, ...], where: str) -> pd.DataFrame:
+    """Check and normalise a sheet read from ``where``; errors name the file and row.
+
+    Normalising only changes case and surrounding spaces of decision words and
+    spells a reason as the protocol does; anything else is an error, so a
+    decision is never reinterpreted.
+    """
+    human = HUMAN_COLUMNS[_check_stage(stage)]
+    missing = [c for c in ["record_id"] + human if c not in sheet.columns]
+    if missing:
+        raise ReviewkitError(f"{where}: missing column(s) {', '.join(missing)}")
+    sheet = sheet.copy()
+    for c in sheet_columns(stage):
+        sheet[c] = sheet[c].map(lambda v: _text(v).strip()) if c in sheet.columns else ""
+    sheet = sheet[sheet_columns(stage)].astype(object)
+    by_lower = {r.lower(): r for r in reasons}
+    seen: dict[str, int] = {}
+    for pos, row in enumerate(sheet.itertuples(index=False)):
+        line = pos + 2  # spreadsheet row: the header is row 1
+        at = f"{where}, row {line}"
+        rid = row.record_id
+        if not rid:
+            raise ReviewkitError(f"{at}: record_id is empty")
+        if rid in seen:
+            raise ReviewkitError(f"{at}: record {rid} appears again (first at row {seen[rid]})")
+        seen[rid] = line
+        for col in DECISION_COLUMNS:
+            value = getattr(row, col).lower()
+            if value and value not in DECISIONS:
+                raise ReviewkitError(f"{at}, column {col}: {getattr(row, col)!r} is not a decision "
+                                     f"(use {' or '.join(DECISIONS)}, or leave blank)")
+            sheet.iat[pos, sheet.columns.get_loc(col)] = value
+        reason = row.exclusion_reason
+        if reason:
+            if reason.lower() not in by_lower:
+                raise ReviewkitError(f"{at}, column exclusion_reason: {reason!r} is not a {STAGE_LABELS[stage]} "
+                                     f"reason in the protocol ({'; '.join(reasons)})")
+            sheet.iat[pos, sheet.columns.get_loc("exclusion_reason")] = by_lower[reason.lower()]
+        final = sheet.iat[pos, sheet.columns.get_loc("final")]
+        if reason and final == "include":
+            raise ReviewkitError(f"{at}: exclusion reason {reason!r} given for a record whose final decision is include")
+        if stage == "full_text":
+            retrieved = row.retrieved.lower()
+            if retrieved and retrieved not in RETRIEVED:
+                raise ReviewkitError(f"{at}, column retrieved: {row.retrieved!r} is not yes or no")
+            sheet.iat[pos, sheet.columns.get_loc("retrieved")] = retrieved
+            if retrieved == "no" and final:
+                raise ReviewkitError(f"{at}: a report marked not retrieved cannot have a final decision")
+            if final == "exclude" and not reason:
+                raise ReviewkitError(f"{at}: a full-text exclusion needs a reason from the protocol list "
+                                     f"({'; '.join(reasons)})")
+    return sheet
+
+
+# --- files --------------------------------------------------------------------
+
+def sheet_paths(folder: str | Path, stage: str) -> tuple[Path, Path]:
+    folder = Path(folder)
+    return folder / f"{_check_stage(stage)}.csv", folder / f"{stage}.xlsx"
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+        return pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+    except Exception as exc:  # a damaged file must name itself, whatever the parser raised
+        raise ReviewkitError(f"{path}: cannot read screening sheet ({type(exc).__name__}: {exc})") from None
+
+
+def read_sheet(folder: str | Path, stage: str, reasons: tuple[str, ...]) -> pd.DataFrame | None:
+    """The stage's sheet from ``folder`` (None when neither file exists).
+
+    People may edit the CSV or the XLSX. Both are read: an entry present in
+    one and blank in the other is taken; two different entries for the same
+    cell are an error naming both files, so neither edit is lost.
+    """
+    csv_path, xlsx_path = sheet_paths(folder, stage)
+    sheets = [(p, validate_sheet(_read_file(p), stage, reasons, str(p))) for p in (csv_path, xlsx_path) if p.exists()]
+    if not sheets:
+        return None
+    if len(sheets) == 1:
+        return sheets[0][1]
+    (p_a, a), (p_b, b) = sheets
+    combined = a.copy()
+    b_by_id = b.set_index("record_id")
+    for pos, rid in enumerate(a["record_id"]):
+        if rid not in b_by_id.index:
+            continue
+        for col in HUMAN_COLUMNS[stage]:
+            va, vb = a.iat[pos, a.columns.get_loc(col)], b_by_id.at[rid, col]
+            if va and vb and va != vb:
+                raise ReviewkitError(f"record {rid}, column {col}: {p_a.name} says {va!r} but {p_b.name} says "
+                                     f"{vb!r}; make them agree (or clear one) and rerun")
+            if vb and not va:
+                combined.iat[pos, combined.columns.get_loc(col)] = vb
+    extra = b[~b["record_id"].isin(set(a["record_id"]))]
+    combined = pd.concat([combined, extra], ignore_index=True)
+    return validate_sheet(combined, stage, reasons, f"{p_a} + {p_b.name}")
+
+
+def write_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame) -> bool:
+    """Write CSV and XLSX atomically; returns False (and writes nothing) when
+    the files already hold exactly this sheet."""
+    csv_path, xlsx_path = sheet_paths(folder, stage)
+    text = sheet[sheet_columns(stage)].to_csv(index=False, lineterminator="\n")
+    if csv_path.exists() and xlsx_path.exists() and csv_path.read_text(encoding="utf-8") == text:
+        on_disk = _read_file(xlsx_path).reindex(columns=sheet_columns(stage), fill_value="")
+        if on_disk.astype(str).equals(sheet[sheet_columns(stage)].astype(str).reset_index(drop=True)):
+            return False
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        sheet[sheet_columns(stage)].to_excel(writer, index=False, sheet_name=stage)
+        ws = writer.sheets[stage]
+        ws.freeze_panes = "B2"
+        for col, width in zip("ABCDEFGHIJKLMNOPQRSTUVW", [16, 18, 60, 40, 30, 24, 6, 20, 14, 10, 30] + [12] * 12):
+            ws.column_dimensions[col].width = width
+    # CSV first: a crash between the two writes leaves an XLSX whose entries
+    # are a subset of the CSV's, which read_sheet combines without loss.
+    atomic_write_text(csv_path, text)
+    atomic_write_bytes(xlsx_path, buffer.getvalue())
+    return True
+
+
+# --- decisions from another file ----------------------------------------------
+
+def import_decisions(sheet: pd.DataFrame, decisions: pd.DataFrame, stage: str, reasons: tuple[str, ...],
+                     where: str) -> pd.DataFrame:
+    """Fill blank cells of ``sheet`` from a decisions file keyed by record id
+    (e.g. a second reviewer's copy). An unknown or duplicated id, an invalid
+    value, or a value that differs from one already in the sheet is an error
+    naming the file and row; the sheet is returned changed only when all rows pass."""
+    human = HUMAN_COLUMNS[stage]
+    present = [c for c in human if c in decisions.columns]
+    padded = decisions.reindex(columns=["record_id"] + human, fill_value="")
+    checked = validate_sheet(padded.assign(**{c: "" for c in human if c not in present}), stage, reasons, where)
+    out = sheet.copy()
+    index = {rid: pos for pos, rid in enumerate(out["record_id"])}
+    for pos, row in checked.iterrows():
+        at = f"{where}, row {pos + 2}"
+        if row["record_id"] not in index:
+            raise ReviewkitError(f"{at}: record {row['record_id']} is not in the {STAGE_LABELS[stage]} sheet")
+        target = index[row["record_id"]]
+        for col in present:
+            new, old = row[col], out.iat[target, out.columns.get_loc(col)]
+            if new and old and new != old:
+                raise ReviewkitError(f"{at}, column {col}: {new!r} would replace {old!r} already recorded "
+                                     f"for {row['record_id']}")
+            if new:
+                out.iat[target, out.columns.get_loc(col)] = new
+    return validate_sheet(out, stage, reasons, where)
+
+
+# --- agreement ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Agreement:
+    """Dual screening at one stage: records both reviewers decided, how many
+    they agreed on, and Cohen's kappa (None when undefined: fewer than one
+    pair, or chance agreement is 1)."""
+
+    stage: str
+    n_both: int
+    n_agree: int
+    kappa: float | None
+
+
+def cohen_kappa(a: list[str], b: list[str]) -> float | None:
+    """Cohen's kappa for two raters' labels, (p_o - p_e) / (1 - p_e)."""
+    if len(a) != len(b):
+        raise ValueError("kappa needs two ratings per item")
+    n = len(a)
+    if n == 0:
+        return None
+    labels = set(a) | set(b)
+    p_o = sum(x == y for x, y in zip(a, b)) / n
+    p_e = sum((a.count(k) / n) * (b.count(k) / n) for k in labels)
+    return None if p_e == 1 else (p_o - p_e) / (1 - p_e)
+
+
+def agreement(sheet: pd.DataFrame, stage: str) -> Agreement:
+    both = sheet[(sheet["reviewer1"] != "") & (sheet["reviewer2"] != "")]
+    r1, r2 = both["reviewer1"].tolist(), both["reviewer2"].tolist()
+    return Agreement(stage, len(both), sum(x == y for x, y in zip(r1, r2)), cohen_kappa(r1, r2))
+
+
+def conflicts(sheet: pd.DataFrame) -> pd.DataFrame:
+    """Rows where the two reviewers disagree, with the final decision if made."""
+    mask = (sheet["reviewer1"] != "") & (sheet["reviewer2"] != "") & (sheet["reviewer1"] != sheet["reviewer2"])
+    return sheet.loc[mask, ["record_id", "title", "reviewer1", "reviewer2", "final"]].reset_index(drop=True)

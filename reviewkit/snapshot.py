@@ -1,0 +1,156 @@
+"""A snapshot folder: every E-utilities exchange of a review's searches, replayable.
+
+Layout (docs/architecture.md)::
+
+    snapshot.json          what this snapshot is (sample or live), when, from which protocol
+    searches/<key>.json    one manifest per search (PRISMA-S fields)
+    exchanges/<id>.json    request parameters (never credentials), time, status, size, sha256
+    exchanges/<id>.body    the raw response bytes
+
+An exchange's id is a hash of the utility and its canonical parameters without
+credentials or history handles, so the same logical request always lands on
+the same file: replay is a lookup and a resumed run reuses what it recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .errors import SnapshotError
+from .io import atomic_write_bytes, atomic_write_json
+
+# Never stored, never part of an exchange id.
+CREDENTIAL_PARAMS = frozenset({"api_key", "email"})
+# Not part of an exchange id: identify the client or a server-side session, not the request.
+VOLATILE_PARAMS = CREDENTIAL_PARAMS | {"tool", "WebEnv", "webenv", "query_key"}
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "snapshots" / "sample"
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clean_params(params: dict[str, Any]) -> dict[str, str]:
+    """Parameters as they may be stored: strings, credentials removed."""
+    return {k: str(v) for k, v in sorted(params.items()) if k not in CREDENTIAL_PARAMS and v is not None}
+
+
+def exchange_id(utility: str, params: dict[str, Any]) -> str:
+    canonical = {k: str(v) for k, v in params.items() if k not in VOLATILE_PARAMS and v is not None}
+    blob = json.dumps([utility, sorted(canonical.items())], separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    id: str
+    utility: str
+    method: str
+    params: dict[str, str]
+    time: str
+    status: int
+    body: bytes
+
+
+class Snapshot:
+    """A snapshot folder on disk. Writing is append-only apart from manifests."""
+
+    def __init__(self, root: str | Path, clock: Callable[[], str] = utcnow):
+        self.root = Path(root)
+        self.clock = clock
+
+    # -- the snapshot itself -------------------------------------------------
+    @classmethod
+    def create(cls, root: str | Path, *, sample: bool, note: str, protocol_sha256: str = "",
+               clock: Callable[[], str] = utcnow) -> "Snapshot":
+        snap = cls(root, clock)
+        if (snap.root / "snapshot.json").exists():
+            return snap
+        atomic_write_json(snap.root / "snapshot.json", {
+            "name": snap.root.name,
+            "sample": sample,
+            "note": note,
+            "created": clock(),
+            "reviewkit_version": __version__,
+            "protocol_sha256": protocol_sha256,
+        })
+        return snap
+
+    @classmethod
+    def open(cls, root: str | Path) -> "Snapshot":
+        snap = cls(root)
+        if not (snap.root / "snapshot.json").is_file():
+            raise SnapshotError(f"{snap.root} is not a reviewkit snapshot (no snapshot.json)")
+        return snap
+
+    @property
+    def info(self) -> dict:
+        try:
+            return json.loads((self.root / "snapshot.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SnapshotError(f"{self.root} is not a reviewkit snapshot (no snapshot.json)") from None
+
+    @property
+    def is_sample(self) -> bool:
+        return bool(self.info.get("sample"))
+
+    # -- exchanges -----------------------------------------------------------
+    def _paths(self, ex_id: str) -> tuple[Path, Path]:
+        base = self.root / "exchanges" / ex_id
+        return base.with_suffix(".json"), base.with_suffix(".body")
+
+    def get(self, utility: str, params: dict[str, Any]) -> Exchange | None:
+        ex_id = exchange_id(utility, params)
+        meta_path, body_path = self._paths(ex_id)
+        if not meta_path.is_file() or not body_path.is_file():
+            return None
+        return self.load(ex_id)
+
+    def load(self, ex_id: str) -> Exchange:
+        meta_path, body_path = self._paths(ex_id)
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            body = body_path.read_bytes()
+        except FileNotFoundError:
+            raise SnapshotError(f"{self.root}: exchange {ex_id} is listed but its files are missing") from None
+        if hashlib.sha256(body).hexdigest() != meta["sha256"]:
+            raise SnapshotError(f"{body_path}: content does not match its recorded sha256 (file altered?)")
+        return Exchange(ex_id, meta["utility"], meta["method"], meta["params"], meta["time"], meta["status"], body)
+
+    def put(self, utility: str, params: dict[str, Any], body: bytes, *, method: str = "GET",
+            status: int = 200) -> Exchange:
+        ex_id = exchange_id(utility, params)
+        meta_path, body_path = self._paths(ex_id)
+        stored = clean_params(params)
+        time = self.clock()
+        # Body first, metadata last: an exchange counts as recorded only once both exist.
+        atomic_write_bytes(body_path, body)
+        atomic_write_json(meta_path, {
+            "utility": utility, "method": method, "params": stored, "time": time,
+            "status": status, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+        })
+        return Exchange(ex_id, utility, method, stored, time, status, body)
+
+    # -- manifests -----------------------------------------------------------
+    def write_manifest(self, key: str, manifest: dict) -> Path:
+        return atomic_write_json(self.root / "searches" / f"{key}.json", manifest)
+
+    def manifest(self, key: str) -> dict:
+        path = self.root / "searches" / f"{key}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SnapshotError(
+                f"snapshot {self.root} has no search {key!r} (known: {', '.join(self.search_keys()) or 'none'})"
+            ) from None
+
+    def search_keys(self) -> list[str]:
+        folder = self.root / "searches"
+        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
