@@ -1,0 +1,110 @@
+"""Citation verdicts: each path with records built for the purpose, and the live path through the emulator."""
+
+import pandas as pd
+import pytest
+
+from reviewkit.citations import LocalRecords, check_reference, compare, journal_matches, pages_match
+from reviewkit.references import parse_reference
+
+KRUPITSKY_2002 = {
+    "record_id": "PMID:111", "pmid": "111", "doi": "10.1016/s0740-5472(02)00275-1",
+    "title": "Ketamine psychotherapy for heroin addiction: immediate effects and two-year follow-up",
+    "authors": ["Krupitsky E", "Burakov A", "Romanova T"], "journal": "Journal of Substance Abuse Treatment",
+    "journal_iso": "J Subst Abuse Treat", "year": 2002, "volume": "23", "issue": "4", "pages": "273-83",
+}
+PRINTED = ("Krupitsky, E., Burakov, A., et al. (2002). “Ketamine psychotherapy for heroin addiction: "
+           "immediate effects and two-year follow-up.” J. Subst. Abuse Treat., 23(4), 273-283.")
+
+
+def records(*rows) -> pd.DataFrame:
+    return pd.DataFrame(list(rows))
+
+
+def check(line, *rows):
+    return check_reference(parse_reference(line), LocalRecords(records(*rows)))
+
+
+def test_trivial_differences_do_not_matter():
+    assert journal_matches("Drug and Alcohol Dependence", "Drug Alcohol Depend")
+    assert journal_matches("The American Journal of Psychiatry", "Am J Psychiatry")
+    assert journal_matches("Psychopharmacology", "Psychopharmacology (Berl)")
+    assert not journal_matches("Archives of General Psychiatry", "Biological Psychiatry")
+    assert pages_match("280-285", "280-5") and pages_match("2062–2071", "2062-71") and pages_match("480", "480")
+    assert not pages_match("108-115", "189-198")
+
+
+def test_verified_with_case_punctuation_abbreviation_and_page_range():
+    result = check(PRINTED, KRUPITSKY_2002)
+    assert result.verdict == "verified" and result.pmid == "111" and result.field_errors == ()
+    assert result.doi == "10.1016/s0740-5472(02)00275-1"
+    assert result.live_could_change is False  # verified against a PubMed record: a live check can say no more
+
+
+def test_exists_with_errors_lists_every_differing_field():
+    line = ("Krupitsky, E., Burakov, A., et al. (2011). “Ketamine psychotherapy for heroin addiction: immediate "
+            "effects and two-year follow-up.” Journal of Psychopharmacology, 25(2), 280-285.")
+    result = check(line, KRUPITSKY_2002)
+    assert result.verdict == "exists_with_errors" and result.pmid == "111"
+    assert result.field_errors == ("year", "journal", "volume", "issue", "pages")
+    assert result.match.identified_by == "title"
+
+
+def test_identified_by_doi_or_by_locator_when_the_title_is_wrong():
+    by_doi = check("Krupitsky EM, Burakov AM, et al. Ketamine for heroin. J Subst Abuse Treat. 2002;23(4):273-83. "
+                   "doi: 10.1016/S0740-5472(02)00275-1", KRUPITSKY_2002)
+    assert by_doi.verdict == "exists_with_errors" and by_doi.field_errors == ("title",)
+    assert by_doi.match.identified_by == "doi"
+    by_locator = check("Krupitsky EM, Burakov AM, et al. Ketamine for heroin. J Subst Abuse Treat. 2002;23(4):273-83.",
+                       KRUPITSKY_2002)
+    assert by_locator.match.identified_by == "journal, volume and first page"
+
+
+def test_wrong_first_author_is_a_field_error():
+    line = PRINTED.replace("Krupitsky, E., Burakov, A.,", "Burakov, A., Krupitsky, E.,")
+    result = check(line, KRUPITSKY_2002)
+    assert result.verdict == "exists_with_errors" and {"first_author", "authors"} <= set(result.field_errors)
+
+
+def test_not_found_lists_nearest_real_records_and_never_takes_a_same_surname_record():
+    other = {**KRUPITSKY_2002, "record_id": "PMID:222", "pmid": "222", "doi": None, "year": 2007,
+             "title": "Single versus repeated sessions of ketamine-assisted psychotherapy", "volume": "39",
+             "issue": "1", "pages": "13-9", "journal": "Journal of Psychoactive Drugs", "journal_iso": None}
+    line = ("Krupitsky, E., et al. (2011). “Ketamine for the treatment of alcohol dependence: A pilot study.” "
+            "Journal of Psychopharmacology, 25(2), 280-285.")
+    result = check(line, KRUPITSKY_2002, other)
+    assert result.verdict == "not_found" and result.pmid is None and result.match is None
+    assert {m.pmid for m in result.candidates} == {"111", "222"}
+    assert result.live_could_change  # the local store is a sample
+
+
+def test_ambiguous_when_two_distinct_records_fit():
+    twin = {**KRUPITSKY_2002, "record_id": "PMID:333", "pmid": "333", "doi": None, "year": 2003, "pages": "1-2"}
+    line = PRINTED.replace("(2002)", "(2004)")
+    result = check(line, KRUPITSKY_2002, twin)
+    assert result.verdict == "ambiguous" and {m.pmid for m in result.candidates} == {"111", "333"}
+    assert result.pmid is None
+
+
+def test_same_work_from_two_sources_is_not_ambiguous():
+    cit = {**KRUPITSKY_2002, "record_id": "CIT:krupitsky-2002", "pmid": None, "source": "Citation searching"}
+    result = check(PRINTED, cit, KRUPITSKY_2002)
+    assert result.verdict == "verified" and result.pmid == "111"
+
+
+def test_verified_without_pmid_says_a_live_check_could_add_one():
+    cit = {**KRUPITSKY_2002, "record_id": "CIT:krupitsky-2002", "pmid": None}
+    result = check(PRINTED, cit)
+    assert result.verdict == "verified" and result.pmid is None and result.live_could_change
+
+
+def test_compare_is_field_by_field_even_for_a_candidate_handed_over_by_pmid():
+    wrong = {**KRUPITSKY_2002, "title": "Something else entirely about rats", "authors": ["Smith J"],
+             "volume": "99", "pages": "1-2"}
+    match = compare(parse_reference(PRINTED), wrong)
+    assert not match.identified and match.field_errors == ()
+
+
+@pytest.mark.parametrize("missing", ["volume", "issue", "pages"])
+def test_a_field_the_record_lacks_is_not_counted_as_an_error(missing):
+    result = check(PRINTED, {**KRUPITSKY_2002, missing: None})
+    assert result.verdict == "verified"
