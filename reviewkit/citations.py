@@ -27,9 +27,11 @@ Verdicts:
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Mapping, Protocol
 
 import pandas as pd
@@ -49,7 +51,7 @@ _NAME_SUFFIX = {"jr", "sr", "ii", "iii", "iv"}
 # --------------------------------------------------------------------------- normalisation
 
 
-def _fold(text: object) -> str:
+def fold(text: object) -> str:
     """Lower case, accents and punctuation gone, single spaces: the trivial differences."""
     if text is None or (isinstance(text, float) and pd.isna(text)):
         return ""
@@ -60,10 +62,10 @@ def _fold(text: object) -> str:
 
 def _name_parts(name: str) -> tuple[str, str]:
     """"Duncan WC Jr" → ("duncan", "wc"); "de Bruin NM" → ("de bruin", "nm")."""
-    tokens = [t for t in str(name).replace(".", " ").split() if _fold(t) not in _NAME_SUFFIX]
+    tokens = [t for t in str(name).replace(".", " ").split() if fold(t) not in _NAME_SUFFIX]
     if len(tokens) > 1 and tokens[-1].isupper() and len(tokens[-1]) <= 4:
-        return _fold(" ".join(tokens[:-1])), tokens[-1].lower()
-    return _fold(" ".join(tokens)), ""
+        return fold(" ".join(tokens[:-1])), tokens[-1].lower()
+    return fold(" ".join(tokens)), ""
 
 
 def _same_person(printed: str, recorded: str) -> bool:
@@ -73,13 +75,13 @@ def _same_person(printed: str, recorded: str) -> bool:
 
 
 def title_similarity(a: object, b: object) -> float:
-    a, b = _fold(a), _fold(b)
+    a, b = fold(a), fold(b)
     return fuzz.ratio(a, b) / 100 if a and b else 0.0
 
 
 def _journal_words(name: object) -> list[str]:
     without_place = re.sub(r"\([^)]*\)", " ", str(name or ""))  # "Psychopharmacology (Berl)", "(Oxford)"
-    return [w for w in _fold(without_place).split() if w not in _JOURNAL_STOP]
+    return [w for w in fold(without_place).split() if w not in _JOURNAL_STOP]
 
 
 def journal_matches(printed: object, *recorded: object) -> bool:
@@ -160,7 +162,7 @@ def compare(ref: Reference, record: Mapping) -> Match:
     author_overlap = any(_name_parts(a)[0] in surnames for a in ref.authors)
     doi_ok = bool(ref.doi and _value(record, "doi") and ref.doi.lower() == str(record["doi"]).lower())
     journal_ok = journal_matches(ref.journal, record.get("journal"), record.get("journal_iso"))
-    volume_ok = _fold(ref.volume) == _fold(record.get("volume")) and bool(ref.volume)
+    volume_ok = fold(ref.volume) == fold(record.get("volume")) and bool(ref.volume)
     first_page_ok = bool(ref.pages and _value(record, "pages")) and \
         _page_range(ref.pages)[0] == _page_range(record["pages"])[0]
 
@@ -185,7 +187,7 @@ def compare(ref: Reference, record: Mapping) -> Match:
             ("year", ref.year is None or rec_year is None or ref.year == rec_year),
             ("journal", not ref.journal or not (record.get("journal") or record.get("journal_iso")) or journal_ok),
             ("volume", not ref.volume or not _value(record, "volume") or volume_ok),
-            ("issue", not ref.issue or not _value(record, "issue") or _fold(ref.issue) == _fold(record["issue"])),
+            ("issue", not ref.issue or not _value(record, "issue") or fold(ref.issue) == fold(record["issue"])),
             ("pages", not ref.pages or not _value(record, "pages") or pages_match(ref.pages, record["pages"])),
             ("doi", not ref.doi or not _value(record, "doi") or doi_ok),
         ]
@@ -193,7 +195,7 @@ def compare(ref: Reference, record: Mapping) -> Match:
 
     year_score = 0.0 if ref.year is None or rec_year is None else max(0.0, 1 - abs(ref.year - rec_year) / 5)
     same_surname = bool(ref.authors and authors and _name_parts(ref.authors[0])[0] == _name_parts(authors[0])[0])
-    score = (0.45 * title_sim + 0.1 * first_ok + 0.1 * same_surname + 0.1 * year_score + 0.1 * journal_ok
+    score = (0.4 * title_sim + 0.1 * first_ok + 0.15 * same_surname + 0.1 * year_score + 0.1 * journal_ok
              + 0.05 * volume_ok + 0.05 * first_page_ok + 0.05 * doi_ok)
     return Match(
         record_id=str(record.get("record_id") or (f"PMID:{record['pmid']}" if _value(record, "pmid") else "")),
@@ -217,7 +219,20 @@ class CandidateSource(Protocol):
 
 def _significant_words(title: str | None, limit: int = 6) -> list[str]:
     stop = {"a", "an", "the", "of", "in", "on", "for", "and", "or", "to", "with", "by", "as", "at", "from", "its"}
-    return [w for w in _fold(title).split() if w not in stop and len(w) > 2][:limit]
+    return [w for w in fold(title).split() if w not in stop and len(w) > 2][:limit]
+
+
+def local_store(snapshot_dir: str | Path) -> pd.DataFrame:
+    """Every record of a snapshot: its searches' PubMed records, records looked up for
+    citation checks (``lookups/``, with and without PMID) and records from other methods."""
+    from .other_methods import read_other_methods, read_other_methods_folder
+    from .records import load_lookup_records, load_records
+
+    root = Path(snapshot_dir)
+    frames = [load_records(root), load_lookup_records(root), read_other_methods_folder(root / "other_methods"),
+              *(read_other_methods(p) for p in sorted((root / "lookups").glob("*.ris")))]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["record_id", "title", "authors"])
 
 
 class LocalRecords:
@@ -243,6 +258,93 @@ class LocalRecords:
 
         mask = self.records.apply(plausible, axis=1) if len(self.records) else pd.Series(dtype=bool)
         return self.records[mask]
+
+
+def parse_ecitmatch(text: str) -> dict[str, list[str]]:
+    """ECitMatch's plain-text answer → {key: candidate PMIDs}, matched by key, not position.
+
+    The last field is a PMID, ``NOT_FOUND...``/empty (no PMID) or ``AMBIGUOUS`` with an
+    optional PMID list (protocol notes §6); AMBIGUOUS without a list gives no PMID.
+    """
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        fields = line.rstrip("\r").split("|")
+        if len(fields) < 7:
+            continue
+        key, result = fields[5].strip(), fields[-1].strip()
+        found[key] = [result] if result.isdigit() else (
+            re.findall(r"\d{4,}", result.split(" ", 1)[1]) if result.startswith("AMBIGUOUS ") and "(" not in result else [])
+    return found
+
+
+class PubMedLookup:
+    """Live candidates from PubMed through a ``reviewkit.entrez`` transport (recorded in its snapshot).
+
+    ECitMatch (journal|year|volume|first page|author), ESearch by first author and
+    year and by title words, then one EFetch of every PMID found. The EFetch
+    exchanges are listed in the snapshot's ``lookups/manifest.json`` so a later
+    offline check (``local_store``) sees these records too.
+    """
+
+    mode = "live"
+
+    def __init__(self, transport, retmax: int = 20):
+        self.transport = transport
+        self.retmax = retmax
+
+    def _esearch(self, term: str, where: str) -> list[str]:
+        from .entrez import parse_esearch
+
+        body = self.transport.request("esearch", {"db": "pubmed", "term": term, "retmax": str(self.retmax)})
+        return parse_esearch(body, where).ids
+
+    def queries(self, ref: Reference) -> list[str]:
+        """The ESearch terms tried for a reference."""
+        terms = []
+        if ref.first_author and ref.year:
+            surname, initials = _name_parts(ref.first_author)
+            terms.append(f"{surname} {initials[:1]}[au] AND {ref.year}[pdat]".replace(" [au]", "[au]"))
+        words = _significant_words(ref.title)
+        if words:
+            terms.append(" AND ".join(f"{w}[ti]" for w in words))
+        return terms
+
+    def candidates(self, ref: Reference) -> pd.DataFrame:
+        from .entrez import efetch_params
+        from .pubmed import read_pubmed_xml
+
+        pmids: list[str] = []
+        if ref.journal and ref.year and ref.first_author:
+            surname, initials = _name_parts(ref.first_author)
+            bdata = "|".join([ref.journal, str(ref.year), ref.volume or "", _page_range(ref.pages)[0],
+                              f"{surname} {initials[:1]}".strip(), "ref", ""])
+            body = self.transport.request("ecitmatch", {"db": "pubmed", "retmode": "xml", "bdata": bdata})
+            pmids += parse_ecitmatch(body.decode("utf-8", "replace")).get("ref", [])
+        for term in self.queries(ref):
+            pmids += self._esearch(term, f"{ref.where}: ESearch {term!r}")
+        pmids = sorted(set(pmids), key=int)
+        if not pmids:
+            return pd.DataFrame(columns=["record_id", "title", "authors"])
+        params = efetch_params(pmids)
+        body = self.transport.request("efetch", params)
+        self._remember(params)
+        frame = read_pubmed_xml(body, name=f"{ref.where}: EFetch")
+        frame.insert(0, "record_id", ["PMID:" + p for p in frame["pmid"]])
+        return frame
+
+    def _remember(self, params: dict) -> None:
+        """List the EFetch exchange in lookups/manifest.json (the lead's layout) for later offline checks."""
+        from .io import atomic_write_json
+        from .snapshot import exchange_id
+
+        path = Path(self.transport.snapshot.root) / "lookups" / "manifest.json"
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
+            "purpose": "records fetched by live citation checks", "pmids": [], "exchanges": []}
+        ex_id = exchange_id("efetch", params)
+        if ex_id not in manifest["exchanges"]:
+            manifest["exchanges"].append(ex_id)
+            manifest["pmids"] = sorted(set(manifest["pmids"]) | set(params["id"].split(",")), key=int)
+            atomic_write_json(path, manifest)
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -281,7 +383,7 @@ class CitationCheck:
 
 def _work_key(m: Match) -> str:
     """Two records of one work (a PubMed record and a citation-searching record) count once."""
-    return f"doi:{m.doi.lower()}" if m.doi else (f"pmid:{m.pmid}" if m.pmid else f"t:{_fold(m.title)}|{m.year}")
+    return f"doi:{m.doi.lower()}" if m.doi else (f"pmid:{m.pmid}" if m.pmid else f"t:{fold(m.title)}|{m.year}")
 
 
 def _distinct(matches: Iterable[Match]) -> list[Match]:

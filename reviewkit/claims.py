@@ -1,0 +1,304 @@
+"""Each claim of the article against its citation and against this review's evidence.
+
+Inputs are plain data, passed in by the caller:
+
+* the claims (``load_claims``: ``data/article/claims.yml`` with each ``cites``
+  resolved to a parsed ``Reference``);
+* the citation checks (``reviewkit.citations``), one per reference;
+* ``included``: the included human studies, one row per study and disorder,
+  columns ``record_id, disorder, design, n, pmid, doi, title`` (``n`` is the
+  number randomized or enrolled, nullable; designs as in the corpus: rct,
+  crossover_rct, nonrandomized_controlled, open_label, case_series,
+  case_report, retrospective_cohort, ...);
+* ``pooled``: optionally, per disorder, a ``PooledEffect`` from the
+  meta-analysis.
+
+The claim verdict follows the ordered rules in ``judge`` (documented in
+docs/claims-audit.md); its reason is one line built from the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+import yaml
+
+from .citations import CitationCheck, Match, fold
+from .errors import ReviewkitError
+from .references import Reference, Unparsed
+
+CLAIM_VERDICTS = ("supported", "partly supported", "overstated", "unsupported", "no evidence")
+RANDOMIZED = ("rct", "crossover_rct")
+CONTROLLED = (*RANDOMIZED, "nonrandomized_controlled")
+DESIGN_LABELS = {
+    "rct": "RCT", "crossover_rct": "crossover RCT", "nonrandomized_controlled": "non-randomized controlled",
+    "open_label": "open-label", "case_series": "case series", "case_report": "case report",
+    "retrospective_cohort": "retrospective cohort",
+}
+DISORDER_LABELS = {"aud": "alcohol use disorder", "oud": "opioid use disorder",
+                   "cocaine": "cocaine/stimulant use", "gambling": "gambling"}
+MAX_QUOTE_WORDS = 25
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    section: str
+    disorder: str | None          # None: a mechanism claim naming no disorder
+    quote: str
+    cites: str | None             # "<surname> <year>" as written in claims.yml
+    reference: Reference | None   # the resolved reference
+    design: str                   # asserted: randomized controlled trial | pilot study | case report | study | mechanism
+    direction: str
+    significance: str             # significant | not stated
+    population: str
+
+
+def load_claims(path: str | Path, references: Sequence[Reference | Unparsed]) -> list[Claim]:
+    """Read claims.yml and resolve each ``cites`` to the reference with that first-author surname and year."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ReviewkitError(f"{path}: cannot read claims ({exc})") from None
+    refs = [r for r in references if isinstance(r, Reference)]
+    claims = []
+    for index, item in enumerate((data or {}).get("claims") or [], 1):
+        where = f"{path}, claim {item.get('id', index)}"
+        missing = [k for k in ("id", "section", "quote", "asserts") if not item.get(k)]
+        if missing:
+            raise ReviewkitError(f"{where}: missing {', '.join(missing)}")
+        if len(item["quote"].split()) > MAX_QUOTE_WORDS:
+            raise ReviewkitError(f"{where}: quote has {len(item['quote'].split())} words (at most {MAX_QUOTE_WORDS})")
+        if item.get("disorder") not in (None, *DISORDER_LABELS):
+            raise ReviewkitError(f"{where}: unknown disorder {item['disorder']!r}")
+        reference = None
+        if item.get("cites"):
+            surname, _, year = str(item["cites"]).rpartition(" ")
+            hits = [r for r in refs if r.first_author and fold(r.first_author).startswith(fold(surname) + " ")
+                    and str(r.year) == year]
+            if len(hits) != 1:
+                raise ReviewkitError(f"{where}: cites {item['cites']!r}, which matches {len(hits)} references")
+            reference = hits[0]
+        asserts = item["asserts"]
+        claims.append(Claim(
+            id=str(item["id"]), section=item["section"], disorder=item.get("disorder"), quote=item["quote"],
+            cites=item.get("cites"), reference=reference, design=asserts.get("design", "study"),
+            direction=asserts.get("direction", "benefit"), significance=asserts.get("significance", "not stated"),
+            population=asserts.get("population", ""),
+        ))
+    return claims
+
+
+@dataclass(frozen=True)
+class PooledEffect:
+    """A pooled estimate for one disorder, on its natural scale, and which arm its CI favours."""
+
+    measure: str          # e.g. "OR", "SMD"
+    estimate: float
+    ci_low: float
+    ci_high: float
+    k: int
+    favours: str          # "ketamine" (CI excludes no effect, in ketamine's favour), "control" or "neither"
+
+    def text(self) -> str:
+        return (f"pooled {self.measure} {self.estimate:.2f} (95% CI {self.ci_low:.2f} to {self.ci_high:.2f}, "
+                f"k={self.k}, favours {self.favours})")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What this review's included human studies show for one disorder."""
+
+    disorder: str
+    by_design: tuple[tuple[str, int], ...]   # (design, reports), most reports first
+    reports: int
+    controlled: int
+    randomized_participants: int             # summed over randomized reports with a known n
+    randomized_without_n: int
+    pooled: PooledEffect | None
+
+    def text(self) -> str:
+        if not self.reports:
+            return "no human study found"
+        designs = ", ".join(f"{k} {DESIGN_LABELS.get(d, d.replace('_', ' '))}" for d, k in self.by_design)
+        parts = [f"{self.reports} human report(s): {designs}"]
+        if not self.controlled:
+            parts.append("no controlled study found")
+        randomized = sum(k for d, k in self.by_design if d in RANDOMIZED)
+        if randomized:
+            unknown = f" ({self.randomized_without_n} without a reported n)" if self.randomized_without_n else ""
+            parts.append(f"{self.randomized_participants} randomized participants{unknown}")
+        parts.append(self.pooled.text() if self.pooled else "no pooled effect computed")
+        return "; ".join(parts)
+
+
+def summarize_evidence(included: pd.DataFrame, pooled: Mapping[str, PooledEffect] | None = None) -> dict[str, Evidence]:
+    """Evidence per disorder from the included-studies table (see module docstring)."""
+    pooled = pooled or {}
+    out = {}
+    for disorder in DISORDER_LABELS:
+        rows = included[included["disorder"] == disorder] if len(included) else included
+        counts = rows["design"].value_counts() if len(rows) else pd.Series(dtype=int)
+        randomized = rows[rows["design"].isin(RANDOMIZED)] if len(rows) else rows
+        n = pd.to_numeric(randomized["n"], errors="coerce") if len(randomized) else pd.Series(dtype=float)
+        out[disorder] = Evidence(
+            disorder=disorder,
+            by_design=tuple(sorted(((str(d), int(k)) for d, k in counts.items()), key=lambda x: (-x[1], x[0]))),
+            reports=len(rows), controlled=int(rows["design"].isin(CONTROLLED).sum()) if len(rows) else 0,
+            randomized_participants=int(n.sum(skipna=True)) if len(n) else 0,
+            randomized_without_n=int(n.isna().sum()) if len(n) else 0,
+            pooled=pooled.get(disorder),
+        )
+    return out
+
+
+def _included_row(match: Match | None, included: pd.DataFrame, disorder: str | None) -> pd.Series | None:
+    """The included study the cited record is (same PMID, DOI or title), if any."""
+    if match is None or not len(included):
+        return None
+    rows = included if disorder is None else included[included["disorder"] == disorder]
+    for _, row in rows.iterrows():
+        if (match.pmid and str(row.get("pmid") or "") == match.pmid) or \
+                (match.doi and str(row.get("doi") or "").lower() == match.doi.lower()) or \
+                fold(row.get("title")) == fold(match.title):
+            return row
+    return None
+
+
+@dataclass(frozen=True)
+class ClaimAudit:
+    claim: Claim
+    citation: CitationCheck | None
+    evidence: Evidence | None
+    verdict: str          # one of CLAIM_VERDICTS
+    reason: str
+
+    def as_dict(self) -> dict:
+        c, cit = self.claim, self.citation
+        nearest = cit.nearest if cit else None
+        return {
+            "id": c.id, "section": c.section, "disorder": c.disorder, "quote": c.quote, "cites": c.cites,
+            "asserted_design": c.design, "asserted_significance": c.significance,
+            "citation_verdict": cit.verdict if cit else "no reference cited",
+            "field_errors": list(cit.field_errors) if cit else [],
+            "nearest_record": nearest.label() if nearest else None,
+            "evidence": self.evidence.text() if self.evidence else "mechanism claim: outside the review's question",
+            "verdict": self.verdict, "reason": self.reason,
+            "live_could_change": bool(cit and cit.live_could_change),
+        }
+
+
+def _cited(claim: Claim, citation: CitationCheck | None) -> str:
+    if citation is None:
+        return "cites no reference"
+    where = "in the local records (a sample)" if citation.mode == "offline" else "in PubMed"
+    if citation.verdict == "not_found":
+        return f"cited {claim.cites} not found {where}"
+    if citation.verdict == "ambiguous":
+        return f"cited {claim.cites} matches {len(citation.candidates)} records {where}"
+    m = citation.match
+    errors = f" with errors in {', '.join(citation.field_errors)}" if citation.field_errors else ""
+    return f"cited {claim.cites} is {m.first_author} {m.year} ({m.journal}){errors}"
+
+
+def judge(claim: Claim, citation: CitationCheck | None, evidence: Evidence | None,
+          included: pd.DataFrame) -> tuple[str, str]:
+    """The claim verdict and its reason; rules in order, first that applies wins."""
+    cited = _cited(claim, citation)
+    found = citation is not None and citation.verdict in ("verified", "exists_with_errors")
+    if claim.disorder is None:
+        # 1. Mechanism claims: the review holds no evidence on mechanism, only on the citation.
+        if not found:
+            return "unsupported", f"{cited}; mechanism claim outside this review's question"
+        if _included_row(citation.match, included, None) is None:
+            return "partly supported", (f"{cited}, a real record, but not an included study of ketamine for any "
+                                        "addictive disorder, so it shows no effect in addiction")
+        return "supported", f"{cited}, an included study of this review"
+    assert evidence is not None
+    label = DISORDER_LABELS[claim.disorder]
+    if not evidence.reports:
+        # 2. Nothing to compare with.
+        return "no evidence", f"{cited}; no human study of ketamine for {label} in this review's evidence"
+    ev = evidence.text()
+    needs_control = claim.design == "randomized controlled trial" or claim.significance == "significant"
+    pooled_against = evidence.pooled is not None and evidence.pooled.favours != "ketamine"
+    if citation is None:
+        # 3. Uncited claims are judged on the evidence alone.
+        if evidence.pooled is not None and evidence.pooled.favours == "ketamine":
+            return "supported", f"{cited}; {label}: {ev}"
+        if evidence.controlled and not pooled_against:
+            return "partly supported", f"{cited}; {label}: {ev}"
+        return "overstated", f"{cited}; {label}: {ev}"
+    study = _included_row(citation.match, included, claim.disorder) if found else None
+    if study is None:
+        # 4. The citation does not lead to a study of this disorder: the claim rests on nothing it names.
+        what = cited if not found else f"{cited}, which is not an included study of {label}"
+        return "unsupported", f"{what}; {label}: {ev}"
+    design = str(study["design"])
+    if claim.design == "randomized controlled trial" and design not in RANDOMIZED:
+        # 5. The cited study is real but not the design claimed.
+        return "overstated", f"{cited}, a {DESIGN_LABELS.get(design, design)}, not an RCT; {label}: {ev}"
+    if needs_control and (not evidence.controlled or pooled_against):
+        # 6. "Significant" or "RCT" claims need controlled evidence that agrees.
+        return "overstated", f"{cited}; {label}: {ev}"
+    if citation.field_errors:
+        return "partly supported", f"{cited}; {label}: {ev}"
+    return "supported", f"{cited}; {label}: {ev}"
+
+
+def audit_claims(claims: Sequence[Claim], checks: Mapping[Reference, CitationCheck], included: pd.DataFrame,
+                 pooled: Mapping[str, PooledEffect] | None = None) -> list[ClaimAudit]:
+    evidence = summarize_evidence(included, pooled)
+    out = []
+    for claim in claims:
+        citation = checks.get(claim.reference) if claim.reference else None
+        ev = evidence.get(claim.disorder) if claim.disorder else None
+        verdict, reason = judge(claim, citation, ev, included)
+        out.append(ClaimAudit(claim, citation, ev, verdict, reason))
+    return out
+
+
+def audit_table(audits: Sequence[ClaimAudit]) -> pd.DataFrame:
+    return pd.DataFrame([a.as_dict() for a in audits])
+
+
+def included_from_corpus(records_path: str | Path, outcomes_path: str | Path | None = None) -> pd.DataFrame:
+    """The included-studies table from the corpus's curator decisions (one reviewer's, a sample).
+
+    A record counts when ``would_include`` is true and ``species`` is human, once per
+    disorder in ``retrieved_by``. ``n`` is the largest sum of arm sizes over the
+    record's outcome rows in which every arm has an ``n`` (outcome rows name the study
+    as "<first author surname> <year>"); None when no such row exists.
+    """
+    records = [json.loads(line) for line in Path(records_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    sizes: dict[str, int] = {}
+    if outcomes_path and Path(outcomes_path).is_file():
+        for line in Path(outcomes_path).read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            arms = row.get("arms") or []
+            if arms and all(isinstance(a.get("n"), int) for a in arms):
+                key = fold(row["study"])
+                sizes[key] = max(sizes.get(key, 0), sum(a["n"] for a in arms))
+    rows = []
+    for lineno, rec in enumerate(records, 1):
+        if not rec.get("would_include") or rec.get("species") != "human":
+            continue
+        surname = fold(rec["authors"][0]).rsplit(" ", 1)[0] if rec.get("authors") else ""
+        for disorder in rec.get("retrieved_by") or []:
+            rows.append({
+                "record_id": f"PMID:{rec['pmid']}" if rec.get("pmid") else f"corpus-line-{lineno}",
+                "disorder": disorder, "design": rec.get("design"), "pmid": rec.get("pmid"), "doi": rec.get("doi"),
+                "title": rec.get("title"), "first_author": rec["authors"][0] if rec.get("authors") else None,
+                "year": rec.get("year"), "n": sizes.get(f"{surname} {rec.get('year')}"),
+            })
+    frame = pd.DataFrame(rows, columns=["record_id", "disorder", "design", "pmid", "doi", "title",
+                                        "first_author", "year", "n"])
+    frame["n"] = frame["n"].astype("Int64")
+    return frame
