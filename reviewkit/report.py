@@ -212,6 +212,10 @@ def merge_notebooks(index_html: str, executed: list[Path]) -> nbformat.NotebookN
             if cell.cell_type == "code":
                 kept = []
                 for out in cell.get("outputs", []):
+                    # Progress bars and library warnings go to stderr: useful in
+                    # the executed notebook, noise in a report for readers.
+                    if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                        continue
                     markup = out.get("data", {}).get("text/html", "")
                     if "<script" in markup:
                         digest = hashlib.sha256(markup.encode()).hexdigest()
