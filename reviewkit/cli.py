@@ -15,7 +15,7 @@ from . import __version__
 from .errors import ReviewkitError
 
 # Order is the order shown in --help.
-COMMAND_MODULES = ["search", "audit"]
+COMMAND_MODULES = ["search", "audit", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -251,6 +251,9 @@ def index_html(info: dict, executed: list[Path], titles: dict[str, str]) -> str:
     ]
     if info.get("sample_note"):
         parts.append(sample_banner_html(info["sample_note"]))
+    for problem in info.get("problems", []):
+        parts.append('<div style="border:2px solid #a00;background:#fdecea;color:#600;padding:8px 12px;'
+                     f'margin:8px 0;font-weight:bold">Check the searches: {esc(problem)}</div>')
     parts += [
         f"<p>Run {esc(info['run_id'])}, {esc(info['mode'])} mode, snapshot <code>{esc(info['snapshot'])}</code>.</p>",
         f"<h2>Contents</h2><ol>{rows}</ol>",

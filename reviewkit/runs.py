@@ -66,6 +66,21 @@ def write_manifest(run_dir: Path, manifest: dict) -> Path:
     return atomic_write_json(run_dir / MANIFEST, manifest)
 
 
+def snapshot_facts(snapshot_dir: Path, searches: list[str] | None = None) -> dict:
+    """What a run manifest records about the data it ran on (read from the snapshot, not the notebooks)."""
+    from .snapshot import Snapshot
+
+    summary = search_summary(snapshot_dir)
+    if searches:
+        summary = {k: v for k, v in summary.items() if k in searches}
+    pmids = set().union(*(set(s["pmids"]) for s in summary.values())) if summary else set()
+    return {
+        "snapshot": {"path": str(snapshot_dir), **Snapshot.open(snapshot_dir).info},
+        "searches": summary,
+        "counts": {"records identified (PubMed, unique PMIDs)": len(pmids)},
+    }
+
+
 def search_summary(snapshot_dir: Path) -> dict[str, dict]:
     """Per search: the PRISMA-S facts a rerun is compared on."""
     from .snapshot import Snapshot
