@@ -296,6 +296,8 @@ class PubMedLookup:
         from .entrez import parse_esearch
 
         body = self.transport.request("esearch", {"db": "pubmed", "term": term, "retmax": str(self.retmax)})
+        if b"<PhraseNotFound>" in body and b"<Id>" not in body:
+            return []  # an author or title word PubMed does not know: no candidates, not a failure
         return parse_esearch(body, where).ids
 
     def queries(self, ref: Reference) -> list[str]:

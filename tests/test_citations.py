@@ -1,5 +1,7 @@
 """Citation verdicts: each path with records built for the purpose, and the live path through the emulator."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -108,3 +110,53 @@ def test_compare_is_field_by_field_even_for_a_candidate_handed_over_by_pmid():
 def test_a_field_the_record_lacks_is_not_counted_as_an_error(missing):
     result = check(PRINTED, {**KRUPITSKY_2002, missing: None})
     assert result.verdict == "verified"
+
+
+# --------------------------------------------------------------------------- live, through the E-utilities emulator
+
+BERMAN_2000 = {
+    "pmid": "10686270", "doi": "10.1016/s0006-3223(99)00230-9", "year": 2000,
+    "title": "Antidepressant effects of ketamine in depressed patients",
+    "authors": ["Berman RM", "Cappiello A", "Anand A", "Oren DA"], "journal": "Biological Psychiatry",
+    "journal_iso": "Biol Psychiatry", "volume": "47", "issue": "4", "pages": "351-4",
+    # what the live title-words search for the article's Berman reference asks
+    "terms": ["antidepressant[ti] AND effects[ti] AND ketamine[ti] AND depressed[ti] AND patients[ti]"],
+}
+# ECitMatch's answer for "Archives of General Psychiatry|2020|57|227": a real-looking but wrong record.
+DECOY = {
+    "pmid": "99999", "year": 2020, "title": "An unrelated study of sleep", "authors": ["Other A"],
+    "journal": "Archives of General Psychiatry", "journal_iso": "Arch Gen Psychiatry", "volume": "57", "issue": "2",
+    "pages": "227-34", "terms": [],
+}
+LI_2010 = {
+    "pmid": "20724638", "doi": "10.1126/science.1190287", "year": 2010,
+    "title": "mTOR-dependent synapse formation underlies the rapid antidepressant effects of NMDA antagonists",
+    "authors": ["Li N", "Lee B", "Liu RJ"], "journal": "Science", "journal_iso": "Science", "volume": "329",
+    "issue": "5994", "pages": "959-64", "terms": [],
+}
+
+
+def test_live_path_through_the_emulator_checks_every_candidate_and_records_lookups(tmp_path):
+    from reviewkit.citations import PubMedLookup, local_store
+    from reviewkit.emulator import Emulator
+    from reviewkit.entrez import Credentials, LiveTransport
+    from reviewkit.references import read_references
+    from reviewkit.snapshot import Snapshot
+
+    refs = read_references(Path(__file__).resolve().parents[1] / "data" / "article" / "references.txt")
+    berman, holze, li = refs[0], refs[4], refs[6]
+    snapshot = Snapshot.create(tmp_path / "snap", sample=False, note="test")
+    with Emulator([BERMAN_2000, DECOY, LI_2010], rate_limit=False) as emu:
+        source = PubMedLookup(LiveTransport(snapshot, Credentials(email="test@example.org"), base_url=emu.base_url, timeout=5))
+        results = [check_reference(r, source) for r in (berman, holze, li)]
+        utilities = [ex.utility for ex in emu.log]
+    assert {"ecitmatch", "esearch", "efetch"} <= set(utilities)
+    b, h, l = results
+    # ECitMatch offered PMID 99999; field by field it is not the cited work, so it is not taken.
+    assert b.verdict == "exists_with_errors" and b.pmid == "10686270" and b.mode == "live"
+    assert b.field_errors == ("year", "journal", "volume", "issue", "pages") and not b.live_could_change
+    assert h.verdict == "not_found" and h.pmid is None
+    assert l.verdict == "verified" and l.pmid == "20724638"
+    # The looked-up records are now part of the local store: offline gives the same verdicts.
+    offline = LocalRecords(local_store(snapshot.root))
+    assert [check_reference(r, offline).verdict for r in (berman, li)] == ["exists_with_errors", "verified"]
