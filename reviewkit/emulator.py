@@ -41,14 +41,15 @@ import struct
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 from .errors import ReviewkitError
 from .io import read_jsonl
+from .pubmed_render import pubmed_xml
 
 ESEARCH_CAP = 9999  # PubMed ESearch returns at most 9,999 ids; retstart <= 9998
 EUTILS_PATH = "/entrez/eutils/"
@@ -71,13 +72,6 @@ _EFETCH_ERROR_DOCTYPE = (
     '<!DOCTYPE eEfetchResult PUBLIC "-//NLM//DTD efetch 20131226//EN" '
     '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20131226/efetch.dtd">\n'
 )
-_PUBMED_HEAD = (
-    '<?xml version="1.0" ?>\n'
-    '<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
-    '"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n'
-)
-_MONTHS = [None, "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-_CREDENTIAL_PARAMS = ("api_key", "email", "tool")
 
 FAULT_KINDS = ("500", "502", "503", "429", "reset", "truncate", "slow", "error", "expired")
 
@@ -88,8 +82,8 @@ FAULT_KINDS = ("500", "502", "503", "429", "reset", "truncate", "slow", "error",
 @dataclass(frozen=True)
 class _Record:
     pmid: int
-    pdat: dt.date
-    edat: dt.date
+    pdat: dt.date | None
+    edat: dt.date | None
     terms: frozenset[str]
     data: Mapping  # the record dict as given, rendered on demand
 
@@ -131,7 +125,7 @@ def _record_from_dict(rec: Mapping) -> _Record:
     elif rec.get("year"):
         pdat = dt.date(int(rec["year"]), 1, 1)
     else:
-        raise ReviewkitError(f"emulator record PMID {pmid}: needs 'pdat' or 'year' for date limits")
+        pdat = None  # undated: found by a query, never inside a date limit
     edat = _parse_date(str(rec["edat"]), end=False) if rec.get("edat") else pdat
     terms = rec.get("terms") or [*(rec.get("searches") or []), *(rec.get("retrieved_by") or [])]
     return _Record(pmid, pdat, edat, frozenset(normalise_term(t) for t in terms), rec)
@@ -222,7 +216,7 @@ class _Query:
             return False
         for fld, lo, hi in self.filters:
             value = rec.pmid if fld == "uid" else (rec.pdat if fld == "pdat" else rec.edat)
-            if not lo <= value <= hi:
+            if value is None or not lo <= value <= hi:
                 return False
         return True
 
@@ -244,68 +238,7 @@ def parse_term(term: str) -> _Query:
     return _Query(normalise_term(" AND ".join(core)), tuple(filters))
 
 
-# --------------------------------------------------------------------------- XML rendering
-
-
-def _el(tag: str, text, **attrs) -> str:
-    if text is None or text == "":
-        return ""
-    attr = "".join(f" {k}={quoteattr(str(v))}" for k, v in attrs.items())
-    return f"<{tag}{attr}>{escape(str(text))}</{tag}>"
-
-
-def _author_xml(name: str) -> str:
-    last, _, initials = name.rpartition(" ")
-    if last and re.fullmatch(r"[A-Z]{1,4}", initials):
-        fore = " ".join(initials)
-        return f'<Author ValidYN="Y">{_el("LastName", last)}{_el("ForeName", fore)}{_el("Initials", initials)}</Author>'
-    return f'<Author ValidYN="Y">{_el("CollectiveName", name)}</Author>'
-
-
-def _date_parts(day: dt.date) -> str:
-    return f"<Year>{day.year}</Year><Month>{day.month:02d}</Month><Day>{day.day:02d}</Day>"
-
-
-def render_pubmed_article(rec: Mapping) -> str:
-    """One ``<PubmedArticle>`` for a record dict (records-table columns), in the
-    element order of the PubMed DTD so that Bio.Entrez and reviewkit parse it."""
-    pmid = str(rec["pmid"])
-    pdat = _parse_date(str(rec["pdat"]), end=False) if rec.get("pdat") else None
-    if pdat:
-        pubdate = f"<Year>{pdat.year}</Year><Month>{_MONTHS[pdat.month]}</Month><Day>{pdat.day:02d}</Day>"
-    else:
-        pubdate = _el("Year", rec.get("year"))
-    edat = _parse_date(str(rec.get("edat") or rec.get("pdat") or f"{rec.get('year') or 1900}"), end=False)
-    journal = (
-        f'<Journal><JournalIssue CitedMedium="Print">{_el("Volume", rec.get("volume"))}'
-        f'{_el("Issue", rec.get("issue"))}<PubDate>{pubdate}</PubDate></JournalIssue>'
-        f'{_el("Title", rec.get("journal"))}{_el("ISOAbbreviation", rec.get("journal_iso"))}</Journal>'
-    )
-    pages = f"<Pagination>{_el('MedlinePgn', rec['pages'])}</Pagination>" if rec.get("pages") else ""
-    eloc = _el("ELocationID", rec.get("doi"), EIdType="doi", ValidYN="Y")
-    if not pages and not eloc:
-        pages = "<Pagination><MedlinePgn></MedlinePgn></Pagination>"
-    abstract = f"<Abstract>{_el('AbstractText', rec['abstract'])}</Abstract>" if rec.get("abstract") else ""
-    authors = rec.get("authors") or []
-    author_list = f'<AuthorList CompleteYN="Y">{"".join(map(_author_xml, authors))}</AuthorList>' if authors else ""
-    pub_types = "".join(_el("PublicationType", t, UI="D000000") for t in rec.get("publication_types") or ["Journal Article"])
-    mesh = "".join(
-        f'<MeshHeading>{_el("DescriptorName", m, UI="D000000", MajorTopicYN="N")}</MeshHeading>'
-        for m in rec.get("mesh_terms") or []
-    )
-    ids = _el("ArticleId", pmid, IdType="pubmed") + _el("ArticleId", rec.get("doi"), IdType="doi") + _el(
-        "ArticleId", rec.get("pmcid"), IdType="pmc"
-    )
-    return (
-        f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{escape(pmid)}</PMID>'
-        f'<Article PubModel="Print">{journal}{_el("ArticleTitle", rec.get("title") or "")}{pages}{eloc}'
-        f'{abstract}{author_list}{_el("Language", rec.get("language") or "eng")}'
-        f"<PublicationTypeList>{pub_types}</PublicationTypeList></Article>"
-        f'<MedlineJournalInfo>{_el("MedlineTA", rec.get("journal_iso") or rec.get("journal") or "Unknown")}</MedlineJournalInfo>'
-        f'{f"<MeshHeadingList>{mesh}</MeshHeadingList>" if mesh else ""}</MedlineCitation>'
-        f'<PubmedData><History><PubMedPubDate PubStatus="entrez">{_date_parts(edat)}</PubMedPubDate></History>'
-        f"<PublicationStatus>ppublish</PublicationStatus><ArticleIdList>{ids}</ArticleIdList></PubmedData></PubmedArticle>"
-    )
+# --------------------------------------------------------------------------- XML bodies (articles: pubmed_render)
 
 
 def _docsum_xml(rec: Mapping) -> str:
@@ -473,7 +406,7 @@ class Emulator:
                     return kind
             if self.faults.rate and self._rng.random() < self.faults.rate:
                 kinds = [k for k in self.faults.kinds if k != "expired" or uses_history]
-                return self._rng.choice(kinds)
+                return self._rng.choice(kinds) if kinds else None
         return None
 
     def _store(self, pmids: list[int], webenv: str | None) -> tuple[str, int]:
@@ -584,8 +517,8 @@ class Emulator:
         if p.get("rettype") == "uilist":
             found = [str(i) for i in ids if i in self._records]
             return 200, "text/plain; charset=UTF-8", ("\n".join(found) + "\n").encode()
-        articles = "\n".join(render_pubmed_article(self._records[i].data) for i in ids if i in self._records)
-        return 200, "text/xml; charset=UTF-8", (_PUBMED_HEAD + f"<PubmedArticleSet>\n{articles}\n</PubmedArticleSet>\n").encode()
+        found = [self._records[i].data for i in ids if i in self._records]
+        return 200, "text/xml; charset=UTF-8", pubmed_xml(found)
 
     def esummary(self, p: Mapping[str, str]):
         ids, error = self._requested_ids(p)
