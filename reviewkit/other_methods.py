@@ -8,10 +8,11 @@ records table (docs/architecture.md) with ``source`` set to the method and
 so a re-import of the same reference gives the same id and its screening
 decisions stay attached.
 
-A reference list found while checking one of the review's searches can say
-which search it belongs to: RIS keywords (``KW``) or a CSV ``searches`` column
-(``;``-separated) holding search keys are kept in ``searches``, so PRISMA
-counts per search include it.
+A reference found while working on one of the review's searches can say which
+search it bears on: RIS custom field ``C1`` (as ``reviewkit.sample`` writes it)
+or a CSV ``searches`` column, ``;``-separated search keys, kept in
+``searches`` so PRISMA counts per search include it. RIS authors written
+``Last, Initials`` become the records table's ``Last Initials``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _row(entry: dict, method: str, where: str, known_searches: set[str] | None) 
     title = (entry.get("title") or "").strip()
     if not title:
         raise ReviewkitError(f"{where}: reference has no title")
-    authors = [a.strip() for a in entry.get("authors") or [] if a and a.strip()]
+    authors = [" ".join(a.replace(",", " ").split()) for a in entry.get("authors") or [] if a and a.strip()]
     year = _year(entry.get("year"), where)
     own_id = (entry.get("id") or "").strip()
     prefix = METHOD_PREFIXES.get(method, _slug(method, 1).upper() or "OTH")
@@ -98,7 +99,7 @@ def _from_ris(path: Path) -> list[dict]:
             "abstract": e.get("abstract"), "language": e.get("language"),
             "pmid": e.get("accession_number"),
             "publication_types": [e["type_of_work"]] if e.get("type_of_work") else [],
-            "searches": e.get("keywords") or [],
+            "searches": [k.strip() for k in (e.get("custom1") or "").split(";")],
         })
     return out
 
@@ -132,7 +133,7 @@ def read_other_methods(path: str | Path, method: str = "Citation searching",
         raise ReviewkitError(f"{path}: other-method records must be .ris or .csv")
     rows = [_row(entry, method, f"{path}, reference {n}", known_searches)
             for n, entry in enumerate(reader(path), 1)]
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, dtype=object)
     if frame.empty:
         return frame
     dup = frame["record_id"][frame["record_id"].duplicated()]

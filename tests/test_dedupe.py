@@ -77,8 +77,8 @@ def test_different_short_titles_stay_apart():
 
 def test_ris_and_csv_import(tmp_path):
     ris = tmp_path / "cit.ris"
-    ris.write_text("TY  - JOUR\nID  - jones-2020\nTI  - " + T + "\nAU  - Jones AB\nPY  - 2020\n"
-                   "DO  - https://doi.org/10.1/ABC\nT2  - Addiction\nSP  - 1\nEP  - 9\nKW  - oud\nER  - \n")
+    ris.write_text("TY  - JOUR\nID  - jones-2020\nTI  - " + T + "\nAU  - Jones, AB\nPY  - 2020\n"
+                   "DO  - https://doi.org/10.1/ABC\nT2  - Addiction\nSP  - 1\nEP  - 9\nC1  - oud\nER  - \n")
     df = read_other_methods(ris, known_searches={"aud", "oud"})
     row = df.iloc[0]
     assert row["record_id"] == "CIT:jones-2020" and row["doi"] == "10.1/abc" and row["pages"] == "1-9"

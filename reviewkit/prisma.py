@@ -1,0 +1,202 @@
+"""PRISMA 2020 flow counts, computed from the screening state, never typed.
+
+Definitions (new reviews, databases and other methods):
+
+databases column
+  identified            records from each database, one per record id (a PMID
+                        found by several searches is one record)
+  duplicates_removed    identified minus the database records left after
+                        deduplication (``reviewkit.dedupe``)
+  removed_other         0: reviewkit removes nothing else before screening
+  records_screened      records with a final title/abstract decision
+  records_excluded      ... of which exclude
+  reports_sought        ... of which include (their reports are sought)
+  reports_not_retrieved full-text rows marked ``retrieved = no``
+  reports_assessed      full-text rows with a final decision
+  reports_excluded      full-text exclusions grouped by reason
+other methods column
+  identified            records per method that the databases had not already
+                        found (a duplicate of a database record is in the
+                        merge log, and counted once, in the databases column)
+  reports_sought        all of them; the rest as above
+studies_included        distinct studies among included reports (reports
+                        sharing a full-text ``study_id`` are one study)
+reports_included        included reports, both columns
+
+Counts for one search (``by_disorder``) use the records that search found
+(for other methods, those whose ``searches`` name it); a record found by
+several searches counts in each, so they do not add up to the overall counts.
+
+Records still awaiting a decision are counted in ``awaiting_*`` fields (not in
+the JSON shape): the flow is complete when they are 0. :func:`check` fails
+loudly when any box does not add up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .dedupe import DATABASE_SOURCES
+from .errors import ReviewkitError
+from .screening_state import ScreeningState
+
+
+@dataclass(frozen=True)
+class ReportCounts:
+    """The report boxes of one column."""
+
+    sought: int
+    not_retrieved: int
+    assessed: int
+    excluded: dict[str, int]
+    included: int
+    awaiting: int  # sought, not yet marked not retrieved or decided
+
+
+@dataclass(frozen=True)
+class DatabaseCounts:
+    identified: dict[str, int]
+    duplicates_removed: int
+    removed_other: int
+    records_screened: int
+    records_excluded: int
+    records_awaiting: int
+    reports: ReportCounts
+
+
+@dataclass(frozen=True)
+class OtherMethodCounts:
+    identified: dict[str, int]
+    reports: ReportCounts
+
+
+@dataclass(frozen=True)
+class PrismaCounts:
+    databases: DatabaseCounts
+    other_methods: OtherMethodCounts
+    studies_included: int
+    reports_included: int
+
+    @property
+    def complete(self) -> bool:
+        return not (self.databases.records_awaiting or self.databases.reports.awaiting
+                    or self.other_methods.reports.awaiting)
+
+    def to_dict(self) -> dict:
+        def reports(r: ReportCounts) -> dict:
+            return {"reports_sought": r.sought, "reports_not_retrieved": r.not_retrieved,
+                    "reports_assessed": r.assessed, "reports_excluded": dict(r.excluded)}
+
+        db = self.databases
+        return {
+            "databases": {"identified": dict(db.identified), "duplicates_removed": db.duplicates_removed,
+                          "removed_other": db.removed_other, "records_screened": db.records_screened,
+                          "records_excluded": db.records_excluded, **reports(db.reports)},
+            "other_methods": {"identified": dict(self.other_methods.identified),
+                              **reports(self.other_methods.reports)},
+            "studies_included": self.studies_included,
+            "reports_included": self.reports_included,
+        }
+
+
+@dataclass(frozen=True)
+class PrismaReport:
+    sample: bool
+    overall: PrismaCounts
+    by_disorder: dict[str, PrismaCounts] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"sample": self.sample, "overall": self.overall.to_dict(),
+                "by_disorder": {k: c.to_dict() for k, c in self.by_disorder.items()}}
+
+
+def _reports(rows: pd.DataFrame) -> ReportCounts:
+    assessed = rows[rows["final"] != ""]
+    excluded = Counter(assessed.loc[assessed["final"] == "exclude", "exclusion_reason"])
+    not_retrieved = int((rows["retrieved"] == "no").sum())
+    return ReportCounts(sought=len(rows), not_retrieved=not_retrieved, assessed=len(assessed),
+                        excluded=dict(sorted(excluded.items(), key=lambda kv: (-kv[1], kv[0]))),
+                        included=int((assessed["final"] == "include").sum()),
+                        awaiting=len(rows) - not_retrieved - len(assessed))
+
+
+def _in_search(frame: pd.DataFrame, key: str | None) -> pd.Series:
+    if key is None:
+        return pd.Series(True, index=frame.index)
+    return frame["searches"].map(lambda s: key in (s or []))
+
+
+def prisma_counts(state: ScreeningState, search: str | None = None) -> PrismaCounts:
+    """Counts for the whole review, or for one search key; checked by :func:`check`."""
+    raw = state.identified[_in_search(state.identified, search)]
+    kept = state.dedupe.records[_in_search(state.dedupe.records, search)]
+    kept_db = kept[kept["source"].isin(DATABASE_SOURCES)]
+    kept_other = kept[~kept["source"].isin(DATABASE_SOURCES)]
+    raw_db = raw[raw["source"].isin(DATABASE_SOURCES)]
+
+    def current(stage: str, ids: pd.Series) -> pd.DataFrame:
+        sheet = state.sheet(stage)
+        return sheet[(sheet["status"] == "") & sheet["record_id"].isin(set(ids))]
+
+    ta = current("title_abstract", kept_db["record_id"])
+    ft = current("full_text", kept["record_id"])
+    ft_db = ft[ft["record_id"].isin(set(kept_db["record_id"]))]
+    ft_other = ft[ft["record_id"].isin(set(kept_other["record_id"]))]
+    screened = ta[ta["final"] != ""]
+    included = ft[ft["final"] == "include"]
+    studies = included["study_id"].where(included["study_id"] != "", included["record_id"])
+    counts = PrismaCounts(
+        databases=DatabaseCounts(
+            identified={s: int(n) for s, n in raw_db["source"].value_counts().sort_index().items()}
+            or {"PubMed": 0},
+            duplicates_removed=len(raw_db) - len(kept_db), removed_other=0,
+            records_screened=len(screened), records_excluded=int((screened["final"] == "exclude").sum()),
+            records_awaiting=len(ta) - len(screened), reports=_reports(ft_db)),
+        other_methods=OtherMethodCounts(
+            identified={s: int(n) for s, n in kept_other["source"].value_counts().sort_index().items()}
+            or {"Citation searching": 0},
+            reports=_reports(ft_other)),
+        studies_included=int(studies.nunique()),
+        reports_included=len(included),
+    )
+    check(counts, where=f"search {search!r}" if search else "overall", ta_included=int((screened["final"] == "include").sum()))
+    return counts
+
+
+def check(c: PrismaCounts, where: str = "overall", ta_included: int | None = None) -> None:
+    """Every box adds up, or a ReviewkitError listing what does not."""
+    db, om = c.databases, c.other_methods
+    problems = []
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(what)
+
+    need(sum(db.identified.values()) - db.duplicates_removed - db.removed_other
+         == db.records_screened + db.records_awaiting,
+         "databases: identified - removed before screening != records screened + awaiting screening")
+    if ta_included is not None:
+        need(db.reports.sought == ta_included,
+             "databases: reports sought != records included at title/abstract")
+    for name, r in (("databases", db.reports), ("other methods", om.reports)):
+        need(r.sought == r.not_retrieved + r.assessed + r.awaiting,
+             f"{name}: reports sought != not retrieved + assessed + awaiting")
+        need(r.assessed == sum(r.excluded.values()) + r.included,
+             f"{name}: reports assessed != excluded with reasons + included")
+    need(sum(om.identified.values()) == om.reports.sought, "other methods: identified != reports sought")
+    need(c.reports_included == db.reports.included + om.reports.included,
+         "reports included != included from databases + from other methods")
+    need(c.studies_included <= c.reports_included, "more studies than reports included")
+    need(all(n >= 0 for n in (db.duplicates_removed, db.records_excluded, db.records_awaiting)),
+         "a negative count")
+    if problems:
+        raise ReviewkitError(f"PRISMA counts ({where}) do not add up: " + "; ".join(problems))
+
+
+def prisma_report(state: ScreeningState) -> PrismaReport:
+    """Overall counts and counts per search, as the ``prisma --json`` command prints them."""
+    return PrismaReport(sample=state.sample, overall=prisma_counts(state),
+                        by_disorder={key: prisma_counts(state, key) for key in state.search_keys})

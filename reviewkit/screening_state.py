@@ -1,0 +1,113 @@
+"""The review's state from a snapshot and a screening folder, in one call.
+
+``build_state`` reads the snapshot's PubMed records and its other-method
+records (``other_methods/*.ris|csv``), deduplicates them, and carries the
+screening folder's decisions onto fresh sheets for both stages. It writes
+nothing; ``write_state`` saves the sheets and the deduplication logs
+atomically. Notebooks and the ``screen`` / ``prisma`` commands share this path.
+
+Screening folder layout::
+
+    title_abstract.csv / .xlsx    full_text.csv / .xlsx     (sheets: reviewkit.screening)
+    dedupe_merges.csv             every merge with its rule
+    dedupe_review.csv             uncertain pairs left for a person
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .dedupe import DATABASE_SOURCES, DedupeResult, deduplicate
+from .io import atomic_write_text
+from .other_methods import read_other_methods_folder
+from .protocol import Protocol, load_protocol
+from .records import load_records
+from .screening import (STAGES, Agreement, SheetUpdate, agreement, build_sheet, conflicts, read_sheet,
+                        update_sheet, write_sheet)
+from .snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class ScreeningState:
+    """``identified``: every record from every source before deduplication;
+    ``dedupe``: the merged records and logs; ``updates``: per stage, the sheet
+    with decisions carried over (``.sheet``), new and kept-but-gone ids;
+    ``agreement`` / ``conflicts``: dual screening per stage."""
+
+    snapshot: Path
+    sample: bool
+    note: str
+    search_keys: tuple[str, ...]
+    identified: pd.DataFrame
+    dedupe: DedupeResult
+    updates: dict[str, SheetUpdate]
+    agreement: dict[str, Agreement]
+    conflicts: dict[str, pd.DataFrame]
+
+    def sheet(self, stage: str) -> pd.DataFrame:
+        return self.updates[stage].sheet
+
+    def with_sheet(self, stage: str, sheet: pd.DataFrame) -> "ScreeningState":
+        """This state with one stage's sheet replaced (e.g. after importing decisions)."""
+        updates = {**self.updates, stage: replace(self.updates[stage], sheet=sheet)}
+        return replace(self, updates=updates, agreement={**self.agreement, stage: agreement(sheet, stage)},
+                       conflicts={**self.conflicts, stage: conflicts(sheet)})
+
+
+def full_text_candidates(records: pd.DataFrame, title_abstract: pd.DataFrame) -> pd.DataFrame:
+    """Reports sought: database records whose final title/abstract decision is
+    include, then every record from other methods (PRISMA 2020 sends those
+    straight to retrieval)."""
+    current = title_abstract[title_abstract["status"] == ""]
+    included = set(current.loc[current["final"] == "include", "record_id"])
+    from_db = records["source"].isin(DATABASE_SOURCES)
+    return pd.concat([records[from_db & records["record_id"].isin(included)], records[~from_db]])
+
+
+def build_state(snapshot: str | Path, screening_dir: str | Path, protocol: Protocol | None = None,
+                progress: bool = False) -> ScreeningState:
+    protocol = protocol or load_protocol()
+    snap = Snapshot.open(snapshot)
+    keys = tuple(protocol.searches)
+    terms = tuple(protocol.intervention.text)
+    steps = tqdm(total=4, desc="screening state", disable=not progress)
+    pubmed = load_records(snap)
+    other = read_other_methods_folder(snap.root / "other_methods", known_searches=set(keys))
+    identified = pd.concat([f for f in (pubmed, other) if not f.empty], ignore_index=True)
+    steps.update()
+    dedupe = deduplicate(identified)
+    steps.update()
+
+    def stage_update(stage: str, candidates: pd.DataFrame) -> SheetUpdate:
+        existing = read_sheet(screening_dir, stage, protocol.screening_reasons.get(stage, ()))
+        update = update_sheet(existing, build_sheet(candidates, stage, terms), stage)
+        steps.update()
+        return update
+
+    title_abstract = stage_update("title_abstract",
+                                  dedupe.records[dedupe.records["source"].isin(DATABASE_SOURCES)])
+    full_text = stage_update("full_text", full_text_candidates(dedupe.records, title_abstract.sheet))
+    steps.close()
+    updates = {"title_abstract": title_abstract, "full_text": full_text}
+    return ScreeningState(
+        snapshot=snap.root, sample=snap.is_sample, note=snap.info.get("note", ""), search_keys=keys,
+        identified=identified, dedupe=dedupe, updates=updates,
+        agreement={s: agreement(u.sheet, s) for s, u in updates.items()},
+        conflicts={s: conflicts(u.sheet) for s, u in updates.items()},
+    )
+
+
+def write_state(state: ScreeningState, screening_dir: str | Path) -> list[Path]:
+    """Save sheets and deduplication logs; returns the files that changed."""
+    folder = Path(screening_dir)
+    changed = [folder / f"{stage}.csv" for stage in STAGES if write_sheet(folder, stage, state.sheet(stage))]
+    for name, table in (("dedupe_merges.csv", state.dedupe.merges), ("dedupe_review.csv", state.dedupe.review)):
+        path, text = folder / name, table.to_csv(index=False, lineterminator="\n")
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            atomic_write_text(path, text)
+            changed.append(path)
+    return changed
