@@ -47,7 +47,8 @@ def read_pubmed_xml(source: Source, *, name: str | None = None) -> pd.DataFrame:
 
 
 def records_frame(rows) -> pd.DataFrame:
-    frame = pd.DataFrame(list(rows), columns=COLUMNS)
+    # object dtype keeps missing text as None (pandas 3 would infer str and turn None into NaN).
+    frame = pd.DataFrame(list(rows), columns=COLUMNS, dtype=object)
     frame["year"] = frame["year"].astype("Int64")
     frame["is_human"] = frame["is_human"].astype(bool)
     frame["is_animal"] = frame["is_animal"].astype(bool)

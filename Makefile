@@ -1,0 +1,30 @@
+# Two entry points (README): `make report` runs the review offline on the bundled
+# sample; `make test` runs the test suite. Each creates .venv and installs what it needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+OUTPUT ?= output
+
+.PHONY: report test sample bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+report: $(STAMP)
+	$(BIN)/reviewkit search --offline
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+sample: $(STAMP)
+	$(BIN)/python -m reviewkit.sample
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_parse.py
+
+clean:
+	rm -rf $(VENV) $(OUTPUT)

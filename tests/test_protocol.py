@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reviewkit.errors import ProtocolError
+from reviewkit.protocol import DEFAULT_PROTOCOL, load_protocol
+
+
+def write(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load(DEFAULT_PROTOCOL.read_text())
+    mutate(data)
+    path = tmp_path / "protocol.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_bundled_protocol_has_the_four_searches():
+    protocol = load_protocol()
+    assert list(protocol.searches) == ["aud", "oud", "cocaine", "gambling"]
+    assert protocol.screening_reasons["title_abstract"]
+    assert protocol.screening_reasons["full_text"]
+
+
+def test_query_combines_intervention_and_disorder_blocks():
+    query = load_protocol().query("oud")
+    intervention, disorder = query.split(" AND ", 1)
+    assert '"Ketamine"[Mesh]' in intervention and "esketamine[tiab]" in intervention
+    assert '"Opioid-Related Disorders"[Mesh]' in disorder
+    assert '"opioid use disorder"[tiab]' in disorder  # phrases are quoted
+    assert query.count("(") == query.count(")")
+
+
+def test_date_limits_become_esearch_parameters():
+    params = load_protocol().dates.params()
+    assert params == {"datetype": "pdat", "mindate": "1966/01/01", "maxdate": "2026/10/31"}
+
+
+def test_unknown_search_key_names_the_known_ones():
+    with pytest.raises(ProtocolError, match="unknown search 'nicotine'.*aud, oud, cocaine, gambling"):
+        load_protocol().query("nicotine")
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["searches"]["aud"].update(mesh=[]), r"field 'searches\.aud\.mesh' must be a non-empty list"),
+    (lambda d: d["dates"].update(mindate="2020-01-01"), r"field 'dates\.mindate' must be YYYY"),
+    (lambda d: d["dates"].update(maxdate="2020/13"), r"field 'dates\.maxdate' must be YYYY"),
+    (lambda d: d.update(serches={}), r"field '\(top level\)' has unknown key\(s\) serches"),
+    (lambda d: d["searches"]["gambling"].update(synonyms=["x"]), r"searches\.gambling' has unknown key"),
+    (lambda d: d["dates"].pop("maxdate"), r"needs both mindate and maxdate"),
+    (lambda d: d["intervention"].update(text=['keta"mine']), r"character PubMed treats as syntax"),
+])
+def test_malformed_protocol_names_field_and_file(tmp_path, mutate, message):
+    path = write(tmp_path, mutate)
+    with pytest.raises(ProtocolError, match=message) as info:
+        load_protocol(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ProtocolError, match="not found"):
+        load_protocol(tmp_path / "nope.yml")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("review: [unclosed\n")
+    with pytest.raises(ProtocolError, match="not valid YAML"):
+        load_protocol(bad)

@@ -1,0 +1,163 @@
+"""PubMed XML parsing on every recorded NCBI fixture, plus hostile and odd documents."""
+
+import io
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+import reviewkit
+from reviewkit.errors import EntrezError
+from reviewkit.pubmed import COLUMNS, PubmedXMLError, iter_pubmed_xml
+
+FIX = Path(__file__).parent / "fixtures" / "eutils"
+
+
+def read(name):
+    return reviewkit.read_pubmed_xml(FIX / name)
+
+
+def test_columns_are_documented_ones():
+    assert list(read("pubmed2.xml").columns) == COLUMNS
+
+
+def test_pubmed1_season_date_and_two_articles():
+    df = read("pubmed1.xml")
+    assert df["pmid"].tolist() == ["12091962", "9997"]
+    assert df.loc[0, "year"] == 1990  # <Year>1990</Year><Season>Spring</Season>
+    assert df.loc[0, "is_human"] and not df.loc[0, "is_animal"]
+    assert df.loc[1, "doi"] == "10.1016/0005-2795(76)90109-4"
+    assert df.loc[1, "journal_iso"] == "Biochim Biophys Acta"
+
+
+def test_pubmed2_plain_records():
+    df = read("pubmed2.xml")
+    row = df.iloc[0]
+    assert row.pmid == "11748933"
+    assert row.doi == "10.1006/cryo.2001.2328"
+    assert row.first_author == "Taddei AR"
+    assert row.authors[0] == row.first_author
+    assert row.volume == "42" and row.issue == "4" and row.pages == "244-55"
+    assert row.language == "eng"
+    assert row.abstract.startswith("This study subdivides the cryopreservation procedure")
+    assert "Journal Article" in row.publication_types
+
+
+def test_pubmed3_html_is_not_pubmed_xml():
+    with pytest.raises(PubmedXMLError, match="expected <PubmedArticleSet>"):
+        read("pubmed3.html")
+
+
+def test_pubmed4_structured_abstract_keeps_labels_and_inline_markup_text():
+    row = read("pubmed4.xml").iloc[0]
+    assert row.pmid == "27797938"
+    assert row.title.startswith("Leucocyte telomere length, genetic variants at the TERT gene")
+    labels = [line.split(":")[0] for line in row.abstract.splitlines()]
+    assert labels == ["OBJECTIVE", "DESIGN", "RESULTS", "CONCLUSIONS"]
+    assert row.pmcid == "PMC5442267"
+    assert row.year == 2017
+
+
+def test_pubmed5_label_and_nlm_category():
+    row = read("pubmed5.xml").iloc[0]
+    assert row.abstract.splitlines()[0].startswith("OBJECTIVES:")
+    assert row.pmcid == "PMC5771820" and row.doi == "10.1136/oemed-2017-104431"
+
+
+def test_pubmed6_mathml_keeps_its_text_and_year_only_date():
+    row = read("pubmed6.xml").iloc[0]
+    assert row.year == 2018
+    assert '"Blood Relationship"' in row.title
+    assert "(LEmin)" in row.abstract  # LE<sub>min</sub>
+    assert "mml" not in row.abstract and "<sub>" not in row.abstract
+    assert "67.6 ± 4.1" in row.abstract  # text after a MathML block survives
+    assert row.pages == "1034"
+
+
+def test_pubmed7_collective_name_author_is_kept():
+    row = read("pubmed7.xml").iloc[0]
+    assert "Canadian Respiratory Research Network" in row.authors
+    assert row.first_author == "Guo F"
+
+
+ARTICLE = """<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{pmid}</PMID>
+<Article PubModel="Print"><Journal><JournalIssue CitedMedium="Print"><PubDate>{date}</PubDate></JournalIssue>
+<Title>J</Title></Journal><ArticleTitle>T {pmid}</ArticleTitle><Language>eng</Language>
+<PublicationTypeList><PublicationType UI="D016428">Journal Article</PublicationType></PublicationTypeList>
+</Article></MedlineCitation><PubmedData><ArticleIdList><ArticleId IdType="pubmed">{pmid}</ArticleId>
+</ArticleIdList></PubmedData></PubmedArticle>"""
+
+
+def doc(*articles, doctype=""):
+    return f'<?xml version="1.0"?>{doctype}<PubmedArticleSet>{"".join(articles)}</PubmedArticleSet>'.encode()
+
+
+def test_medline_date_gives_the_first_year_and_missing_fields_are_null():
+    df = reviewkit.read_pubmed_xml(doc(ARTICLE.format(pmid=1, date="<MedlineDate>1998 Dec-1999 Jan</MedlineDate>")))
+    row = df.iloc[0]
+    assert row.year == 1998
+    assert row.abstract == "" and row.authors == [] and row.first_author is None
+    assert row.doi is None and row.volume is None
+
+
+def test_book_article_is_a_row():
+    book = """<PubmedBookArticle><BookDocument><PMID Version="1">20301295</PMID><Book>
+    <BookTitle>GeneReviews</BookTitle><PubDate><Year>1993</Year></PubDate></Book>
+    <ArticleTitle>Some condition</ArticleTitle><Language>eng</Language></BookDocument>
+    <PubmedBookData><ArticleIdList><ArticleId IdType="bookaccession">NBK1116</ArticleId></ArticleIdList>
+    </PubmedBookData></PubmedBookArticle>"""
+    row = reviewkit.read_pubmed_xml(doc(book)).iloc[0]
+    assert row.pmid == "20301295" and row.title == "Some condition" and row.year == 1993
+
+
+def test_empty_set_and_file_objects():
+    assert reviewkit.read_pubmed_xml(io.BytesIO(doc())).empty
+
+
+def test_entity_bomb_is_refused_without_expansion():
+    bomb = ('<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY a "aaaaaaaaaa">'
+            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+            '<PubmedArticleSet>&c;</PubmedArticleSet>').encode()
+    with pytest.raises(PubmedXMLError, match="declares XML entities"):
+        reviewkit.read_pubmed_xml(bomb)
+
+
+def test_external_entity_is_never_fetched(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    xxe = (f'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY x SYSTEM "file://{secret}">]>'
+           f'<PubmedArticleSet>&x;</PubmedArticleSet>').encode()
+    with pytest.raises(PubmedXMLError):
+        reviewkit.read_pubmed_xml(xxe)
+
+
+def test_unbundled_dtd_is_not_downloaded():
+    # A DOCTYPE naming a DTD nobody bundles would make Bio.Entrez try the network.
+    doctype = ('<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2099//EN" '
+               '"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_990101.dtd">')
+    df = reviewkit.read_pubmed_xml(doc(ARTICLE.format(pmid=7, date="<Year>2001</Year>"), doctype=doctype))
+    assert df.pmid.tolist() == ["7"]
+
+
+def test_efetch_error_body_is_an_entrez_error():
+    with pytest.raises(EntrezError):
+        reviewkit.read_pubmed_xml(b"<eFetchResult><ERROR>Unable to obtain query #1</ERROR></eFetchResult>")
+
+
+def test_malformed_xml_names_the_source():
+    with pytest.raises(PubmedXMLError, match="broken.xml: not well-formed"):
+        reviewkit.read_pubmed_xml(b"<PubmedArticleSet><PubmedArticle>", name="broken.xml")
+
+
+def test_streaming_memory_does_not_grow_with_file_size():
+    def peak(n):
+        data = doc(*(ARTICLE.format(pmid=i, date="<Year>2001</Year>") for i in range(1, n + 1)))
+        tracemalloc.start()
+        count = sum(1 for _ in iter_pubmed_xml(io.BytesIO(data)))
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert count == n
+        return top
+
+    small, large = peak(500), peak(5000)
+    assert large < 2 * small  # flat, not 10x
