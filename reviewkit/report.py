@@ -140,14 +140,17 @@ def execute_notebooks(
 
 
 def _describe_failure(name: str, executed: Path, exc) -> str:
-    """Name the notebook, the cell (as numbered in the executed notebook) and its first line."""
-    first_line = ""
+    """Name the notebook, the cell as numbered in the source notebook, and the cell's first line."""
+    number = exc.cell_index + 1
     try:
-        cell = nbformat.read(executed, as_version=4).cells[exc.cell_index]
-        first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
-    except (OSError, IndexError, ValueError):
+        cells = nbformat.read(executed, as_version=4).cells
+        # papermill inserts an "injected-parameters" cell; the reader's notebook does not have it
+        if any("injected-parameters" in c.metadata.get("tags", []) for c in cells):
+            number -= 1
+    except (OSError, ValueError):
         pass
-    where = f"cell {exc.cell_index + 1}" + (f" ({first_line.strip()[:80]!r})" if first_line else "")
+    first_line = next((line.strip() for line in (exc.source or "").splitlines() if line.strip()), "")
+    where = f"cell {number}" + (f" ({first_line[:80]!r})" if first_line else "")
     return f"notebook {name} failed at {where}: {exc.ename}: {exc.evalue}; the executed notebook is kept at {executed}"
 
 

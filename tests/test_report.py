@@ -1,0 +1,213 @@
+import base64
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from reviewkit import report, runs
+from reviewkit.cli import main
+from reviewkit.errors import ReviewkitError
+
+# A 1x1 PNG, as a notebook output carries it.
+PNG = base64.b64encode(
+    bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                  "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082")
+).decode()
+
+EXTERNAL = re.compile(
+    r"""<script[^>]+src\s*=\s*["']?https?:|<link[^>]+href\s*=\s*["']?https?:|@import\s+(url\()?["']?https?:"""
+    r"""|url\(\s*["']?https?:|<img[^>]+src\s*=\s*["']?https?:|<iframe[^>]+src\s*=\s*["']?https?:""",
+    re.I,
+)
+
+
+def external_resources(page: str) -> list[str]:
+    """Scripts, styles, fonts, images or frames the page would fetch from the internet."""
+    return EXTERNAL.findall(page)
+
+
+def write_nb(path: Path, *sources: str, params: str = "x = 1") -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_markdown_cell(s[3:]) if s.startswith("md:") else nbformat.v4.new_code_cell(s)
+                 for s in sources]
+    nbformat.write(nb, path)
+    return path
+
+
+def executed_nb(path: Path, html_outputs=(), image=False) -> Path:
+    """A notebook as papermill leaves it, with given outputs, without running a kernel."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# Part {path.stem}"),
+                nbformat.v4.new_code_cell("SECRET_CODE_MARKER = 1")]
+    outs = [nbformat.v4.new_output("display_data", data={"text/html": h}) for h in html_outputs]
+    outs.append(nbformat.v4.new_output("stream", name="stderr", text="fetch aud: 100%|####|"))
+    if image:
+        outs.append(nbformat.v4.new_output("display_data", data={"image/png": PNG}))
+    nb.cells[1].outputs = outs
+    nbformat.write(nb, path)
+    return path
+
+
+INFO = {
+    "run_id": "2026-01-01T000000Z", "mode": "offline", "snapshot": "sample", "sample_note": "A curated sample.",
+    "parameters": {"offline": True, "searches": ["aud", "oud"]}, "snapshot_info": {"name": "sample"},
+    "versions": {"python": "3.11"}, "problems": [],
+}
+
+
+# --- parameters --------------------------------------------------------------
+
+def test_parameters_are_read_as_yaml():
+    got = report.parse_parameters([("searches", "[aud, oud]"), ("offline", "false"), ("n", "3"), ("s", "x y")])
+    assert got == {"searches": ["aud", "oud"], "offline": False, "n": 3, "s": "x y"}
+
+
+@pytest.mark.parametrize("name", ["api_key", "NCBI_EMAIL", "token"])
+def test_credentials_are_refused_as_parameters(name):
+    with pytest.raises(ReviewkitError, match="credential"):
+        report.parse_parameters([(name, "abc")])
+
+
+def test_bad_parameter_name_is_named():
+    with pytest.raises(ReviewkitError, match="'2x'"):
+        report.parse_parameters([("2x", "1")])
+
+
+# --- execution ---------------------------------------------------------------
+
+def test_first_failure_stops_the_run_naming_notebook_and_cell(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    first = write_nb(src / "01_ok.ipynb", "y = x + 1")
+    second = write_nb(src / "02_bad.ipynb", "md:# Bad", "z = 1", "raise RuntimeError('search failed: HTTP 500')")
+    third = write_nb(src / "03_never.ipynb", "print('never')")
+    with pytest.raises(ReviewkitError) as err:
+        report.execute_notebooks([first, second, third], tmp_path / "out", {"x": 5}, progress=False,
+                                 log=lambda m: None)
+    msg = str(err.value)
+    assert "02_bad.ipynb" in msg and "cell 4 " in msg and "RuntimeError" in msg and "search failed" in msg
+    assert "raise RuntimeError" in msg  # the cell's first line, so the reader can find it
+    assert (tmp_path / "out" / "01_ok.ipynb").is_file()
+    assert not (tmp_path / "out" / "03_never.ipynb").exists()
+    # the parameter reached the first notebook
+    injected = nbformat.read(tmp_path / "out" / "01_ok.ipynb", as_version=4).cells[1].source
+    assert "x = 5" in injected
+
+
+def test_unknown_parameter_is_refused_before_anything_runs(tmp_path):
+    nb = write_nb(tmp_path / "01_a.ipynb", "pass")
+    with pytest.raises(ReviewkitError, match="unknown parameter.*serches.*the notebooks take: x"):
+        report.execute_notebooks([nb], tmp_path / "out", {"serches": ["aud"]}, log=lambda m: None)
+    assert not (tmp_path / "out").exists()
+
+
+# --- HTML --------------------------------------------------------------------
+
+def test_report_html_is_self_contained_with_code_hidden(tmp_path):
+    itables_like = "<script type='module'>window._lib = 1</script><div>bundle</div>"
+    parts = [executed_nb(tmp_path / "01_search.ipynb", [itables_like, "<b>table one</b>"], image=True),
+             executed_nb(tmp_path / "02_screening.ipynb", [itables_like, "<b>table two</b>"])]
+    out = report.write_report(tmp_path / "index.html", {**INFO, "problems": ["search 'aud': count fell"]}, parts)
+    page = out.read_text()
+    assert external_resources(page) == []
+    assert "SECRET_CODE_MARKER" not in page  # code cells hidden
+    assert f"data:image/png;base64,{PNG}" in page  # image embedded
+    assert page.count("window._lib = 1") == 1  # the library script is loaded once for all parts
+    assert "table one" in page and "table two" in page
+    assert "fetch aud" not in page  # progress bars are not for readers
+    # the index links each part, which has the anchor
+    for part in parts:
+        anchor = report.part_anchor(part.name)
+        assert f'href="#{anchor}"' in page and f'id="{anchor}"' in page
+    assert "Part 01_search" in page  # the part title in the contents
+    assert "SAMPLE DATA, NOT A COMPLETE PUBMED SEARCH" in page
+    assert "<td>aud, oud</td>" in page
+    assert re.search(r"Check the searches: search (&#x27;|')aud(&#x27;|'): count fell", page)
+
+
+def test_external_resource_check_catches_cdn_scripts():
+    assert external_resources('<script src="https://cdn.example/x.js"></script>')
+    assert external_resources('<link rel="stylesheet" href="http://fonts.example/a.css">')
+    assert external_resources("<style>@font-face{src:url('https://f.example/a.woff')}</style>")
+    assert not external_resources('<a href="https://pubmed.ncbi.nlm.nih.gov/1/">PubMed</a>')
+
+
+def test_project_root_found_from_notebooks_folder(monkeypatch):
+    root = report.project_root()
+    monkeypatch.chdir(root / "notebooks")
+    assert report.project_root() == root
+    assert [p.name for p in report.list_notebooks()][0] == "01_search.ipynb"
+
+
+# --- manifests and changes ---------------------------------------------------
+
+def manifest(run_id, status="ok", **counts):
+    return {"run_id": run_id, "status": status,
+            "searches": {k: {"count": len(v), "pmids": v} for k, v in counts.items()},
+            "counts": {"records": sum(len(v) for v in counts.values())}, "awaiting_screening": []}
+
+
+def test_previous_manifest_skips_failed_and_unfinished_runs(tmp_path):
+    for m in (manifest("2026-01-01T000000Z"), manifest("2026-01-02T000000Z", status="failed")):
+        runs.write_manifest(runs.make_run_dir(tmp_path, m["run_id"]), m)
+    runs.make_run_dir(tmp_path, "2026-01-03T000000Z")  # interrupted: no run.json
+    assert runs.previous_manifest(tmp_path, before="2026-01-04T000000Z")["run_id"] == "2026-01-01T000000Z"
+    assert runs.previous_manifest(tmp_path, before="2026-01-01T000000Z") is None
+
+
+def test_same_second_runs_get_distinct_folders(tmp_path):
+    a = runs.make_run_dir(tmp_path, "2026-01-01T000000Z")
+    b = runs.make_run_dir(tmp_path, "2026-01-01T000000Z")
+    assert a != b and b.name == "2026-01-01T000000Z-1"
+
+
+def test_compare_lists_new_and_dropped_records_and_count_changes():
+    before = manifest("r1", aud=["1", "2"], oud=["5"])
+    after = manifest("r2", aud=["2", "3", "4"], oud=["5"])
+    after["awaiting_screening"] = ["PMID:3", "PMID:4"]
+    ch = runs.compare(before, after)
+    assert ch["previous_run"] == "r1" and ch["changed"]
+    assert ch["searches"]["aud"] == {"count_before": 2, "count_after": 3, "new_pmids": ["3", "4"],
+                                     "dropped_pmids": ["1"]}
+    assert ch["searches"]["oud"]["new_pmids"] == [] and ch["counts"] == {"records": {"before": 3, "after": 4}}
+    text = "\n".join(runs.changes_text(ch))
+    assert "search aud: 2 -> 3 records, 2 new, 1 dropped" in text and "awaiting screening: 2" in text
+    assert runs.count_drops(ch) == []
+
+
+def test_same_data_reports_no_change():
+    ch = runs.compare(manifest("r1", aud=["1"]), manifest("r2", aud=["1"]))
+    assert not ch["changed"]
+    assert "no change" in runs.changes_html(ch)
+
+
+def test_count_drop_is_a_problem_unless_allowed():
+    ch = runs.compare(manifest("r1", aud=["1", "2", "3"], oud=["5"]), manifest("r2", aud=["1"]))
+    problems = runs.count_drops(ch)
+    assert any("'aud': count fell from 3 to 1" in p and "2, 3" in p for p in problems)
+    assert any("'oud' ran in r1 but not in this run" in p for p in problems)
+    assert runs.count_drops(runs.compare(manifest("r1", aud=["1", "2"]), manifest("r2", aud=["1"])), allowed=1) == []
+
+
+# --- the command -------------------------------------------------------------
+
+def test_run_refuses_credentials_and_reserved_parameters(tmp_path, capsys):
+    assert main(["run", "--output", str(tmp_path), "-p", "api_key", "x"]) == 2
+    assert "credential" in capsys.readouterr().err
+    assert main(["run", "--output", str(tmp_path), "-p", "output_dir", "x"]) == 2
+    assert "--output" in capsys.readouterr().err
+
+
+def test_failed_run_leaves_a_failed_manifest(tmp_path, capsys):
+    code = main(["run", "--no-progress", "--output", str(tmp_path), "-p", "snapshot", str(tmp_path / "nowhere")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "01_search.ipynb" in err and "nowhere" in err
+    (manifest_path,) = tmp_path.glob("*/run.json")
+    saved = json.loads(manifest_path.read_text())
+    assert saved["status"] == "failed" and "01_search.ipynb" in saved["error"]
+    assert not (manifest_path.parent / "index.html").exists()
