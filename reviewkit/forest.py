@@ -242,6 +242,7 @@ def forest(
     path_stem = Path(path_stem)
     for ext, kw in (("png", {"dpi": 300}), ("svg", {})):
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext, facecolor="white", **kw)
+        with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text, editable by journals
+            fig.savefig(buf, format=ext, facecolor="white", **kw)
         atomic_write_bytes(path_stem.with_suffix(f".{ext}"), buf.getvalue())
     return fig
