@@ -15,7 +15,7 @@ from . import __version__
 from .errors import ReviewkitError
 
 # Order is the order shown in --help.
-COMMAND_MODULES = ["search", "audit", "run"]
+COMMAND_MODULES = ["search", "screen", "audit", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:
