@@ -26,6 +26,7 @@ class Context:
     output_dir: Path
     offline: bool
     searches: list[str] | None
+    screening_dir: Path
 
     @property
     def exports(self) -> Path:
@@ -44,18 +45,22 @@ class Context:
         return bool(self.snapshot_info.get("sample"))
 
 
-def resolve_snapshot(snapshot: str, root: Path) -> Path:
-    """A bare name is a folder of ``data/snapshots/``; anything else is a path (relative to the project)."""
-    if not snapshot:
-        raise ReviewkitError("parameter 'snapshot' is empty; give a snapshot name (e.g. sample) or a folder")
-    path = Path(snapshot).expanduser()
+def resolve_data(name: str, root: Path, kind: str = "snapshots") -> Path:
+    """A bare name is a folder of ``data/<kind>/``; anything else is a path (relative to the project)."""
+    if not name:
+        raise ReviewkitError(f"an empty name for a folder of data/{kind}/; give a name (e.g. sample) or a path")
+    path = Path(name).expanduser()
     if len(path.parts) == 1 and not path.is_absolute():
-        return root / "data" / "snapshots" / snapshot
+        return root / "data" / kind / name
     return path if path.is_absolute() else root / path
 
 
+def resolve_snapshot(snapshot: str, root: Path) -> Path:
+    return resolve_data(snapshot, root, "snapshots")
+
+
 def start(*, offline: bool = True, snapshot: str = "sample", searches: list[str] | None = None,
-          output_dir: str = "") -> Context:
+          screening: str = "sample", output_dir: str = "") -> Context:
     """Resolve paths, set up interactive tables, show the sample banner; the first call of every notebook."""
     import itables
     from IPython.display import HTML, display
@@ -63,7 +68,7 @@ def start(*, offline: bool = True, snapshot: str = "sample", searches: list[str]
     root = project_root()
     out = Path(output_dir).expanduser() if output_dir else root / "reports" / "interactive"
     ctx = Context(root, resolve_snapshot(str(snapshot), root), out if out.is_absolute() else root / out,
-                  bool(offline), list(searches) if searches else None)
+                  bool(offline), list(searches) if searches else None, resolve_data(str(screening), root, "screening"))
     if ctx.offline and not (ctx.snapshot_dir / "snapshot.json").is_file():
         raise ReviewkitError(f"offline run: snapshot folder {ctx.snapshot_dir} does not exist or has no snapshot.json")
     if not ctx.offline and ctx.is_sample:
@@ -101,3 +106,76 @@ def search_table(results) -> pd.DataFrame:
         }
         for r in results
     ])
+
+
+def screening_overview(state) -> pd.DataFrame:
+    """Per stage: candidates, decided, included, excluded, awaiting, new this run, and agreement."""
+    from .screening import STAGE_LABELS
+
+    rows = []
+    for stage, update in state.updates.items():
+        sheet = update.sheet[update.sheet["status"] == ""]
+        agree = state.agreement[stage]
+        rows.append({
+            "stage": STAGE_LABELS[stage],
+            "records": len(sheet),
+            "included": int((sheet["final"] == "include").sum()),
+            "excluded": int((sheet["final"] == "exclude").sum()),
+            "awaiting a decision": int((sheet["final"] == "").sum()),
+            "new since the sheet was saved": len(update.new_ids),
+            "kept, no longer retrieved": len(update.kept_ids),
+            "dual-screened": agree.n_both,
+            "Cohen's kappa": None if agree.kappa is None else round(agree.kappa, 2),
+        })
+    return pd.DataFrame(rows)
+
+
+def awaiting_screening(state, stage: str = "title_abstract") -> pd.DataFrame:
+    """Records of one stage without a final decision; ``new`` marks those this run added."""
+    update = state.updates[stage]
+    sheet = update.sheet
+    waiting = sheet[(sheet["status"] == "") & (sheet["final"] == "")]
+    new = set(update.new_ids)
+    return waiting.assign(new=waiting["record_id"].isin(new))[
+        ["record_id", "new", "title", "authors", "year", "searches", "suggestion", "suggestion_reason"]
+    ].reset_index(drop=True)
+
+
+def show_image(path: str | Path, width: int = 900) -> None:
+    """Display a figure file the library wrote, so the report shows exactly the exported figure."""
+    from IPython.display import Image, display
+
+    display(Image(filename=str(path), width=width))
+
+
+def prisma_table(report) -> pd.DataFrame:
+    """PRISMA 2020 boxes as rows, one column for the whole review and one per search."""
+    columns = {"all searches": report.overall, **report.by_disorder}
+    rows = {}
+    for name, c in columns.items():
+        db, om = c.databases, c.other_methods
+        rows[name] = {
+            "records identified: databases": sum(db.identified.values()),
+            "records identified: other methods": sum(om.identified.values()),
+            "duplicates removed": db.duplicates_removed,
+            "records screened": db.records_screened,
+            "records excluded": db.records_excluded,
+            "records awaiting screening": db.records_awaiting,
+            "reports sought": db.reports.sought + om.reports.sought,
+            "reports not retrieved": db.reports.not_retrieved + om.reports.not_retrieved,
+            "reports assessed": db.reports.assessed + om.reports.assessed,
+            "reports excluded": sum(db.reports.excluded.values()) + sum(om.reports.excluded.values()),
+            "reports awaiting assessment": db.reports.awaiting + om.reports.awaiting,
+            "studies included": c.studies_included,
+            "reports included": c.reports_included,
+        }
+    return pd.DataFrame(rows)
+
+
+def exclusion_reasons(counts) -> pd.DataFrame:
+    """Full-text exclusions by reason, databases and other methods side by side."""
+    db, om = counts.databases.reports.excluded, counts.other_methods.reports.excluded
+    reasons = list(dict.fromkeys([*db, *om]))
+    return pd.DataFrame({"reason": reasons,
+                         "databases": [db.get(r, 0) for r in reasons],
+                         "other methods": [om.get(r, 0) for r in reasons]})

@@ -66,18 +66,42 @@ def write_manifest(run_dir: Path, manifest: dict) -> Path:
     return atomic_write_json(run_dir / MANIFEST, manifest)
 
 
-def snapshot_facts(snapshot_dir: Path, searches: list[str] | None = None) -> dict:
-    """What a run manifest records about the data it ran on (read from the snapshot, not the notebooks)."""
+def snapshot_facts(snapshot_dir: Path, screening_dir: Path, searches: list[str] | None = None) -> dict:
+    """What a run manifest records about the data it ran on.
+
+    Computed from the snapshot and the screening folder with the same library
+    calls the notebooks make, not scraped from notebook outputs.
+    """
+    from .notebook import awaiting_screening
+    from .prisma import prisma_counts
+    from .screening_state import build_state
     from .snapshot import Snapshot
 
     summary = search_summary(snapshot_dir)
     if searches:
         summary = {k: v for k, v in summary.items() if k in searches}
-    pmids = set().union(*(set(s["pmids"]) for s in summary.values())) if summary else set()
+    state = build_state(snapshot_dir, screening_dir)
+    prisma = prisma_counts(state)
+    db, om = prisma.databases, prisma.other_methods
+    counts = {
+        "records identified from databases": sum(db.identified.values()),
+        "records identified from other methods": sum(om.identified.values()),
+        "duplicates removed": db.duplicates_removed,
+        "records screened": db.records_screened,
+        "records excluded": db.records_excluded,
+        "records awaiting screening": db.records_awaiting,
+        "reports assessed": db.reports.assessed + om.reports.assessed,
+        "reports awaiting assessment": db.reports.awaiting + om.reports.awaiting,
+        "studies included": prisma.studies_included,
+        "reports included": prisma.reports_included,
+    }
     return {
         "snapshot": {"path": str(snapshot_dir), **Snapshot.open(snapshot_dir).info},
+        "screening": str(screening_dir),
         "searches": summary,
-        "counts": {"records identified (PubMed, unique PMIDs)": len(pmids)},
+        "counts": counts,
+        "prisma": prisma.to_dict(),
+        "awaiting_screening": awaiting_screening(state)["record_id"].tolist(),
     }
 
 

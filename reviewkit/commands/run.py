@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import report, runs
 from ..errors import ReviewkitError
-from ..notebook import resolve_snapshot
+from ..notebook import resolve_data, resolve_snapshot
 
 COUNT_DROP_EXIT = 3
 
@@ -61,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
         raise ReviewkitError("--live records a new snapshot in the run folder; -p snapshot is for --offline")
     else:
         snapshot = str(run_dir / "snapshot")
-    # A snapshot given as a relative path means relative to where the user typed it.
+    # A folder given as a relative path means relative to where the user typed it.
     if isinstance(snapshot, str) and len(Path(snapshot).parts) > 1:
         snapshot = str(Path(snapshot).expanduser().resolve())
+    if isinstance(user.get("screening"), str) and len(Path(user["screening"]).parts) > 1:
+        user["screening"] = str(Path(user["screening"]).expanduser().resolve())
     params = {"offline": args.offline, "snapshot": str(snapshot), "output_dir": str(run_dir), **user}
     snapshot_dir = resolve_snapshot(str(snapshot), root)
 
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         raise
 
     manifest["notebooks"] = [{"name": r.name, "seconds": round(r.seconds, 2)} for r in executed]
-    manifest.update(runs.snapshot_facts(snapshot_dir, params.get("searches") or None))
+    manifest.update(runs.snapshot_facts(snapshot_dir, resolve_data(str(params.get("screening", "sample")), root,
+                                                                   "screening"), params.get("searches") or None))
     previous = runs.previous_manifest(output_root, before=run_dir.name)
     changes = runs.compare(previous, manifest)
     problems = runs.count_drops(changes, args.max_count_drop)
