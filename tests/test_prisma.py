@@ -1,0 +1,115 @@
+"""PRISMA 2020 counts from the screening state; the sample's flow checked against the corpus."""
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from reviewkit.cli import main
+from reviewkit.errors import ReviewkitError
+from reviewkit.flow_diagram import draw
+from reviewkit.io import read_jsonl
+from reviewkit.prisma import check, prisma_counts, prisma_report
+from reviewkit.screening_state import build_state, write_state
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "snapshots" / "sample"
+SCREENING = ROOT / "data" / "screening" / "sample"
+KEYS = ["aud", "oud", "cocaine", "gambling"]
+
+
+@pytest.fixture(scope="module")
+def state():
+    return build_state(SAMPLE, SCREENING)
+
+
+def corpus_expectation(key=None):
+    """What the corpus implies, computed here without reviewkit's screening code."""
+    recs = [r for r in read_jsonl(ROOT / "data" / "corpus" / "records.jsonl")
+            if r["collection"] == "search" and r["retrieved_by"] and (key is None or key in r["retrieved_by"])]
+    pubmed = [r for r in recs if r["pmid"]]
+    other = [r for r in recs if not r["pmid"]]
+    included = [r for r in recs if r["would_include"]]
+    return {"identified": len(pubmed), "excluded": sum(not r["would_include"] for r in pubmed),
+            "sought": sum(r["would_include"] for r in pubmed), "other": len(other),
+            "other_excluded": sum(not r["would_include"] for r in other), "reports_included": len(included)}
+
+
+@pytest.mark.parametrize("key", [None, *KEYS])
+def test_sample_counts_match_the_corpus(state, key):
+    c = prisma_counts(state, key)
+    e = corpus_expectation(key)
+    db, om = c.databases, c.other_methods
+    assert db.identified == {"PubMed": e["identified"]}
+    assert (db.duplicates_removed, db.removed_other) == (0, 0)  # the corpus holds no duplicates
+    assert (db.records_screened, db.records_excluded) == (e["identified"], e["excluded"])
+    assert (db.reports.sought, db.reports.not_retrieved, db.reports.assessed) == (e["sought"], 0, e["sought"])
+    assert db.reports.excluded == {}
+    assert om.identified == {"Citation searching": e["other"]}
+    assert (om.reports.sought, om.reports.assessed) == (e["other"], e["other"])
+    assert sum(om.reports.excluded.values()) == e["other_excluded"]
+    assert c.reports_included == e["reports_included"] and c.complete
+
+
+def test_sample_overall_numbers(state):
+    c = prisma_counts(state)
+    assert (c.databases.identified["PubMed"], c.databases.records_excluded, c.databases.reports.sought) == (56, 46, 10)
+    assert c.other_methods.identified["Citation searching"] == 54
+    # 22 reports; three secondary analyses share their trial's participants (corpus README and summaries)
+    assert (c.studies_included, c.reports_included) == (19, 22)
+
+
+def test_citation_check_records_are_not_in_the_review(state):
+    ids = set(state.identified["record_id"])
+    lookups = [r for r in read_jsonl(ROOT / "data" / "corpus" / "records.jsonl") if r["collection"] == "citation-check"]
+    assert not {f"PMID:{r['pmid']}" for r in lookups if r["pmid"]} & ids
+    assert len(state.identified) == 110
+
+
+def test_arithmetic_errors_fail_loudly(state):
+    c = prisma_counts(state)
+    broken = replace(c, databases=replace(c.databases, records_excluded=c.databases.records_excluded + 1,
+                                          reports=replace(c.databases.reports, assessed=11)))
+    with pytest.raises(ReviewkitError, match="reports assessed != excluded with reasons"):
+        check(broken)
+
+
+def test_pending_records_are_counted_not_hidden(tmp_path):
+    state = build_state(SAMPLE, tmp_path)  # no decisions yet
+    c = prisma_counts(state)
+    assert (c.databases.records_screened, c.databases.records_awaiting) == (0, 56)
+    assert c.other_methods.reports.awaiting == 54 and not c.complete
+
+
+def test_json_shape_and_cli(capsys, tmp_path):
+    shutil.copytree(SCREENING, tmp_path / "s")
+    assert main(["prisma", "--offline", "--json", "--screening", str(tmp_path / "s"),
+                 "--diagram", str(tmp_path / "flow")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sample"] is True and list(out["by_disorder"]) == KEYS
+    for c in [out["overall"], *out["by_disorder"].values()]:
+        assert set(c) == {"databases", "other_methods", "studies_included", "reports_included"}
+        assert set(c["databases"]) == {"identified", "duplicates_removed", "removed_other", "records_screened",
+                                       "records_excluded", "reports_sought", "reports_not_retrieved",
+                                       "reports_assessed", "reports_excluded"}
+        assert set(c["other_methods"]) == {"identified", "reports_sought", "reports_not_retrieved",
+                                           "reports_assessed", "reports_excluded"}
+    assert (tmp_path / "flow.png").read_bytes()[:4] == b"\x89PNG"
+    assert b"<svg" in (tmp_path / "flow.svg").read_bytes()[:500]
+    assert main(["screen", "--offline", "--screening", str(tmp_path / "s")]) == 0
+    assert "0 new" in capsys.readouterr().out
+
+
+def test_shipped_sheets_are_what_screen_would_write(state, tmp_path):
+    """Rerunning over the shipped decisions changes no CSV byte."""
+    shutil.copytree(SCREENING, tmp_path / "s", ignore=shutil.ignore_patterns("*.xlsx"))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "s").glob("*.csv")}
+    write_state(build_state(SAMPLE, tmp_path / "s"), tmp_path / "s")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "s").glob("*.csv")} == before
+
+
+def test_diagram_files(state, tmp_path):
+    paths = draw(prisma_report(state).overall, tmp_path / "d", title="t", note="SAMPLE")
+    assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 1000 for p in paths)
