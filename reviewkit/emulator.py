@@ -473,8 +473,10 @@ class Emulator:
             history = f"<QueryKey>{key}</QueryKey><WebEnv>{webenv}</WebEnv>"
         errors = ""
         if count == 0:
-            phrase = parse_term(term).core or term
-            errors = f"<ErrorList><PhraseNotFound>{escape(phrase)}</PhraseNotFound></ErrorList>"
+            core = self.aliases.get(parse_term(term).core, parse_term(term).core)
+            if core not in ("", "all", "all[sb]") and core not in self._by_term:
+                # the words match nothing at all; a known query limited to an empty window only warns
+                errors = f"<ErrorList><PhraseNotFound>{escape(core)}</PhraseNotFound></ErrorList>"
             warning += "<OutputMessage>No items found.</OutputMessage>"
         warnings = f"<WarningList>{warning}</WarningList>" if warning else ""
         ids = "".join(f"\n<Id>{i}</Id>" for i in page)

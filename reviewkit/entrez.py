@@ -22,6 +22,7 @@ Choices that shape this module:
 
 from __future__ import annotations
 
+import calendar
 import http.client
 import os
 import random
@@ -29,6 +30,7 @@ import socket
 import time
 import urllib.request
 from contextlib import contextmanager
+from datetime import date, timedelta
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol as TypingProtocol
 from urllib.error import HTTPError, URLError
@@ -39,6 +41,7 @@ from lxml import etree
 
 from .errors import EntrezError, SnapshotError
 from .protocol import Protocol
+from .ratelimit import LIMITER, RateLimiter, ncbi_rate
 from .pubmed import iter_pubmed_xml
 from .snapshot import Snapshot, clean_params, exchange_id, utcnow
 
@@ -130,29 +133,43 @@ class _Redirect(urllib.request.BaseHandler):
 
 
 TRANSIENT_HTTP = {429, 500, 502, 503, 504}
+# What can go wrong on the wire short of an HTTP status: refused/reset connections,
+# timeouts (Bio.Entrez has none; _Redirect sets one), truncated bodies (IncompleteRead).
+NETWORK_ERRORS = (URLError, socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException)
+# Root element each utility answers with when it worked.
+EXPECTED_ROOT = {"esearch": "eSearchResult", "efetch": "PubmedArticleSet",
+                 "esummary": "eSummaryResult", "epost": "ePostResult"}
 
 
 class LiveTransport:
-    """Performs requests with Bio.Entrez and records each one in the snapshot.
+    """Performs requests with Bio.Entrez and records each good answer in the snapshot.
 
-    Bio.Entrez's own retries are switched off (they retry at once, without
-    back-off); this loop retries transient failures with exponential back-off
-    and jitter, honouring Retry-After, up to ``max_attempts``. Bio.Entrez's
-    own pacing (0.37 s between requests, 0.1 s with an API key) keeps NCBI's
-    3/s and 10/s limits across every call in the process.
+    Bio.Entrez's own retries are switched off (it retries 429/5xx at once,
+    without back-off, and has no timeout). Here every request waits its turn
+    at the process-wide rate limiter (3/s, 10/s with an API key, or ``rate``),
+    has a ``timeout``, and is retried with exponential back-off and jitter
+    (``backoff`` × 2^n × [1, 2), at most ``max_backoff``; a Retry-After header
+    wins) on 429, 5xx, timeouts, connection errors, truncated or unparseable
+    bodies and ``<ERROR>`` bodies, up to ``max_attempts``; then an error names
+    the request. Only a good answer is recorded, so a snapshot never replays a
+    failure.
     """
 
     records = True
 
     def __init__(self, snapshot: Snapshot, credentials: Credentials | None = None, *,
-                 base_url: str | None = None, timeout: float = 60.0, max_attempts: int = 5,
-                 backoff: float = 1.0):
+                 base_url: str | None = None, timeout: float = 60.0, max_attempts: int = 6,
+                 backoff: float = 1.0, max_backoff: float = 60.0, rate: float | None = None,
+                 limiter: RateLimiter = LIMITER):
         self.snapshot = snapshot
         self.credentials = credentials or Credentials.from_env()
         self.base = base_url or eutils_base()
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.rate = rate or ncbi_rate(bool(self.credentials.api_key))
+        self.limiter = limiter
 
     @contextmanager
     def _opener(self) -> Iterator[_Redirect]:
@@ -167,6 +184,17 @@ class LiveTransport:
         finally:
             urllib.request.install_opener(previous)
 
+    def _send(self, call, full: dict[str, str]) -> tuple[bytes, str]:
+        self.limiter.wait(self.rate)
+        Entrez._open.previous = 0  # paced above; Bio.Entrez must not sleep a second time
+        with self._opener() as redirect:
+            handle = call(**full)
+            try:
+                body = handle.read()
+            finally:
+                handle.close()
+        return (body.encode("utf-8") if isinstance(body, str) else body), redirect.last_method
+
     def request(self, utility: str, params: dict[str, str], *, reuse: bool = False) -> bytes:
         if reuse:
             recorded = self.snapshot.get(utility, params)
@@ -179,25 +207,58 @@ class LiveTransport:
         for attempt in range(1, self.max_attempts + 1):
             wait = None
             try:
-                with self._opener() as redirect:
-                    handle = call(**full)
-                    body = handle.read()
-                    handle.close()
-                if isinstance(body, str):
-                    body = body.encode("utf-8")
-                return self.snapshot.put(utility, params, body, method=redirect.last_method).body
+                body, method = self._send(call, full)
+                last_problem = body_problem(utility, body)
+                if last_problem is None:
+                    return self.snapshot.put(utility, params, body, method=method).body
             except HTTPError as exc:
+                # Only the status goes into messages: the URL would carry the credentials.
                 last_problem = f"HTTP {exc.code}"
-                if exc.code not in TRANSIENT_HTTP:
+                if exc.code not in TRANSIENT_HTTP and not _relayed_proxy_failure(exc):
                     raise EntrezError(f"{utility} failed with HTTP {exc.code} ({_describe(params)})") from None
                 wait = _retry_after(exc)
-            except (URLError, socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+            except NETWORK_ERRORS as exc:
                 last_problem = type(exc).__name__
             if attempt < self.max_attempts:
-                time.sleep(wait if wait is not None else self.backoff * 2 ** (attempt - 1) * (1 + random.random()))
+                delay = self.backoff * 2 ** (attempt - 1) * (1 + random.random())
+                time.sleep(min(self.max_backoff, wait if wait is not None else delay))
         raise EntrezError(
             f"{utility} failed {self.max_attempts} times, last with {last_problem} ({_describe(params)})"
         )
+
+
+def body_problem(utility: str, body: bytes) -> str | None:
+    """Why a 200 answer cannot be used (and should be asked for again), or None.
+
+    Truncated or malformed XML, an ``<ERROR>`` (NCBI's "Search Backend failed",
+    "Unable to obtain query #1" and relayed proxy failures are transient), or
+    the wrong root element. ESearch ``ErrorList`` answers are complete answers;
+    ``parse_esearch`` reports them.
+    """
+    root_name = EXPECTED_ROOT.get(utility)
+    if root_name is None:
+        return None  # ECitMatch answers plain text
+    parser = etree.XMLParser(load_dtd=False, no_network=True, resolve_entities=False, huge_tree=True)
+    try:
+        root = etree.fromstring(body, parser)
+    except etree.XMLSyntaxError as exc:
+        return f"a body that is not well-formed XML ({exc.msg}; {len(body)} bytes)"
+    error = root.findtext(".//ERROR") if root.tag != "PubmedArticleSet" else None
+    if error:
+        return f"<ERROR>{_short(error.strip())}</ERROR>"
+    if root.tag != root_name:
+        return f"<{root.tag}> where <{root_name}> was expected"
+    return None
+
+
+def _relayed_proxy_failure(exc: HTTPError) -> bool:
+    """NCBI relays backend proxy failures as HTTP 400 with a proxy_stream body: transient."""
+    if exc.code != 400:
+        return False
+    try:
+        return b"proxy_stream" in exc.read()
+    except (OSError, http.client.HTTPException):
+        return False
 
 
 def _retry_after(exc: HTTPError) -> float | None:
@@ -259,6 +320,9 @@ class SearchResult:
     count: int
     pmids: list[str]
     manifest: dict
+    # Against the snapshot's previous run of this search (None on a first run):
+    new_pmids: list[str] | None = None
+    dropped_pmids: list[str] | None = None
 
     @property
     def retrieved(self) -> int:
@@ -274,59 +338,183 @@ def efetch_params(pmids: Iterable[str]) -> dict[str, str]:
     return {"db": "pubmed", "id": ",".join(pmids), "retmode": "xml"}
 
 
+# Bounds of the date windows when the protocol sets no date limits.
+EARLIEST = "1700/01/01"
+LATEST = "2100/12/31"
+UID_MAX = 999_999_999
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the ESearch step established: the PMIDs, and how they were gathered."""
+
+    top: ESearchResult
+    pmids: list[str]
+    slices: list[dict]  # one per window when the search had to be split (PRISMA-S: how)
+    exchanges: list[str]
+
+
+def find_pmids(transport: Transport, query: str, date_params: dict[str, str], where: str) -> Found:
+    """All PMIDs of a query. Above PubMed's 9,999 cap the date range is split in
+    halves, recursively down to one day, then by PMID range; windows never
+    overlap, and the PMIDs gathered must number exactly the unsplit Count."""
+    params = esearch_params(query, date_params)
+    top = parse_esearch(transport.request("esearch", params), where)
+    exchanges = [exchange_id("esearch", params)]
+    if top.count <= PUBMED_RETRIEVAL_CAP:
+        _check_window(top, where)
+        return Found(top, sorted(set(top.ids), key=int), [], exchanges)
+
+    datetype = date_params.get("datetype") or "pdat"
+    slices: list[dict] = []
+
+    def window(lo: date, hi: date, uids: tuple[int, int] | None) -> list[str]:
+        term = query if uids is None else f"({query}) AND {uids[0]}:{uids[1]}[uid]"
+        limits = {"datetype": datetype, "mindate": _ymd(lo), "maxdate": _ymd(hi)}
+        params = esearch_params(term, limits)
+        label = f"{where}, {datetype} {limits['mindate']}-{limits['maxdate']}" + (
+            f", PMIDs {uids[0]}-{uids[1]}" if uids else "")
+        res = parse_esearch(transport.request("esearch", params), label)
+        exchanges.append(exchange_id("esearch", params))
+        if res.count <= PUBMED_RETRIEVAL_CAP:
+            _check_window(res, label)
+            slices.append({**limits, "uids": list(uids) if uids else None, "count": res.count})
+            return res.ids
+        if lo < hi:
+            mid = lo + timedelta(days=(hi - lo).days // 2)
+            return window(lo, mid, uids) + window(mid + timedelta(days=1), hi, uids)
+        if uids is None:
+            # One day over the cap. The PMIDs PubMed did return bound a middle range;
+            # the ranges either side of it hold the rest.
+            got = sorted(int(i) for i in res.ids)
+            ranges = [(1, got[0] - 1), (got[0], got[-1]), (got[-1] + 1, UID_MAX)]
+        elif uids[0] < uids[1]:
+            mid = (uids[0] + uids[1]) // 2
+            ranges = [(uids[0], mid), (mid + 1, uids[1])]
+        else:
+            raise EntrezError(f"{label}: one PMID cannot match {res.count} records; PubMed answered inconsistently")
+        return [pmid for r in ranges if r[0] <= r[1] for pmid in window(lo, hi, r)]
+
+    lo = _day(date_params.get("mindate") or EARLIEST, end=False)
+    hi = _day(date_params.get("maxdate") or LATEST, end=True)
+    gathered = window(lo, hi, None)
+    unique = sorted(set(gathered), key=int)
+    if len(unique) != len(gathered):
+        raise EntrezError(f"{where}: date/PMID windows overlapped ({len(gathered) - len(unique)} PMIDs twice)")
+    if len(unique) != top.count:
+        short = top.count - len(unique)
+        raise EntrezError(
+            f"{where}: PubMed reports Count {top.count} but the {len(slices)} windows it was split into gave "
+            f"{len(unique)} PMIDs ({abs(short)} {'missing' if short > 0 else 'more than Count'}); "
+            "PubMed may have changed during the run: run the search again"
+        )
+    return Found(top, unique, slices, exchanges)
+
+
+def _check_window(res: ESearchResult, where: str) -> None:
+    if len(set(res.ids)) != res.count:
+        raise EntrezError(f"{where}: PubMed reports {res.count} records but returned "
+                          f"{len(set(res.ids))} distinct PMIDs")
+
+
+def _day(text: str, *, end: bool) -> date:
+    """YYYY, YYYY/MM or YYYY/MM/DD as a day: the first of the period, or the last when ``end``."""
+    parts = [int(p) for p in text.replace("-", "/").split("/")]
+    year, month = parts[0], parts[1] if len(parts) > 1 else (12 if end else 1)
+    if len(parts) > 2:
+        return date(year, month, parts[2])
+    return date(year, month, calendar.monthrange(year, month)[1] if end else 1)
+
+
+def _ymd(day: date) -> str:
+    return f"{day.year:04d}/{day.month:02d}/{day.day:02d}"
+
+
+def _previously_fetched(snapshot: Snapshot, previous: dict | None, wanted: set[str]) -> dict[str, str]:
+    """PMID -> the recorded EFetch exchange that holds it, from the search's previous run."""
+    if not previous:
+        return {}
+    fetched = set(previous.get("fetched_pmids", [])) & wanted
+    have: dict[str, str] = {}
+    for ex_id in previous.get("exchanges", []):
+        ex = snapshot.load(ex_id)
+        if ex.utility == "efetch":
+            for pmid in ex.params.get("id", "").split(","):
+                if pmid in fetched:
+                    have.setdefault(pmid, ex_id)
+    return have
+
+
 def run_search(transport: Transport, protocol: Protocol, key: str, *, batch_size: int = DEFAULT_BATCH,
                progress: bool = True) -> SearchResult:
-    """Run one protocol search: ESearch, EFetch in batches, then write its manifest."""
+    """Run one protocol search: ESearch (split past the cap), EFetch of the records
+    the snapshot does not hold yet, in batches, then write its manifest.
+
+    Run again on a snapshot (a living search) it re-runs the ESearch, fetches only
+    new PMIDs and reports new and dropped PMIDs against the previous run. A run
+    killed mid-fetch and started again reuses every batch already recorded.
+    """
     from tqdm.auto import tqdm
 
     query = protocol.query(key)
     date_params = protocol.dates.params()
     date_run = transport.snapshot.clock()
-    params = esearch_params(query, date_params)
-    found = parse_esearch(transport.request("esearch", params), f"search {key!r}")
-    if found.count > len(found.ids):
-        raise EntrezError(
-            f"search {key!r}: PubMed reports {found.count} records but returned {len(found.ids)}; "
-            f"searches above PubMed's {PUBMED_RETRIEVAL_CAP:,}-record cap must be split"
-        )
-    pmids = sorted(set(found.ids), key=int)
-    batches = [pmids[i:i + batch_size] for i in range(0, len(pmids), batch_size)]
-    fetched: list[str] = []
-    exchanges = [exchange_id("esearch", params)]
-    bar = tqdm(total=len(pmids), desc=f"fetch {key}", unit="rec", disable=not progress or not pmids)
-    for batch in batches:
+    where = f"search {key!r}"
+    previous = _manifest_or_none(transport.snapshot, key)
+    found = find_pmids(transport, query, date_params, where)
+    pmids = found.pmids
+    have = _previously_fetched(transport.snapshot, previous, set(pmids))
+    to_fetch = [p for p in pmids if p not in have]
+    fetched = set(have)
+    exchanges = found.exchanges + list(dict.fromkeys(have.values()))
+    bar = tqdm(total=len(to_fetch), desc=f"fetch {key}", unit="rec", disable=not progress or not to_fetch)
+    for i in range(0, len(to_fetch), batch_size):
+        batch = to_fetch[i:i + batch_size]
         fp = efetch_params(batch)
         body = transport.request("efetch", fp, reuse=True)
-        got = [row["pmid"] for row in iter_pubmed_xml(body, name=f"efetch for search {key!r}")]
-        fetched.extend(got)
+        fetched.update(row["pmid"] for row in iter_pubmed_xml(body, name=f"efetch for search {key!r}"))
         exchanges.append(exchange_id("efetch", fp))
         bar.update(len(batch))
     bar.close()
-    missing = sorted(set(pmids) - set(fetched), key=int)
+    fetched &= set(pmids)
+    new = dropped = None
+    if previous and transport.records:
+        before = set(previous.get("pmids", []))
+        new = sorted(set(pmids) - before, key=int)
+        dropped = sorted(before - set(pmids), key=int)
     manifest = {
         "key": key,
         "label": protocol.search(key).label,
         "database": protocol.database,
         "query": query,
-        "query_translation": found.query_translation,
+        "query_translation": found.top.query_translation,
         "date_run": date_run,
         "datetype": date_params.get("datetype"),
         "mindate": date_params.get("mindate"),
         "maxdate": date_params.get("maxdate"),
         "filters": [],
-        "count": found.count,
+        "count": found.top.count,
         "pmids": pmids,
-        "fetched_pmids": sorted(set(fetched), key=int),
-        "not_returned_by_efetch": missing,
-        "warnings": found.warnings,
-        "webenv": found.webenv,
+        "fetched_pmids": sorted(fetched, key=int),
+        "not_returned_by_efetch": sorted(set(pmids) - fetched, key=int),
+        "warnings": found.top.warnings,
+        "webenv": found.top.webenv,
         "exchanges": exchanges,
     }
+    if found.slices:
+        manifest["split_into_windows"] = found.slices
+    if new is not None:
+        manifest["changes_since_previous_run"] = {
+            "previous_date_run": previous.get("date_run"), "new_pmids": new, "dropped_pmids": dropped}
     if transport.records:
         transport.snapshot.write_manifest(key, manifest)
     else:
         manifest = _check_replay(transport.snapshot, key, manifest)
-    return SearchResult(key, query, found.count, pmids, manifest)
+    return SearchResult(key, query, found.top.count, pmids, manifest, new, dropped)
+
+
+def _manifest_or_none(snapshot: Snapshot, key: str) -> dict | None:
+    return snapshot.manifest(key) if key in snapshot.search_keys() else None
 
 
 def _check_replay(snapshot: Snapshot, key: str, replayed: dict) -> dict:
