@@ -75,6 +75,9 @@ def start(*, offline: bool = True, snapshot: str = "sample", searches: list[str]
         raise ReviewkitError(f"live run: {ctx.snapshot_dir} is the bundled sample; give a new snapshot folder "
                              "for the live searches to be recorded in")
     itables.init_notebook_mode(all_interactive=False, connected=False)
+    # Titles and reasons are text: left-aligned and wrapped read better than right-aligned and cut.
+    itables.options.classes = "display compact"
+    itables.options.columnDefs = [{"className": "dt-left", "targets": "_all"}]
     if ctx.is_sample:
         display(HTML(sample_banner_html(ctx.snapshot_info.get("note", ""))))
     return ctx
@@ -179,3 +182,73 @@ def exclusion_reasons(counts) -> pd.DataFrame:
     return pd.DataFrame({"reason": reasons,
                          "databases": [db.get(r, 0) for r in reasons],
                          "other methods": [om.get(r, 0) for r in reasons]})
+
+
+def pooled_table(analysis) -> pd.DataFrame:
+    """The per-disorder and overall models for readers: ratios back-transformed, rounded, labelled."""
+    import numpy as np
+
+    from .effects import RATIO_MEASURES
+    from .extraction import DISORDER_LABELS
+
+    table = analysis.table()
+    show = np.exp if analysis.measure in RATIO_MEASURES else (lambda x: x)
+    def fmt(values, digits: int) -> list[str]:
+        return ["–" if pd.isna(v) else f"{v:.{digits}f}" for v in values]
+
+    out = pd.DataFrame(index=[DISORDER_LABELS.get(i, i) for i in table.index])
+    out["studies (k)"] = table["k"].astype(int).to_numpy()
+    for col, name in (("estimate", analysis.measure), ("ci_low", "95% CI low"), ("ci_high", "95% CI high"),
+                      ("pi_low", "95% PI low"), ("pi_high", "95% PI high")):
+        out[name] = fmt(show(table[col].astype(float)), 2)
+    out["p"] = fmt(table["p"].astype(float), 3)
+    out["I² (%)"] = fmt(table["i2"].astype(float), 0)
+    out["τ²"] = fmt(table["tau2"].astype(float), 3)
+    return out
+
+
+def pooled_effects(analysis) -> dict:
+    """Per-disorder pooled estimates as the claims audit takes them (natural scale, which arm the CI favours)."""
+    import math
+
+    from .claims import PooledEffect
+    from .effects import RATIO_MEASURES
+
+    ratio = analysis.measure in RATIO_MEASURES
+    null = 1.0 if ratio else 0.0
+    out = {}
+    for disorder, res in analysis.subgroups.items():
+        if res is None:
+            continue
+        est, lo, hi = (math.exp(v) if ratio else v for v in (res.estimate, res.ci_low, res.ci_high))
+        # Positive effects favour ketamine (reviewkit.effects harmonises direction).
+        favours = "ketamine" if lo > null else "control" if hi < null else "neither"
+        out[disorder] = PooledEffect(analysis.measure, est, lo, hi, res.k, favours)
+    return out
+
+
+def citation_source(ctx: Context):
+    """Where references are checked: the snapshot's local records offline, PubMed live (recorded in the snapshot)."""
+    from .citations import LocalRecords, PubMedLookup, local_store
+
+    if ctx.offline:
+        return LocalRecords(local_store(ctx.snapshot_dir))
+    from .entrez import LiveTransport
+    from .snapshot import Snapshot
+
+    return PubMedLookup(LiveTransport(Snapshot.open(ctx.snapshot_dir)))
+
+
+def citation_table(checks) -> pd.DataFrame:
+    """One row per checked reference: verdict, the record meant or the nearest ones, fields that differ."""
+    return pd.DataFrame([
+        {
+            "reference": c.reference.text,
+            "verdict": c.verdict.replace("_", " "),
+            "record": c.match.label() if c.match else "",
+            "fields that differ": ", ".join(c.field_errors),
+            "nearest records": "; ".join(m.label() for m in c.candidates),
+            "a live check could change this": c.live_could_change,
+        }
+        for c in checks
+    ])
