@@ -153,13 +153,13 @@ def test_faults_change_nothing(tmp_path):
     def retrieve(name, faults):
         with emulator(recs, faults=faults, retry_after=None) as emu:
             tr = transport(tmp_path, emu, name=name, max_attempts=12, timeout=0.5)
-            results = run_searches(tr, PROTOCOL, batch_size=200, progress=False)
+            results = run_searches(tr, PROTOCOL, batch_size=50, progress=False)
             return results, load_records(tr.snapshot), emu.requests()
 
     clean, clean_table, clean_log = retrieve("clean", Faults())
     faulty, faulty_table, faulty_log = retrieve("faulty", Faults(rate=0.2, seed=20, slow_seconds=1.0))
     faulted = [e.fault for e in faulty_log if e.fault]
-    assert len(faulted) >= 0.1 * len(faulty_log) and {"reset", "truncate", "slow", "error", "503"} <= set(faulted)
+    assert len(faulted) >= 0.15 * len(faulty_log) and len(set(faulted)) >= 6, faulted
     assert [r.pmids for r in faulty] == [r.pmids for r in clean]
     assert [r.manifest["fetched_pmids"] for r in faulty] == [r.manifest["fetched_pmids"] for r in clean]
     assert len(clean_table) == 3040 and clean_table["pmid"].is_unique
@@ -214,7 +214,7 @@ def test_a_killed_run_resumes_and_ends_with_the_records_of_an_uninterrupted_run(
         snap = Snapshot.open(tmp_path / "resumed")
         assert "aud" not in snap.search_keys()  # killed before the search finished
         kept = len(list((tmp_path / "resumed" / "exchanges").glob("*.json"))) - 1  # minus the ESearch
-        assert 4 <= kept < 12
+        assert 1 <= kept < 12
         emu.log.clear()
         resumed = _cli(tmp_path / "resumed", emu, "--only", "aud")
         assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
