@@ -120,7 +120,7 @@ def bibtex_text(records: pd.DataFrame) -> str:
             "doi": _clean(row.get("doi")),
             "pmid": _clean(row.get("pmid")),
         }
-        fields = [Field(k, "{" + _bibtex_escape(v) + "}") for k, v in values.items() if v]
+        fields = [Field(k, _bibtex_escape(v)) for k, v in values.items() if v]  # the writer adds the braces
         library.add(Entry("article", bibtex_key(row, taken), fields))
     return bibtexparser.write_string(library)
 

@@ -252,3 +252,42 @@ def citation_table(checks) -> pd.DataFrame:
         }
         for c in checks
     ])
+
+
+def included_records(state) -> pd.DataFrame:
+    """Records (after deduplication) whose full-text decision is include: the reports of included studies."""
+    sheet = state.sheet("full_text")
+    current = sheet[(sheet["status"] == "") & (sheet["final"] == "include")]
+    records = state.dedupe.records
+    return records[records["record_id"].isin(set(current["record_id"]))].reset_index(drop=True)
+
+
+def key_numbers(counts, analysis, audits: pd.DataFrame) -> pd.DataFrame:
+    """The report in a few lines: search yield, screening, included studies, pooled effect, claims."""
+    import math
+
+    from .effects import RATIO_MEASURES
+
+    db, om = counts.databases, counts.other_methods
+    overall = analysis.overall
+    show = math.exp if analysis.measure in RATIO_MEASURES else (lambda v: v)
+    verdicts = audits["verdict"].value_counts()
+    rows = [
+        ("Records from the PubMed searches", f"{sum(db.identified.values())}"),
+        ("Records from other methods", f"{sum(om.identified.values())}"),
+        ("Records screened (title/abstract)", f"{db.records_screened}, {db.records_awaiting} awaiting"),
+        ("Reports assessed in full text", f"{db.reports.assessed + om.reports.assessed}"),
+        ("Studies included (reports)", f"{counts.studies_included} ({counts.reports_included})"),
+        (f"Pooled {analysis.measure}, all disorders (k = {overall.k})",
+         f"{show(overall.estimate):.2f} (95% CI {show(overall.ci_low):.2f} to {show(overall.ci_high):.2f})"),
+        ("Article claims audited", f"{len(audits)}: " + ", ".join(f"{n} {v}" for v, n in verdicts.items())),
+    ]
+    return pd.DataFrame(rows, columns=["", "value"]).set_index("")
+
+
+def files_table(folder: str | Path) -> pd.DataFrame:
+    """Every file under ``folder`` with its size, for the report's list of exports."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return pd.DataFrame({"file": [str(p.relative_to(folder)) for p in files],
+                         "kB": [round(p.stat().st_size / 1024, 1) for p in files]}).set_index("file")

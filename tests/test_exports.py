@@ -48,7 +48,9 @@ def test_ris_round_trips_through_rispy(records):
 
 
 def test_bibtex_parses_back_with_unique_keys(records):
-    lib = bibtexparser.parse_string(exports.bibtex_text(records))
+    text = exports.bibtex_text(records)
+    assert "author = {Krupitsky, E. M. and Grinenko, A. Y.}," in text
+    lib = bibtexparser.parse_string(text)
     assert not lib.failed_blocks
     keys = [e.key for e in lib.entries]
     assert keys == ["krupitsky2002", "krupitsky2002a"]
