@@ -11,12 +11,14 @@ kappa). data/screening/README.md says what is and is not claimed.
   curator included goes forward as retrieved, assessed and included; a record
   from other methods (which PRISMA 2020 sends straight to retrieval) is
   assessed with the curator's judgement, its reason mapped onto the full-text
-  list.
+  list (the same rules, plus the reasons only that list has).
 * ``study_id`` links secondary analyses to the report of their trial where
   the corpus says so (:data:`SECONDARY_REPORTS`).
 
 Existing decisions in the output folder are kept: the build goes through
-``import_decisions``, which refuses to change a recorded decision.
+``import_decisions``, which refuses to change a recorded decision. So after a
+change to the rules below, rebuild into an empty folder (``--out``) and
+replace the sheets with the result.
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ from .snapshot import SAMPLE_DIR
 
 SAMPLE_SCREENING = Path(__file__).resolve().parent.parent / "data" / "screening" / "sample"
 
-# Curator text (lower case) -> title/abstract reason; first match wins, so the
-# specific patterns come before general ones ("animal study; ... not a human
-# treatment study" is an animal study).
-TITLE_ABSTRACT_RULES = [
+# Curator text (lower case) -> exclusion reason; first match wins. Study
+# designs come first, so "animal study; ... not a human treatment study" is an
+# animal study; "review" must name a literature review, since a "retrospective
+# forensic toxicology review" of cases is primary data. The protocol gives both
+# stages these reasons: records from other methods meet them at full text.
+REASON_RULES = [
     (r"animal", "animal study"),
+    (r"\b(narrative|systematic|scoping|literature) review\b|meta-analy|\boverview\b", "review or meta-analysis"),
     (r"editorial|commentary|perspective", "editorial or commentary"),
     (r"protocol", "protocol without results"),
     (r"case report", "single-patient case report"),
@@ -48,23 +53,12 @@ TITLE_ABSTRACT_RULES = [
     (r"depression|bipolar|schizophrenia|chronic-pain", "not an addictive disorder"),
     (r"treatment|misuse|epidemiology|surveillance|abused drug|survey|sedation|analgesia|forensic|"
      r"drug-checking|toxicology method|ketamine co-use|chronic users", "ketamine not given as treatment"),
-    (r"review|overview", "review or meta-analysis"),
 ]
-# Title/abstract reason -> full-text reason, for records from other methods.
-# The protocol's full-text list has no study-design reasons, so designs
-# without primary outcome data map to "no usable outcome" and reviews to
-# "other" (the curator's words stay in notes).
-FULL_TEXT_REASON = {
-    "animal study": "wrong population",
-    "healthy volunteers or laboratory challenge": "wrong population",
-    "not an addictive disorder": "wrong population",
-    "ketamine not given as treatment": "ketamine not given as treatment",
-    "single-patient case report": "single-patient case report",
-    "editorial or commentary": "no usable outcome",
-    "protocol without results": "no usable outcome",
-    "review or meta-analysis": "other",
-    "other": "other",
-}
+# Reasons only the full-text list has: whether a study reports usable outcomes
+# is judged from the report, not from a title.
+FULL_TEXT_RULES = [
+    (r"no (efficacy|usable) outcome", "no usable outcome"),
+]
 # Secondary analyses -> (DOI of the report of the trial they analyse, where the corpus says so).
 SECONDARY_REPORTS = {
     # corpus README: Rothberg 2021 is a secondary analysis of Dakwar 2020's participants
@@ -77,9 +71,11 @@ SECONDARY_REPORTS = {
 }
 
 
-def title_abstract_reason(text: str | None) -> str:
+def exclusion_reason(text: str | None, stage: str) -> str:
+    """The protocol reason for the curator's free-text ``exclusion_reason`` at ``stage``."""
+    rules = REASON_RULES + (FULL_TEXT_RULES if stage == "full_text" else [])
     lowered = (text or "").lower()
-    return next((reason for pattern, reason in TITLE_ABSTRACT_RULES if re.search(pattern, lowered)), "other")
+    return next((reason for pattern, reason in rules if re.search(pattern, lowered)), "other")
 
 
 def corpus_record_ids(corpus: list[dict]) -> dict[int, str]:
@@ -105,12 +101,12 @@ def decisions_from_corpus(corpus: list[dict], other_method_ids: set[str]) -> dic
                         "notes": "curator (corpus would_include): include"}
         else:
             decision = {"reviewer1": "exclude", "final": "exclude",
-                        "exclusion_reason": title_abstract_reason(original),
+                        "exclusion_reason": exclusion_reason(original, "title_abstract"),
                         "notes": f"curator (corpus exclusion_reason): {original or 'none given'}"}
         if rid not in other_method_ids:
             ta.append({"record_id": rid, **decision})
         if rid in other_method_ids or rec["would_include"]:
-            reason = FULL_TEXT_REASON[decision["exclusion_reason"]] if decision["exclusion_reason"] else ""
+            reason = "" if rec["would_include"] else exclusion_reason(original, "full_text")
             study = by_doi.get(SECONDARY_REPORTS.get((rec.get("doi") or "").lower(), ""), "")
             ft.append({"record_id": rid, "retrieved": "yes", **decision, "exclusion_reason": reason,
                        "study_id": study,
@@ -128,11 +124,11 @@ def build_sample_screening(out: Path = SAMPLE_SCREENING, snapshot: Path = SAMPLE
     ta = import_decisions(state.sheet("title_abstract"), decisions["title_abstract"], "title_abstract",
                           protocol.screening_reasons["title_abstract"], str(corpus_path))
     # Full-text candidates follow the title/abstract decisions: write, then rebuild.
-    write_state(state.with_sheet("title_abstract", ta), out)
+    changed = write_state(state.with_sheet("title_abstract", ta), out)
     state = build_state(snapshot, out, protocol)
     ft = import_decisions(state.sheet("full_text"), decisions["full_text"], "full_text",
                           protocol.screening_reasons["full_text"], str(corpus_path))
-    return write_state(state.with_sheet("full_text", ft), out)
+    return changed + [p for p in write_state(state.with_sheet("full_text", ft), out) if p not in changed]
 
 
 def main(argv: list[str] | None = None) -> int:

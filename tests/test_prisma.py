@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,12 +13,15 @@ from reviewkit.errors import ReviewkitError
 from reviewkit.flow_diagram import draw
 from reviewkit.io import read_jsonl
 from reviewkit.prisma import check, prisma_counts, prisma_report
+from reviewkit.protocol import load_protocol
+from reviewkit.screening import read_sheet
 from reviewkit.screening_state import build_state, write_state
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "snapshots" / "sample"
 SCREENING = ROOT / "data" / "screening" / "sample"
 KEYS = ["aud", "oud", "cocaine", "gambling"]
+REASONS = load_protocol().screening_reasons
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,51 @@ def corpus_expectation(key=None):
     return {"identified": len(pubmed), "excluded": sum(not r["would_include"] for r in pubmed),
             "sought": sum(r["would_include"] for r in pubmed), "other": len(other),
             "other_excluded": sum(not r["would_include"] for r in other), "reports_included": len(included)}
+
+
+# The protocol reason for each study design its eligibility excludes, read from
+# the corpus's structured `design` field (reviewkit maps the curator's free text,
+# so the two routes check each other).
+DESIGN_REASON = {"animal": "animal study", "narrative_review": "review or meta-analysis",
+                 "systematic_review": "review or meta-analysis", "meta_analysis": "review or meta-analysis",
+                 "commentary": "editorial or commentary", "protocol": "protocol without results",
+                 "case_report": "single-patient case report", "lab_study": "healthy volunteers or laboratory challenge"}
+# Excluded records of an eligible design: what the curator says is wrong with each, read by hand.
+CURATOR_REASON = {
+    "depression treatment study; alcohol only as family-history predictor": "not an addictive disorder",
+    "bipolar depression study; alcohol only as family-history predictor": "not an addictive disorder",
+    "chronic-pain patients on prescribed opioids (not OUD); no comparator; journal likely not PubMed-indexed":
+        "not an addictive disorder",
+    "qualitative interview study; no efficacy outcomes": "no usable outcome",
+}
+NOT_TREATMENT = "ketamine not given as treatment"  # every other such record: misuse, sedation, forensics
+
+
+def expected_reason(rec, stage):
+    if rec["design"] in DESIGN_REASON:
+        return DESIGN_REASON[rec["design"]]
+    reason = CURATOR_REASON.get(rec["exclusion_reason"], NOT_TREATMENT)
+    # the title/abstract list has no outcome reason: judging outcomes needs the report
+    return "other" if stage == "title_abstract" and reason == "no usable outcome" else reason
+
+
+@pytest.mark.parametrize("key", [None, *KEYS])
+def test_other_methods_exclusions_are_grouped_by_the_protocol_reason(state, key):
+    """Other-method records skip title/abstract screening, so study designs must be full-text reasons."""
+    other = [r for r in read_jsonl(ROOT / "data" / "corpus" / "records.jsonl")
+             if r["collection"] == "search" and r["retrieved_by"] and (key is None or key in r["retrieved_by"])
+             and not r["pmid"]]
+    expected = Counter(expected_reason(r, "full_text") for r in other if not r["would_include"])
+    got = prisma_counts(state, key).other_methods.reports.excluded
+    assert got == dict(expected) and "other" not in got
+
+
+def test_title_abstract_reasons_follow_the_design(state):
+    corpus = [r for r in read_jsonl(ROOT / "data" / "corpus" / "records.jsonl")
+              if r["collection"] == "search" and r["retrieved_by"] and r["pmid"] and not r["would_include"]]
+    sheet = state.sheet("title_abstract").set_index("record_id")
+    assert {r["pmid"]: sheet.at[f"PMID:{r['pmid']}", "exclusion_reason"] for r in corpus} == \
+        {r["pmid"]: expected_reason(r, "title_abstract") for r in corpus}
 
 
 @pytest.mark.parametrize("key", [None, *KEYS])
@@ -103,11 +152,15 @@ def test_json_shape_and_cli(capsys, tmp_path):
 
 
 def test_shipped_sheets_are_what_screen_would_write(state, tmp_path):
-    """Rerunning over the shipped decisions changes no CSV byte."""
+    """Rerunning over the shipped decisions changes no CSV byte; the XLSX copies
+    (not shipped) are written on demand and hold the same sheets."""
     shutil.copytree(SCREENING, tmp_path / "s", ignore=shutil.ignore_patterns("*.xlsx"))
     before = {p.name: p.read_bytes() for p in (tmp_path / "s").glob("*.csv")}
     write_state(build_state(SAMPLE, tmp_path / "s"), tmp_path / "s")
     assert {p.name: p.read_bytes() for p in (tmp_path / "s").glob("*.csv")} == before
+    for stage in ("title_abstract", "full_text"):
+        (tmp_path / "s" / f"{stage}.csv").rename(tmp_path / f"{stage}.csv")  # read the XLSX alone
+        assert read_sheet(tmp_path / "s", stage, REASONS[stage]).equals(state.sheet(stage))
 
 
 def test_diagram_files(state, tmp_path):
