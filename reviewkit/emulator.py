@@ -47,7 +47,6 @@ from typing import Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from .errors import ReviewkitError
 from .io import read_jsonl
 from .pubmed_render import pubmed_xml
 

@@ -8,7 +8,13 @@ naming the request, when something was never recorded.
 Choices that shape this module:
 
 * ESearch runs with ``usehistory=y`` (the manifest keeps PubMed's WebEnv for
-  provenance) and ``retmax=9999``, PubMed's retrieval cap.
+  provenance) and ``retmax=9999``, PubMed's retrieval cap. Above the cap the
+  date range is halved recursively down to a day, then split by PMID range;
+  the distinct PMIDs gathered must equal Count (``find_pmids``).
+* Live requests are paced by one process-wide limiter (``ratelimit``) and
+  retried here, not by Bio.Entrez; only good answers are recorded.
+* Run again on a snapshot, a search fetches only PMIDs it does not hold and
+  reports new and dropped PMIDs (a living search); a killed run resumes.
 * EFetch is by PMID list in batches (Bio.Entrez POSTs lists of 200 or more),
   not by WebEnv: a batch is then identified by its PMIDs, so a resumed or
   replayed run reuses it whatever WebEnv the server hands out, and history
@@ -43,7 +49,7 @@ from .errors import EntrezError, SnapshotError
 from .protocol import Protocol
 from .ratelimit import LIMITER, RateLimiter, ncbi_rate
 from .pubmed import iter_pubmed_xml
-from .snapshot import Snapshot, clean_params, exchange_id, utcnow
+from .snapshot import Snapshot, clean_params, exchange_id
 
 NCBI_EUTILS = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 PUBMED_RETRIEVAL_CAP = 9999
