@@ -14,8 +14,8 @@ def test_requests_from_many_threads_never_exceed_the_rate():
     lock = threading.Lock()
 
     def worker():
-        for _ in range(5):
-            limiter.wait(50.0)
+        for _ in range(4):
+            limiter.wait(10.0)
             with lock:
                 starts.append(time.monotonic())
 
@@ -25,10 +25,9 @@ def test_requests_from_many_threads_never_exceed_the_rate():
     for t in threads:
         t.join()
     starts.sort()
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert len(starts) == 20 and min(gaps) >= 1 / 50 - 0.002
-    # in any one-second window at most `rate` requests start
-    assert all(sum(s <= t < s + 1.0 for t in starts) <= 50 for s in starts)
+    assert len(starts) == 16 and starts[-1] - starts[0] >= 15 / 10
+    # what NCBI counts: in any one-second window at most `rate` requests
+    assert all(sum(s <= t < s + 1.0 for t in starts) <= 10 for s in starts)
 
 
 def test_ncbi_limits():
