@@ -144,11 +144,14 @@ def awaiting_screening(state, stage: str = "title_abstract") -> pd.DataFrame:
     ].reset_index(drop=True)
 
 
-def show_image(path: str | Path, width: int = 900) -> None:
-    """Display a figure file the library wrote, so the report shows exactly the exported figure."""
+def show_image(path: str | Path, alt: str, width: int = 900) -> None:
+    """Display a figure file the library wrote, so the report shows exactly the exported figure.
+
+    ``alt`` describes the figure for screen readers (and names it in the HTML).
+    """
     from IPython.display import Image, display
 
-    display(Image(filename=str(path), width=width))
+    display(Image(filename=str(path), width=width, alt=alt))
 
 
 def prisma_table(report) -> pd.DataFrame:

@@ -162,6 +162,14 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{#- PNG outputs with their alt text (the lab template drops it), so the figures are described to screen readers -#}
+{%- block data_png scoped -%}
+<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
+<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
+{%- set width = output | get_metadata('width', 'image/png') %}{% if width is not none %} width="{{ width | escape_html }}"{% endif %}
+{%- set alt = output | get_metadata('alt', 'image/png') %}{% if alt is not none %} alt="{{ alt | escape_html }}"{% endif %}>
+</div>
+{%- endblock data_png -%}
 {%- block extra_css -%}<style type="text/css">
 main { max-width: 1100px; margin: 0 auto; }
 .rk-part-start { border-top: 3px solid #2a5d8f; margin-top: 2.5em; padding-top: .5em; }

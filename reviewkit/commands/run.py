@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         raise ReviewkitError("--live records a new snapshot in the run folder; -p snapshot is for --offline")
     else:
         snapshot = str(run_dir / "snapshot")
+    # As `reviewkit screen` does: the sample's decisions offline, data/screening/live/ for live searches.
+    user.setdefault("screening", "sample" if args.offline else "live")
     # A folder given as a relative path means relative to where the user typed it.
     if isinstance(snapshot, str) and len(Path(snapshot).parts) > 1:
         snapshot = str(Path(snapshot).expanduser().resolve())
@@ -90,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
         raise
 
     manifest["notebooks"] = [{"name": r.name, "seconds": round(r.seconds, 2)} for r in executed]
-    manifest.update(runs.snapshot_facts(snapshot_dir, resolve_data(str(params.get("screening", "sample")), root,
-                                                                   "screening"), params.get("searches") or None))
+    manifest.update(runs.snapshot_facts(snapshot_dir, resolve_data(str(params["screening"]), root, "screening"),
+                                        params.get("searches") or None))
     previous = runs.previous_manifest(output_root, before=run_dir.name)
     changes = runs.compare(previous, manifest)
     problems = runs.count_drops(changes, args.max_count_drop)

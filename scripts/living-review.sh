@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Scheduled living-review run: live PubMed searches, a dated report, a loud failure.
+#
+# Runs `reviewkit run --live` into an output root that keeps one dated folder per
+# run (default: reports/living/ in the project), so each run is compared with the
+# previous one. Exit status is reviewkit's: 0 done; 2 a notebook failed (the
+# message names the notebook, the cell and the error, e.g. a search that kept
+# failing); 3 the report was written but a search count fell since the last run.
+# Any non-zero exit makes cron mail the output (set MAILTO) and fails a CI job.
+#
+# Credentials come from the environment, never from arguments or notebook
+# parameters: NCBI_EMAIL (required by NCBI) and NCBI_API_KEY (optional, allows
+# 10 requests/second). Cron starts with an almost empty environment, so they can
+# be read from a file only you can read, named by REVIEWKIT_ENV_FILE:
+#
+#   # ~/.config/reviewkit/ncbi.env   (chmod 600)
+#   NCBI_EMAIL=you@example.org
+#   NCBI_API_KEY=0123456789abcdef
+#
+#   # crontab -e: every Monday at 06:00
+#   MAILTO=you@example.org
+#   0 6 * * 1  REVIEWKIT_ENV_FILE=$HOME/.config/reviewkit/ncbi.env /path/to/reviewkit/scripts/living-review.sh >> /path/to/reviewkit/reports/living.log 2>&1
+#
+# Other settings: REVIEWKIT_REPORTS (output root), REVIEWKIT_BIN (the reviewkit
+# executable; default .venv/bin/reviewkit). Extra arguments go to `reviewkit run`
+# (e.g. --max-count-drop 2, -p screening data/screening/mine).
+set -euo pipefail
+
+project="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+reports="${REVIEWKIT_REPORTS:-$project/reports/living}"
+reviewkit="${REVIEWKIT_BIN:-$project/.venv/bin/reviewkit}"
+
+if [ -n "${REVIEWKIT_ENV_FILE:-}" ]; then
+  if [ ! -r "$REVIEWKIT_ENV_FILE" ]; then
+    echo "living-review: error: cannot read REVIEWKIT_ENV_FILE ($REVIEWKIT_ENV_FILE)" >&2
+    exit 2
+  fi
+  set -a
+  # shellcheck disable=SC1090
+  . "$REVIEWKIT_ENV_FILE"
+  set +a
+fi
+if [ -z "${NCBI_EMAIL:-}" ]; then
+  echo "living-review: error: NCBI_EMAIL is not set; NCBI requires a contact e-mail for E-utilities" \
+       "(export it, or name a file holding it in REVIEWKIT_ENV_FILE)" >&2
+  exit 2
+fi
+if [ ! -x "$reviewkit" ]; then
+  echo "living-review: error: $reviewkit not found; install the project first (make report) or set REVIEWKIT_BIN" >&2
+  exit 2
+fi
+
+echo "living-review: $(date -u +%Y-%m-%dT%H:%M:%SZ) live run into $reports"
+status=0
+"$reviewkit" run --live --no-progress --output "$reports" "$@" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "living-review: error: reviewkit run exited with status $status; the reason is printed above" >&2
+fi
+exit "$status"

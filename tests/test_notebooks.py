@@ -1,0 +1,362 @@
+"""The notebooks as users meet them: committed clean, run end to end offline, read as one HTML report.
+
+Whole runs are slow (a kernel per notebook), so one output root is shared by
+the module: run 1 on the sample, run 2 on the same sample (no change), run 3 on
+a newer snapshot with one extra record (a living-review update), run 4 on the
+sample again (a search count falls, as a scheduled run must notice).
+"""
+
+import contextlib
+import html
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import rispy
+
+from reviewkit import report
+from reviewkit.cli import main
+from reviewkit.io import read_jsonl
+from reviewkit.sample import CORPUS, build_sample
+from test_report import external_resources
+
+ROOT = report.project_root()
+NOTEBOOKS = report.list_notebooks(ROOT)
+SHARED_PARAMETERS = {"offline", "snapshot", "searches", "screening", "output_dir"}
+# Recognisable credentials: a run must leave neither in any file it writes.
+CANARY_EMAIL = "canary-7c1e@reviewkit-test.invalid"
+CANARY_KEY = "rkcanary5d0f1b2a9e8c7d6f5a4b3c2d1e0f"
+NEW_PMID = "99999901"
+
+
+# --- committed notebooks (fast) ------------------------------------------------
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_is_clean_with_a_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs"
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    declared = set(report.notebook_parameters(path))
+    assert SHARED_PARAMETERS <= declared
+    assert not [n for n in declared if any(w in n.lower() for w in report.CREDENTIAL_WORDS)]
+    assert nb.metadata["kernelspec"]["name"] == report.KERNEL_NAME
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+def test_kernel_spec_runs_this_interpreter():
+    """papermill's python3 kernel must be the Python that has reviewkit."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec(report.KERNEL_NAME)
+    # jupyter_client replaces a bare "python" with sys.executable when it starts the kernel
+    assert spec.argv[0] in {"python", "python3"} or Path(spec.argv[0]).resolve() == Path(os.sys.executable).resolve()
+
+
+# --- whole runs (slow) ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def canary_env():
+    saved = {k: os.environ.get(k) for k in ("NCBI_EMAIL", "NCBI_API_KEY")}
+    os.environ.update(NCBI_EMAIL=CANARY_EMAIL, NCBI_API_KEY=CANARY_KEY)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, canary_env):
+    """Four runs in one output root; each entry: (exit code, run folder, stderr)."""
+    root = tmp_path_factory.mktemp("reports")
+    newer = tmp_path_factory.mktemp("snapshots") / "newer"
+    corpus = newer.parent / "records.jsonl"
+    rows = list(read_jsonl(CORPUS))
+    template = next(r for r in rows if r.get("pmid") and "aud" in r["retrieved_by"] and r["collection"] == "search")
+    rows.append({**template, "pmid": NEW_PMID, "doi": None, "retrieved_by": ["aud"],
+                 "title": "Ketamine for alcohol use disorder: a trial published after the sample was built"})
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    build_sample(newer, corpus)
+
+    results = []
+    # sample; sample again (no change); newer snapshot (one new record); sample again (a count falls)
+    for extra in ([], [], ["-p", "snapshot", str(newer)], []):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["run", "--no-progress", "--output", str(root), *extra])
+        folders = sorted(p for p in root.iterdir() if p.is_dir())
+        results.append((code, folders[-1], err.getvalue()))
+    return root, results
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_and_the_run_is_recorded(runs):
+    _, results = runs
+    code, folder, err = results[0]
+    assert code == 0, err
+    manifest = json.loads((folder / "run.json").read_text())
+    assert manifest["status"] == "ok" and manifest["mode"] == "offline"
+    assert [n["name"] for n in manifest["notebooks"]] == [p.name for p in NOTEBOOKS]
+    assert manifest["snapshot"]["sample"] is True and manifest["parameters"]["snapshot"] == "sample"
+    assert set(manifest["searches"]) == {"aud", "oud", "cocaine", "gambling"}
+    assert manifest["counts"]["studies included"] > 0
+    for nb in NOTEBOOKS:
+        executed = nbformat.read(folder / "notebooks" / nb.name, as_version=4)
+        errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+        assert not errors, f"{nb.name}: {errors}"
+        text = json.dumps(executed)
+        assert "SAMPLE DATA, NOT A COMPLETE PUBMED SEARCH" in text, f"{nb.name} shows no sample banner"
+
+
+@pytest.mark.slow
+def test_html_report_is_one_self_contained_file(runs):
+    folder = runs[1][0][1]
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert external_resources(page) == []
+    assert "notebook.start(" not in page and "import itables" not in page  # code hidden
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', page)) >= 2  # PRISMA diagram, forest plot
+    for nb in NOTEBOOKS:
+        assert f'href="#{report.part_anchor(nb.name)}"' in page and f'id="{report.part_anchor(nb.name)}"' in page
+    assert page.count("_itables_2_9_1") >= 1 and page.count("This is the <code>init_notebook_mode</code>") <= 1
+    for detail in ("Run parameters", "Versions", "biopython", "Snapshot", "What changed since the previous run"):
+        assert detail in page
+
+
+@pytest.mark.slow
+def test_no_credential_in_any_output_file(runs):
+    root, _ = runs
+    leaked = [p for p in root.rglob("*") if p.is_file()
+              and (CANARY_EMAIL.encode() in p.read_bytes() or CANARY_KEY.encode() in p.read_bytes())]
+    assert leaked == []
+
+
+@pytest.mark.slow
+def test_exports_next_to_the_report(runs):
+    _, results = runs
+    exports = results[0][1] / "exports"
+    manifest = json.loads((results[0][1] / "run.json").read_text())
+    for name in ("prisma_flow.png", "prisma_flow.svg", "forest_abstinence.png", "forest_abstinence.svg",
+                 "records.csv", "records.xlsx", "extraction.csv", "extraction.xlsx", "claims_audit.xlsx",
+                 "screening/title_abstract.csv", "screening/full_text.xlsx", "included_studies.bib"):
+        assert (exports / name).is_file(), name
+    entries = rispy.load(exports / "included_studies.ris", encoding="utf-8")
+    assert len(entries) == manifest["counts"]["reports included"]
+    assert all(e.get("title") for e in entries)
+
+
+@pytest.mark.slow
+def test_rerun_on_the_same_snapshot_reports_no_change(runs):
+    _, results = runs
+    code, folder, err = results[1]
+    assert code == 0, err
+    changes = json.loads((folder / "run.json").read_text())["changes"]
+    assert changes["previous_run"] == results[0][1].name
+    assert changes["changed"] is False and changes["awaiting_screening"] == []
+    assert "no change" in (folder / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_newer_snapshot_carries_decisions_and_lists_new_records(runs):
+    _, results = runs
+    code, folder, err = results[2]
+    assert code == 0, err
+    manifest = json.loads((folder / "run.json").read_text())
+    changes = manifest["changes"]
+    assert changes["changed"] is True
+    assert changes["searches"]["aud"]["new_pmids"] == [NEW_PMID]
+    assert changes["searches"]["aud"]["count_after"] == changes["searches"]["aud"]["count_before"] + 1
+    assert all(s["dropped_pmids"] == [] for s in changes["searches"].values())
+    assert manifest["awaiting_screening"] == [f"PMID:{NEW_PMID}"]
+    assert changes["counts"]["records awaiting screening"] == {"before": 0, "after": 1}
+
+    # every decision in the screening folder is carried onto the run's sheet unchanged
+    before = pd.read_csv(ROOT / "data" / "screening" / "sample" / "title_abstract.csv", dtype=str).fillna("")
+    after = pd.read_csv(folder / "exports" / "screening" / "title_abstract.csv", dtype=str).fillna("")
+    decided = ["record_id", "reviewer1", "reviewer2", "final", "exclusion_reason", "notes"]
+    merged = before[decided].merge(after[decided], on="record_id", how="left", suffixes=("", "_now"))
+    for col in decided[1:]:
+        assert (merged[col] == merged[f"{col}_now"]).all(), col
+    new_row = after[after["record_id"] == f"PMID:{NEW_PMID}"].iloc[0]
+    assert new_row["final"] == "" and new_row["reviewer1"] == ""
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert NEW_PMID in page and "Records awaiting screening: <strong>1</strong>" in page
+
+
+@pytest.mark.slow
+def test_count_drop_fails_loudly_but_keeps_the_report(runs):
+    """A run whose search count fell since the previous run exits non-zero, naming the search."""
+    _, results = runs
+    code, folder, err = results[3]
+    assert code == 3
+    assert "search 'aud': count fell from 28 to 27" in err and NEW_PMID in err
+    assert json.loads((folder / "run.json").read_text())["status"] == "count-drop"
+    assert "Check the searches" in (folder / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_notebook_runs_with_the_repository_root_as_working_directory(tmp_path):
+    import papermill
+
+    papermill.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"), kernel_name=report.KERNEL_NAME,
+                               cwd=str(ROOT), parameters={"output_dir": str(tmp_path)}, progress_bar=False)
+    assert (tmp_path / "exports" / "records.csv").is_file()
+
+
+# --- the report in a browser --------------------------------------------------------
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def headless(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason="chromium not found (Debian package 'chromium'; .ci/run installs it)")
+def test_report_renders_in_headless_chromium(runs, tmp_path):
+    """Figures decode, itables' inlined JavaScript runs offline; the PRISMA diagram and forest plot are
+    cut from a full-page screenshot into <run>/screenshots/ for a person to look at."""
+    from PIL import Image, ImageStat
+
+    folder = runs[1][0][1]
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    # A probe writes into the DOM, after load: each image's alt text, decoded width and place on the
+    # page, the page height, and how many tables itables made interactive.
+    probe = ("<script>window.addEventListener('load', () => setTimeout(() => {"
+             "document.body.dataset.rkImages = JSON.stringify([...document.images].map(i => {"
+             "const r = i.getBoundingClientRect(); return [i.alt, i.naturalWidth, r.left, r.top + scrollY, r.width, r.height];}));"
+             "document.body.dataset.rkHeight = document.documentElement.scrollHeight;"
+             "document.body.dataset.rkTables = document.querySelectorAll('.dt-container').length;}, 500));</script>")
+    probed = tmp_path / "probe.html"
+    probed.write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
+    dom = headless(["--dump-dom", "--window-size=1280,1000", probed.as_uri()], tmp_path / "profile1").stdout
+    images = {alt: rest for alt, *rest in json.loads(html.unescape(re.search(r'data-rk-images="([^"]*)"', dom).group(1)))}
+    assert {"PRISMA 2020 flow diagram", "Forest plot: abstinence"} <= set(images)
+    assert all(natural > 100 for natural, *_ in images.values()), images
+    assert int(re.search(r'data-rk-tables="(\d+)"', dom).group(1)) >= 5
+    height = int(re.search(r'data-rk-height="(\d+)"', dom).group(1))
+
+    full = tmp_path / "full.png"
+    headless([f"--screenshot={full}", f"--window-size=1280,{height}", probed.as_uri()], tmp_path / "profile2")
+    shots = folder / "screenshots"
+    shots.mkdir(exist_ok=True)
+    with Image.open(full) as im:
+        for name, alt in (("prisma", "PRISMA 2020 flow diagram"), ("forest", "Forest plot: abstinence")):
+            _, left, top, width, h = images[alt]
+            crop = im.crop((int(left) - 10, int(top) - 40, int(left + width) + 10, int(top + h) + 10))
+            crop.save(shots / f"{name}.png")
+            # rendered, not blank: a figure of boxes, lines and text has contrast
+            assert ImageStat.Stat(crop.convert("L")).stddev[0] > 20, name
+
+
+# --- scheduled reruns (the cron recipe; the CI workflow runs the same script) --------
+
+SCRIPT = ROOT / "scripts" / "living-review.sh"
+
+
+def script_env(tmp_path: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("NCBI_EMAIL", "NCBI_API_KEY", "REVIEWKIT_EUTILS_URL")}
+    env.update(REVIEWKIT_REPORTS=str(tmp_path / "reports"), REVIEWKIT_BIN=str(Path(sys.executable).parent / "reviewkit"))
+    env.update(extra)
+    return env
+
+
+def living_review(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_scheduled_script_refuses_to_run_without_an_email(tmp_path):
+    proc = living_review(script_env(tmp_path))
+    assert proc.returncode == 2
+    assert "NCBI_EMAIL is not set" in proc.stderr
+    assert not (tmp_path / "reports").exists()
+
+
+def test_scheduled_script_reads_credentials_from_a_file(tmp_path):
+    missing = living_review(script_env(tmp_path, REVIEWKIT_ENV_FILE=str(tmp_path / "nope.env")))
+    assert missing.returncode == 2 and "cannot read REVIEWKIT_ENV_FILE" in missing.stderr
+    env_file = tmp_path / "ncbi.env"
+    env_file.write_text(f"NCBI_EMAIL={CANARY_EMAIL}\n")
+    # a reviewkit that only reports what it was given stands in for the real run
+    fake = tmp_path / "reviewkit"
+    fake.write_text('#!/bin/sh\necho "email=$NCBI_EMAIL args=$*"\n')
+    fake.chmod(0o755)
+    proc = living_review(script_env(tmp_path, REVIEWKIT_ENV_FILE=str(env_file), REVIEWKIT_BIN=str(fake)))
+    assert proc.returncode == 0
+    assert f"email={CANARY_EMAIL}" in proc.stdout and "args=run --live --no-progress --output" in proc.stdout
+
+
+def test_ci_workflow_runs_the_script_on_a_schedule_with_secrets_from_the_environment():
+    import yaml
+
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "living-review.yml").read_text())
+    assert flow[True]["schedule"][0]["cron"]  # YAML reads the key `on` as True
+    steps = flow["jobs"]["rerun"]["steps"]
+    (run,) = [s for s in steps if s.get("id") == "run"]
+    assert run["run"] == "scripts/living-review.sh"
+    assert run["env"]["NCBI_EMAIL"] == "${{ secrets.NCBI_EMAIL }}"
+    assert run["env"]["NCBI_API_KEY"] == "${{ secrets.NCBI_API_KEY }}"
+    kept = [s for s in steps if "report" in s.get("name", "").lower() and "always()" in s.get("if", "")]
+    assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in kept)
+    assert os.access(SCRIPT, os.X_OK)
+
+
+@pytest.mark.slow
+def test_scheduled_live_run_keeps_dated_reports_and_fails_loudly(tmp_path):
+    """Live runs against the loopback E-utilities emulator: a dated report per run, no credential
+    in any file, exit 3 naming the search when its count falls, exit 2 naming the notebook when
+    PubMed cannot be reached."""
+    from reviewkit.emulator import Emulator, synthetic_records
+    from reviewkit.protocol import load_protocol
+
+    protocol = load_protocol()
+    records = [r for i, key in enumerate(protocol.searches)
+               for r in synthetic_records(3, terms=[key], first_pmid=91_000_001 + 100 * i, seed=i)]
+    aliases = {protocol.query(key): key for key in protocol.searches}
+    reports = tmp_path / "reports"
+    with Emulator(records, aliases=aliases) as emu:
+        env = script_env(tmp_path, NCBI_EMAIL=CANARY_EMAIL, NCBI_API_KEY=CANARY_KEY,
+                         REVIEWKIT_EUTILS_URL=emu.base_url)
+        first = living_review(env)
+        assert first.returncode == 0, first.stderr[-3000:]
+        emu.remove_records([91_000_001])  # PubMed "loses" a record of the aud search
+        second = living_review(env)
+    assert second.returncode == 3, second.stderr[-3000:]
+    assert "search 'aud': count fell from 3 to 2" in second.stderr and "91000001" in second.stderr
+    assert "living-review: error: reviewkit run exited with status 3" in second.stderr
+
+    dated = sorted(p for p in reports.iterdir() if p.is_dir())
+    assert len(dated) == 2 and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d{6}Z(-\d+)?", p.name) for p in dated)
+    for folder in dated:
+        manifest = json.loads((folder / "run.json").read_text())
+        assert manifest["mode"] == "live" and manifest["snapshot"]["sample"] is False
+        assert (folder / "index.html").is_file() and (folder / "snapshot" / "snapshot.json").is_file()
+    assert json.loads((dated[0] / "run.json").read_text())["counts"]["records identified from databases"] == 12
+    leaked = [p for p in reports.rglob("*") if p.is_file()
+              and (CANARY_EMAIL.encode() in p.read_bytes() or CANARY_KEY.encode() in p.read_bytes())]
+    assert leaked == []
+
+    # the emulator is gone: the search cannot reach PubMed
+    down = living_review({**env, "REVIEWKIT_EUTILS_URL": emu.base_url})
+    assert down.returncode == 2
+    assert "notebook 01_search.ipynb failed at cell" in down.stderr
+    assert CANARY_KEY not in down.stderr + down.stdout and CANARY_EMAIL not in down.stderr + down.stdout
