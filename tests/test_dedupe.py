@@ -88,3 +88,26 @@ def test_ris_and_csv_import(tmp_path):
     again = read_other_methods(csv)
     assert again.iloc[0]["record_id"].startswith("CIT:jones-2020-ketamine")
     assert again.iloc[0]["authors"] == ["Jones AB", "Lee C"]
+
+
+def test_reference_list_author_styles_still_match():
+    """'Krupitsky et al.' and 'Krupitsky, E.' (as citation lists print them) are Krupitsky EM."""
+    r = deduplicate(frame(rec("PMID:1", T, pmid="1"),
+                          rec("CIT:a", T.lower(), source="Citation searching", first="Krupitsky et al."),
+                          rec("CIT:b", T + ".", source="Citation searching", first="Krupitsky E.")))
+    assert r.records["record_id"].tolist() == ["PMID:1"] and sorted(r.merges["removed_id"]) == ["CIT:a", "CIT:b"]
+
+
+def test_replies_letters_and_correction_entries_are_not_duplicates():
+    """Same first author and year, title that quotes the article's: held for review, never merged."""
+    linked = ["Reply to: " + T, "Re: " + T, "Comment on: " + T, "Notice of retraction: " + T,
+              T + " (vol 19, pg 5, 2020)", "Corrigendum to '" + T + "'"]
+    rows = [rec("PMID:1", T, pmid="1")] + [rec(f"CIT:{i}", t, source="Citation searching")
+                                           for i, t in enumerate(linked)]
+    r = deduplicate(frame(*rows))
+    assert r.merges.empty and len(r.records) == 1 + len(linked)
+    held = r.review[r.review["record_id_a"] == "PMID:1"]
+    # the letter scores 98 against the article: it would merge if it were not recognised
+    assert {"CIT:0", "CIT:1", "CIT:4", "CIT:5"} <= set(held["record_id_b"])
+    why = dict(zip(held["record_id_b"], held["why_uncertain"]))
+    assert "one is a notice, reply or comment about the other" in why["CIT:1"]
