@@ -5,13 +5,15 @@ Inputs are plain data, passed in by the caller:
 * the claims (``load_claims``: ``data/article/claims.yml`` with each ``cites``
   resolved to a parsed ``Reference``);
 * the citation checks (``reviewkit.citations``), one per reference;
-* ``included``: the included human studies, one row per study and disorder,
-  columns ``record_id, disorder, design, n, pmid, doi, title`` (``n`` is the
-  number randomized or enrolled, nullable; designs as in the corpus: rct,
-  crossover_rct, nonrandomized_controlled, open_label, case_series,
-  case_report, retrospective_cohort, ...);
+* ``included``: the included human studies, one row per report and disorder,
+  columns ``INCLUDED_COLUMNS`` (``study_id`` links the reports of one study:
+  the same participants, counted once; ``n`` is the number randomized or
+  enrolled, nullable; designs as in the corpus: rct, crossover_rct,
+  nonrandomized_controlled, open_label, case_series, case_report,
+  retrospective_cohort, ...). ``reviewkit.evidence.included_from_screening``
+  builds it from the screening decisions;
 * ``pooled``: optionally, per disorder, a ``PooledEffect`` from the
-  meta-analysis.
+  meta-analysis (``reviewkit.evidence.pooled_from_extraction``).
 
 The claim verdict follows the ordered rules in ``judge`` (documented in
 docs/claims-audit.md); its reason is one line built from the numbers.
@@ -28,6 +30,7 @@ import pandas as pd
 import yaml
 
 from .citations import CitationCheck, Match, fold
+from .effects import RATIO_MEASURES
 from .errors import ReviewkitError
 from .references import Reference, Unparsed
 
@@ -42,6 +45,7 @@ DESIGN_LABELS = {
 DISORDER_LABELS = {"aud": "alcohol use disorder", "oud": "opioid use disorder",
                    "cocaine": "cocaine/stimulant use", "gambling": "gambling"}
 MAX_QUOTE_WORDS = 25
+INCLUDED_COLUMNS = ("record_id", "study_id", "disorder", "design", "n", "pmid", "doi", "title", "first_author", "year")
 
 
 @dataclass(frozen=True)
@@ -104,37 +108,66 @@ class PooledEffect:
     ci_high: float
     k: int
     favours: str          # "ketamine" (CI excludes no effect, in ketamine's favour), "control" or "neither"
+    analysis: str = ""    # the pooled outcome, e.g. "abstinence" (the extraction table's pool_group)
+    method: str = ""      # e.g. "REML"
+
+    @property
+    def null(self) -> float:
+        """No difference: 1 for ratios, 0 for differences."""
+        return 1.0 if self.measure in RATIO_MEASURES else 0.0
 
     def text(self) -> str:
-        return (f"pooled {self.measure} {self.estimate:.2f} (95% CI {self.ci_low:.2f} to {self.ci_high:.2f}, "
-                f"k={self.k}, favours {self.favours})")
+        verdict = f"favours {self.favours}" if self.favours != "neither" else f"CI includes {self.null:g}, no difference"
+        model = ", ".join(x for x in (f"k={self.k}", self.method) if x)
+        what = f"{self.analysis} {self.measure}" if self.analysis else self.measure
+        return (f"pooled {what} {self.estimate:.2f} (95% CI {self.ci_low:.2f} to {self.ci_high:.2f}; {model}): "
+                f"{verdict}")
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """What this review's included human studies show for one disorder."""
+    """What this review's included human studies show for one disorder (studies counted once)."""
 
     disorder: str
-    by_design: tuple[tuple[str, int], ...]   # (design, reports), most reports first
+    by_design: tuple[tuple[str, int], ...]   # (design, studies), most studies first
+    studies: int
     reports: int
-    controlled: int
-    randomized_participants: int             # summed over randomized reports with a known n
-    randomized_without_n: int
+    controlled: int                          # studies of a controlled design
+    randomized_participants: int             # summed over randomized studies with a known n
+    randomized_without_n: int                # randomized studies without one
     pooled: PooledEffect | None
 
     def text(self) -> str:
-        if not self.reports:
+        if not self.studies:
             return "no human study found"
         designs = ", ".join(f"{k} {DESIGN_LABELS.get(d, d.replace('_', ' '))}" for d, k in self.by_design)
-        parts = [f"{self.reports} human report(s): {designs}"]
+        reports = f" ({self.reports} reports)" if self.reports != self.studies else ""
+        parts = [f"{self.studies} human stud{'y' if self.studies == 1 else 'ies'}{reports}: {designs}"]
         if not self.controlled:
             parts.append("no controlled study found")
-        randomized = sum(k for d, k in self.by_design if d in RANDOMIZED)
-        if randomized:
-            unknown = f" ({self.randomized_without_n} without a reported n)" if self.randomized_without_n else ""
+        if any(d in RANDOMIZED for d, _ in self.by_design):
+            unknown = (f" ({self.randomized_without_n} randomized stud{'y' if self.randomized_without_n == 1 else 'ies'}"
+                       " without a reported n)") if self.randomized_without_n else ""
             parts.append(f"{self.randomized_participants} randomized participants{unknown}")
         parts.append(self.pooled.text() if self.pooled else "no pooled effect computed")
         return "; ".join(parts)
+
+
+def _studies(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per study: the design of its main report (the report the others point to, else its first),
+    and the largest n any of its reports gives (they describe the same participants)."""
+    if rows.empty:
+        return pd.DataFrame(columns=["study_id", "design", "n"])
+    # A report without a study_id is a study of its own.
+    key = rows["study_id"].where(rows["study_id"].notna() & (rows["study_id"] != ""), rows["record_id"]) \
+        if "study_id" in rows.columns else rows["record_id"]
+    out = []
+    for study, reports in rows.groupby(key, sort=False):
+        main = reports[reports["record_id"] == study]
+        design = (main if len(main) else reports).iloc[0]["design"]
+        n = pd.to_numeric(reports["n"], errors="coerce").max()
+        out.append({"study_id": study, "design": "not recorded" if pd.isna(design) else str(design), "n": n})
+    return pd.DataFrame(out, columns=["study_id", "design", "n"])
 
 
 def summarize_evidence(included: pd.DataFrame, pooled: Mapping[str, PooledEffect] | None = None) -> dict[str, Evidence]:
@@ -143,15 +176,15 @@ def summarize_evidence(included: pd.DataFrame, pooled: Mapping[str, PooledEffect
     out = {}
     for disorder in DISORDER_LABELS:
         rows = included[included["disorder"] == disorder] if len(included) else included
-        counts = rows["design"].value_counts() if len(rows) else pd.Series(dtype=int)
-        randomized = rows[rows["design"].isin(RANDOMIZED)] if len(rows) else rows
-        n = pd.to_numeric(randomized["n"], errors="coerce") if len(randomized) else pd.Series(dtype=float)
+        studies = _studies(rows)
+        counts = studies["design"].value_counts()
+        randomized = studies[studies["design"].isin(RANDOMIZED)]
         out[disorder] = Evidence(
             disorder=disorder,
             by_design=tuple(sorted(((str(d), int(k)) for d, k in counts.items()), key=lambda x: (-x[1], x[0]))),
-            reports=len(rows), controlled=int(rows["design"].isin(CONTROLLED).sum()) if len(rows) else 0,
-            randomized_participants=int(n.sum(skipna=True)) if len(n) else 0,
-            randomized_without_n=int(n.isna().sum()) if len(n) else 0,
+            studies=len(studies), reports=len(rows), controlled=int(studies["design"].isin(CONTROLLED).sum()),
+            randomized_participants=int(randomized["n"].sum(skipna=True)),
+            randomized_without_n=int(randomized["n"].isna().sum()),
             pooled=pooled.get(disorder),
         )
     return out
@@ -206,6 +239,17 @@ def _cited(claim: Claim, citation: CitationCheck | None) -> str:
     return f"cited {claim.cites} is {m.first_author} {m.year} ({m.journal}){errors}"
 
 
+def _shortfall(evidence: Evidence) -> str | None:
+    """Why the controlled evidence does not back a claim of benefit, or None when it does not contradict it."""
+    if not evidence.controlled:
+        return "no controlled study"
+    p = evidence.pooled
+    if p is not None and p.favours != "ketamine":
+        what = f"the pooled {p.analysis + ' ' if p.analysis else ''}{p.measure}"
+        return f"{what} favours control" if p.favours == "control" else f"{what}'s CI includes {p.null:g}"
+    return None
+
+
 def judge(claim: Claim, citation: CitationCheck | None, evidence: Evidence | None,
           included: pd.DataFrame) -> tuple[str, str]:
     """The claim verdict and its reason; rules in order, first that applies wins."""
@@ -221,34 +265,34 @@ def judge(claim: Claim, citation: CitationCheck | None, evidence: Evidence | Non
         return "supported", f"{cited}, an included study of this review"
     assert evidence is not None
     label = DISORDER_LABELS[claim.disorder]
-    if not evidence.reports:
+    if not evidence.studies:
         # 2. Nothing to compare with.
         return "no evidence", f"{cited}; no human study of ketamine for {label} in this review's evidence"
-    ev = evidence.text()
-    needs_control = claim.design == "randomized controlled trial" or claim.significance == "significant"
-    pooled_against = evidence.pooled is not None and evidence.pooled.favours != "ketamine"
+    ev = f"{label}: {evidence.text()}"
+    shortfall = _shortfall(evidence)
     if citation is None:
         # 3. Uncited claims are judged on the evidence alone.
         if evidence.pooled is not None and evidence.pooled.favours == "ketamine":
-            return "supported", f"{cited}; {label}: {ev}"
-        if evidence.controlled and not pooled_against:
-            return "partly supported", f"{cited}; {label}: {ev}"
-        return "overstated", f"{cited}; {label}: {ev}"
+            return "supported", f"{cited}; {ev}"
+        if shortfall is None:
+            return "partly supported", f"{cited}; controlled studies but no pooled effect in ketamine's favour; {ev}"
+        return "overstated", f"{cited}; claims a benefit, but {shortfall}; {ev}"
     study = _included_row(citation.match, included, claim.disorder) if found else None
     if study is None:
         # 4. The citation does not lead to a study of this disorder: the claim rests on nothing it names.
         what = cited if not found else f"{cited}, which is not an included study of {label}"
-        return "unsupported", f"{what}; {label}: {ev}"
-    design = str(study["design"])
-    if claim.design == "randomized controlled trial" and design not in RANDOMIZED:
+        return "unsupported", f"{what}; {ev}"
+    design = study["design"]
+    if claim.design == "randomized controlled trial" and not pd.isna(design) and design not in RANDOMIZED:
         # 5. The cited study is real but not the design claimed.
-        return "overstated", f"{cited}, a {DESIGN_LABELS.get(design, design)}, not an RCT; {label}: {ev}"
-    if needs_control and (not evidence.controlled or pooled_against):
+        return "overstated", f"{cited}, a {DESIGN_LABELS.get(design, design)}, not an RCT; {ev}"
+    if (claim.design == "randomized controlled trial" or claim.significance == "significant") and shortfall:
         # 6. "Significant" or "RCT" claims need controlled evidence that agrees.
-        return "overstated", f"{cited}; {label}: {ev}"
+        asserted = "a significant effect" if claim.significance == "significant" else "an RCT's benefit"
+        return "overstated", f"{cited}; claims {asserted}, but {shortfall}; {ev}"
     if citation.field_errors:
-        return "partly supported", f"{cited}; {label}: {ev}"
-    return "supported", f"{cited}; {label}: {ev}"
+        return "partly supported", f"{cited}; {ev}"
+    return "supported", f"{cited}; {ev}"
 
 
 def audit_claims(claims: Sequence[Claim], checks: Mapping[Reference, CitationCheck], included: pd.DataFrame,
@@ -270,7 +314,9 @@ def audit_table(audits: Sequence[ClaimAudit]) -> pd.DataFrame:
 def included_from_corpus(records_path: str | Path, outcomes_path: str | Path | None = None) -> pd.DataFrame:
     """The included-studies table from the corpus's curator decisions (one reviewer's, a sample).
 
-    A record counts when ``would_include`` is true and ``species`` is human, once per
+    The screening decisions (``reviewkit.evidence.included_from_screening``) are what
+    ``reviewkit audit`` uses; this is the curator's raw view, for comparison. The corpus
+    does not link reports to studies, so each record is its own study. A record counts when ``would_include`` is true and ``species`` is human, once per
     disorder in ``retrieved_by``. ``n`` is the largest sum of arm sizes over the
     record's outcome rows in which every arm has an ``n`` (outcome rows name the study
     as "<first author surname> <year>"); None when no such row exists.
@@ -298,7 +344,7 @@ def included_from_corpus(records_path: str | Path, outcomes_path: str | Path | N
                 "title": rec.get("title"), "first_author": rec["authors"][0] if rec.get("authors") else None,
                 "year": rec.get("year"), "n": sizes.get(f"{surname} {rec.get('year')}"),
             })
-    frame = pd.DataFrame(rows, columns=["record_id", "disorder", "design", "pmid", "doi", "title",
-                                        "first_author", "year", "n"])
+    frame = pd.DataFrame(rows, columns=list(INCLUDED_COLUMNS))
+    frame["study_id"] = frame["record_id"]
     frame["n"] = frame["n"].astype("Int64")
     return frame

@@ -1,7 +1,11 @@
-"""Claims against evidence: the verdict rules, and the audit end to end offline on the bundled sample."""
+"""Claims against evidence: the verdict rules, the evidence built from the screening decisions and the
+meta-analysis (reviewkit.evidence), and the audit end to end offline on the bundled sample."""
 
+import csv
 import json
+import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -16,6 +20,8 @@ from reviewkit.claims import (
 )
 from reviewkit.cli import main
 from reviewkit.errors import ReviewkitError
+from reviewkit.evidence import included_from_screening, pooled_from_extraction
+from reviewkit.extraction import load_extraction
 from reviewkit.references import parse_lines, read_references
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,18 +32,18 @@ TRIAL = {"record_id": "PMID:1", "pmid": "1", "doi": None, "title": "Ketamine for
 CITED = "Smith, J., et al. (2019). “Ketamine for drinking: a randomized trial.” Addiction, 10(1), 1-10."
 
 
-def make_claims(tmp_path, **asserts):
+def make_claims(tmp_path, cites="Smith 2019", **asserts):
     body = {"claims": [{"id": "X1", "section": "AUD", "disorder": "aud", "quote": "Smith found it worked.",
-                        "cites": "Smith 2019", "asserts": {"design": "randomized controlled trial",
+                        "cites": cites, "asserts": {"design": "randomized controlled trial",
                                                            "significance": "significant", **asserts}}]}
     path = tmp_path / "claims.yml"
     path.write_text(json.dumps(body), encoding="utf-8")  # JSON is YAML
     return path
 
 
-def run(tmp_path, included, pooled=None, reference=CITED, records=(TRIAL,), **asserts):
+def run(tmp_path, included, pooled=None, reference=CITED, records=(TRIAL,), cites="Smith 2019", **asserts):
     refs = parse_lines(reference)
-    claims = load_claims(make_claims(tmp_path, **asserts), refs)
+    claims = load_claims(make_claims(tmp_path, cites, **asserts), refs)
     checks = {r: check_reference(r, LocalRecords(pd.DataFrame(list(records)))) for r in refs}
     return audit_claims(claims, checks, included, pooled)[0]
 
@@ -45,22 +51,42 @@ def run(tmp_path, included, pooled=None, reference=CITED, records=(TRIAL,), **as
 def included(*rows):
     return pd.DataFrame([{"record_id": "PMID:1", "disorder": "aud", "design": "rct", "n": 40, "pmid": "1",
                           "doi": None, "title": TRIAL["title"], **r} for r in rows],
-                        columns=["record_id", "disorder", "design", "n", "pmid", "doi", "title"])
+                        columns=["record_id", "study_id", "disorder", "design", "n", "pmid", "doi", "title"])
 
 
-BENEFIT = {"aud": PooledEffect("OR", 0.5, 0.3, 0.9, 3, "ketamine")}
-NULL = {"aud": PooledEffect("OR", 0.8, 0.31, 2.10, 2, "neither")}
+# Direction is harmonised (reviewkit.effects): a ratio above 1 favours ketamine.
+BENEFIT = {"aud": PooledEffect("OR", 2.0, 1.2, 3.4, 3, "ketamine", "abstinence", "REML")}
+NULL = {"aud": PooledEffect("OR", 1.25, 0.48, 3.23, 2, "neither", "abstinence", "REML")}
 
 
 def test_supported_when_the_cited_trial_is_real_and_the_pooled_effect_agrees(tmp_path):
     audit = run(tmp_path, included({}), BENEFIT)
     assert audit.verdict == "supported"
-    assert "1 RCT" in audit.reason and "40 randomized participants" in audit.reason
-    assert "pooled OR 0.50 (95% CI 0.30 to 0.90, k=3, favours ketamine)" in audit.reason
+    assert "1 human study: 1 RCT" in audit.reason and "40 randomized participants" in audit.reason
+    assert "pooled abstinence OR 2.00 (95% CI 1.20 to 3.40; k=3, REML): favours ketamine" in audit.reason
 
 
 def test_overstated_when_significance_is_claimed_but_the_pooled_ci_includes_no_effect(tmp_path):
-    assert run(tmp_path, included({}), NULL).verdict == "overstated"
+    audit = run(tmp_path, included({}), NULL)
+    assert audit.verdict == "overstated"
+    assert "claims a significant effect, but the pooled abstinence OR's CI includes 1" in audit.reason
+    assert "pooled abstinence OR 1.25 (95% CI 0.48 to 3.23; k=2, REML): CI includes 1, no difference" in audit.reason
+
+
+def test_a_pooled_effect_favouring_ketamine_does_not_rescue_a_claim_without_controlled_studies(tmp_path):
+    audit = run(tmp_path, included({"design": "case_series"}), BENEFIT, design="study")
+    assert audit.verdict == "overstated" and "claims a significant effect, but no controlled study" in audit.reason
+
+
+@pytest.mark.parametrize("pooled, rows, verdict, words", [
+    (BENEFIT, [{}], "supported", "favours ketamine"),
+    (None, [{}], "partly supported", "controlled studies but no pooled effect in ketamine's favour"),
+    (NULL, [{}], "overstated", "claims a benefit, but the pooled abstinence OR's CI includes 1"),
+    (None, [{"design": "case_report"}], "overstated", "claims a benefit, but no controlled study"),
+])
+def test_uncited_claims_are_judged_on_the_pooled_effect(tmp_path, pooled, rows, verdict, words):
+    audit = run(tmp_path, included(*rows), pooled, cites=None)
+    assert audit.citation is None and audit.verdict == verdict and words in audit.reason
 
 
 def test_overstated_when_the_cited_study_is_not_an_rct(tmp_path):
@@ -85,12 +111,24 @@ def test_no_evidence_when_the_disorder_has_no_human_study(tmp_path):
     assert audit.verdict == "no evidence" and "no human study of ketamine for alcohol use disorder" in audit.reason
 
 
-def test_evidence_counts_reports_by_design_and_randomized_participants():
+def test_evidence_counts_studies_by_design_and_randomized_participants():
     ev = summarize_evidence(included({}, {"record_id": "PMID:2", "pmid": "2", "n": None},
                                       {"record_id": "PMID:3", "pmid": "3", "design": "case_report", "n": 1}))["aud"]
     assert ev.by_design == (("rct", 2), ("case_report", 1))
-    assert (ev.reports, ev.controlled, ev.randomized_participants, ev.randomized_without_n) == (3, 2, 40, 1)
+    assert (ev.studies, ev.reports, ev.controlled, ev.randomized_participants, ev.randomized_without_n) == \
+        (3, 3, 2, 40, 1)
     assert "no controlled study found" in summarize_evidence(included({"design": "case_report"}))["aud"].text()
+
+
+def test_a_study_reported_twice_counts_once_with_its_main_reports_design():
+    # PMID:2 re-analyses PMID:1's participants (its study_id points there) and has its own design label.
+    rows = included({"study_id": "PMID:1", "n": 40},
+                    {"record_id": "PMID:2", "study_id": "PMID:1", "pmid": "2", "design": "crossover_rct", "n": 40},
+                    {"record_id": "PMID:3", "study_id": "PMID:3", "pmid": "3", "n": 20})
+    ev = summarize_evidence(rows)["aud"]
+    assert (ev.studies, ev.reports, ev.randomized_participants, ev.randomized_without_n) == (2, 3, 60, 0)
+    assert ev.by_design == (("rct", 2),)
+    assert ev.text().startswith("2 human studies (3 reports): 2 RCT; 60 randomized participants")
 
 
 def test_claims_file_errors_name_the_claim(tmp_path):
@@ -114,6 +152,111 @@ def test_included_from_corpus_takes_arm_sizes_from_outcomes():
     assert set(inc["disorder"]) <= {"aud", "oud", "cocaine", "gambling"}
 
 
+def _or_and_variance(a, n1, c, n2):
+    """log OR of a 2x2 table and its variance (Woolf), by hand."""
+    return math.log(a * (n2 - c) / ((n1 - a) * c)), 1 / a + 1 / (n1 - a) + 1 / c + 1 / (n2 - c)
+
+
+def test_pooled_from_extraction_on_the_sample_equals_a_hand_computation():
+    pooled = pooled_from_extraction(load_extraction(), "abstinence", "REML")
+    assert set(pooled) == {"aud", "cocaine"}  # no OUD or gambling row enters the abstinence analysis
+    # AUD: Dakwar 2020 (14/17 vs 15/23) and Grabski 2022 (relapse OR 0.80, 0.31 to 2.10, inverted to no relapse).
+    y1, v1 = _or_and_variance(14, 17, 15, 23)
+    y2, v2 = -math.log(0.80), ((math.log(2.10) - math.log(0.31)) / (2 * 1.959964)) ** 2
+    y, v = [y1, y2], [v1, v2]
+    w = [1 / x for x in v]
+    mu = sum(wi * yi for wi, yi in zip(w, y)) / sum(w)
+    # The REML score at tau^2 = 0 is <= 0 here, so tau^2 = 0 and REML is the inverse-variance common effect.
+    assert sum(wi**2 * (yi - mu) ** 2 for wi, yi in zip(w, y)) - (sum(w) - sum(wi**2 for wi in w) / sum(w)) <= 0
+    se = math.sqrt(1 / sum(w))
+    aud = pooled["aud"]
+    assert (aud.measure, aud.k, aud.analysis, aud.method) == ("OR", 2, "abstinence", "REML")
+    assert aud.estimate == pytest.approx(math.exp(mu))
+    assert (aud.ci_low, aud.ci_high) == pytest.approx((math.exp(mu - 1.959964 * se), math.exp(mu + 1.959964 * se)),
+                                                      rel=1e-6)
+    assert aud.favours == "neither" and aud.ci_low < 1 < aud.ci_high
+    assert f"{aud.estimate:.2f} {aud.ci_low:.2f} {aud.ci_high:.2f}" == "1.52 0.68 3.42"  # docs/meta-analysis.md
+    # Cocaine: Dakwar 2019 alone (13/27 vs 3/28), the study's own z-based CI.
+    y, v = _or_and_variance(13, 27, 3, 28)
+    cocaine = pooled["cocaine"]
+    assert cocaine.k == 1 and cocaine.favours == "ketamine"
+    assert (cocaine.estimate, cocaine.ci_low, cocaine.ci_high) == pytest.approx(
+        (math.exp(y), math.exp(y - 1.959964 * math.sqrt(v)), math.exp(y + 1.959964 * math.sqrt(v))), rel=1e-6)
+
+
+def test_pooled_effects_are_harmonised_so_that_above_one_favours_ketamine():
+    table = load_extraction()
+    # A relapse OR of 0.5 (0.3 to 0.5^2/0.3, symmetric on the log scale): fewer relapses on ketamine,
+    # i.e. a no-relapse OR of 2.0 (1.2 to 3.33).
+    rows = table[table["row_id"] == "grabski2022-relapse"].assign(estimate=0.5, ci_low=0.3, ci_high=0.25 / 0.3)
+    aud = pooled_from_extraction(rows)["aud"]
+    assert (aud.estimate, aud.ci_low, aud.ci_high) == pytest.approx((2.0, 1.2, 1 / 0.3), rel=1e-5)
+    assert aud.favours == "ketamine"
+    worse = pooled_from_extraction(rows.assign(estimate=2.0, ci_low=1.2, ci_high=4 / 1.2))["aud"]
+    assert worse.favours == "control" and worse.estimate == pytest.approx(0.5)
+
+
+def _screening(reports, records):
+    """A stand-in for ScreeningState: the full-text sheet and the deduplicated records."""
+    sheet = pd.DataFrame([{"status": "", "final": "include", "study_id": "", **r} for r in reports])
+    return SimpleNamespace(sheet=lambda stage: sheet, dedupe=SimpleNamespace(records=pd.DataFrame(records)))
+
+
+def _record(**fields):
+    return {"record_id": "CIT:x", "pmid": None, "doi": None, "title": "A trial", "first_author": "Doe JA",
+            "year": 2001, "journal": "Journal of Tests", "searches": ["oud"], **fields}
+
+
+def test_included_from_screening_joins_design_by_title_and_n_by_author_year_journal(tmp_path):
+    corpus = tmp_path / "records.jsonl"
+    corpus.write_text("\n".join(json.dumps(r) for r in [
+        {"pmid": None, "doi": None, "title": "A Trial.", "year": 2001, "design": "rct", "retrieved_by": ["oud"]},
+        {"pmid": None, "doi": None, "title": "A trial", "year": 1999, "design": "case_report"},
+    ]), encoding="utf-8")
+    extraction = load_extraction().head(1).assign(study="Doe 2001", pmid=None, doi=None, journal="Journal of tests",
+                                                  n_t=12, n_c=10, row_id="doe-1")
+    state = _screening([{"record_id": "CIT:x"}, {"record_id": "CIT:y", "final": "exclude"}],
+                       [_record(), _record(record_id="CIT:y", title="Other")])
+    row = included_from_screening(state, corpus, extraction).iloc[0]
+    assert (row["study_id"], row["disorder"], row["design"], row["n"]) == ("CIT:x", "oud", "rct", 22)
+    assert row["design_from"] == "corpus by title" and row["n_from"] == "extraction by author-year-journal: doe-1"
+
+
+def test_included_from_screening_refuses_corpus_records_that_disagree_on_design(tmp_path):
+    corpus = tmp_path / "records.jsonl"
+    corpus.write_text("\n".join(json.dumps({"pmid": "9", "title": t, "design": d})
+                                 for t, d in (("a", "rct"), ("b", "case_series"))), encoding="utf-8")
+    state = _screening([{"record_id": "PMID:9"}], [_record(record_id="PMID:9", pmid="9")])
+    with pytest.raises(ReviewkitError, match=r"records matching PMID:9 by pmid disagree on design \(case_series, rct\)"):
+        included_from_screening(state, corpus, load_extraction())
+
+
+def _sheet_rows():
+    with open(ROOT / "data/screening/sample/full_text.csv", encoding="utf-8", newline="") as f:
+        return [r for r in csv.DictReader(f) if r["status"] == "" and r["final"] == "include"]
+
+
+def test_included_from_screening_on_the_sample_counts_each_study_once():
+    from reviewkit.screening_state import build_state
+
+    state = build_state(ROOT / "data/snapshots/sample", ROOT / "data/screening/sample")
+    inc = included_from_screening(state, ROOT / "data/corpus/records.jsonl", load_extraction())
+    sheet = _sheet_rows()
+    assert set(inc["record_id"]) == {r["record_id"] for r in sheet}
+    assert inc["study_id"].nunique() == len({r["study_id"] or r["record_id"] for r in sheet})
+    dakwar_2020 = "CIT:doi:10.1176/appi.ajp.2019.19070684"
+    rothberg = inc[inc["pmid"] == "33307947"].iloc[0]
+    assert rothberg["study_id"] == dakwar_2020 and pd.isna(rothberg["n"])
+    # n: the largest two-arm total in the extraction table (17 + 23; 48 + 48; 26 + 27 found by author, year, journal).
+    n = dict(zip(inc["record_id"], inc["n"]))
+    assert (n[dakwar_2020], n["CIT:doi:10.1176/appi.ajp.2021.21030277"], n["CIT:corpus-line-101"]) == (40, 96, 53)
+    assert inc["design"].notna().all() and inc["design_from"].notna().all()
+    aud = summarize_evidence(inc)["aud"]
+    aud_sheet = [r for r in sheet if "aud" in r["searches"].split("; ")]
+    assert aud.reports == len(aud_sheet) and aud.studies == len({r["study_id"] or r["record_id"] for r in aud_sheet})
+    assert aud.randomized_participants == 40 + 96  # Rothberg 2021 adds no one
+
+
 def test_audit_end_to_end_offline_on_the_sample(capsys):
     assert main(["audit", "--offline", "--json"]) == 0
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
@@ -125,6 +268,18 @@ def test_audit_end_to_end_offline_on_the_sample(capsys):
     assert rows["C09"]["citation_verdict"] == "verified" and "PMID 20724638" in rows["C09"]["nearest_record"]
     assert rows["C09"]["verdict"] == "partly supported" and not rows["C09"]["live_could_change"]
     assert rows["C02"]["citation_verdict"] == "no reference cited"
+    # The evidence is the screening's included studies and the pooled abstinence analysis.
+    assert rows["C02"]["verdict"] == "overstated"
+    assert "claims a benefit, but the pooled abstinence OR's CI includes 1" in rows["C02"]["reason"]
+    assert "pooled abstinence OR 1.52 (95% CI 0.68 to 3.42; k=2, REML)" in rows["C02"]["reason"]
+    assert rows["C03"]["evidence"].startswith("9 human studies (10 reports): 5 RCT")
+    assert "pooled abstinence OR 7.74 (95% CI 1.88 to 31.87; k=1, REML): favours ketamine" in rows["C07"]["evidence"]
+    assert "no pooled effect computed" in rows["C05"]["evidence"]
+
+
+def test_audit_without_included_studies_is_an_error_naming_the_screening_folder(tmp_path, capsys):
+    assert main(["audit", "--offline", "--json", "--screening", str(tmp_path)]) == 2
+    assert f"{tmp_path}: no report has a full-text decision of include" in capsys.readouterr().err
 
 
 def test_verify_refs_json_in_input_order_with_unparseable_lines(tmp_path, capsys):

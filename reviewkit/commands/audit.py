@@ -7,16 +7,22 @@ import json
 from pathlib import Path
 
 from ..citations import CandidateSource, LocalRecords, PubMedLookup, check_reference, local_store
-from ..claims import audit_claims, included_from_corpus, load_claims
+from ..claims import audit_claims, load_claims
 from ..entrez import Credentials, LiveTransport
+from ..errors import ReviewkitError
+from ..evidence import DEFAULT_POOL_GROUP, included_from_screening, pooled_from_extraction
+from ..extraction import DEFAULT_PATH as EXTRACTION, load_extraction
+from ..meta import METHODS
 from ..references import Reference, Unparsed, read_references
+from ..screening_state import build_state
+from ..snapshot import Snapshot
 from .search import add_mode_arguments, resolve_snapshot
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 ARTICLE_REFERENCES = DATA / "article" / "references.txt"
 ARTICLE_CLAIMS = DATA / "article" / "claims.yml"
 CORPUS_RECORDS = DATA / "corpus" / "records.jsonl"
-CORPUS_OUTCOMES = DATA / "corpus" / "outcomes.jsonl"
+SCREENING_ROOT = DATA / "screening"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,12 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="For each claim in data/article/claims.yml: the citation verdict, the "
                                    "nearest real record, this review's evidence for the disorder, and a verdict.")
     add_mode_arguments(p)
+    p.add_argument("--screening", type=Path, default=None, metavar="DIR",
+                   help="screening folder whose full-text includes are the evidence "
+                        "(default: data/screening/<snapshot folder name>)")
+    p.add_argument("--analysis", default=DEFAULT_POOL_GROUP, metavar="POOL_GROUP",
+                   help=f"the pooled analysis of {EXTRACTION.name} claims are weighed against "
+                        f"(default: {DEFAULT_POOL_GROUP})")
+    p.add_argument("--method", choices=METHODS, default="REML", help="tau^2 estimator (default: REML)")
+    p.add_argument("--hksj", action="store_true", help="Hartung-Knapp-Sidik-Jonkman CIs")
     p.add_argument("--json", action="store_true", help="print the claims table as a JSON list")
     p.set_defaults(func=run_audit)
 
 
-def _source(args: argparse.Namespace) -> tuple[CandidateSource, str]:
-    snapshot = resolve_snapshot(args)
+def _source(args: argparse.Namespace, snapshot: Snapshot) -> tuple[CandidateSource, str]:
     if args.live:
         return PubMedLookup(LiveTransport(snapshot, Credentials.from_env())), f"live: PubMed, recorded in {snapshot.root}"
     note = f"offline: local records of snapshot {snapshot.root}"
@@ -52,7 +65,7 @@ def _check_all(items, source):
 
 def run_verify(args: argparse.Namespace) -> int:
     items = read_references(args.file)
-    source, note = _source(args)
+    source, note = _source(args, resolve_snapshot(args))
     results = _check_all(items, source)
     if args.json:
         out = [{"reference": r.text, "verdict": "unparseable", "pmid": None, "doi": None, "field_errors": [],
@@ -79,17 +92,25 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_audit(args: argparse.Namespace) -> int:
     references = read_references(ARTICLE_REFERENCES)
     claims = load_claims(ARTICLE_CLAIMS, references)
-    source, note = _source(args)
+    snapshot = resolve_snapshot(args)
+    source, note = _source(args, snapshot)
     checks = {r: check_reference(r, source) for r in references if isinstance(r, Reference)}
-    # Included studies: the corpus curator's decisions until screening decisions replace them.
-    included = included_from_corpus(CORPUS_RECORDS, CORPUS_OUTCOMES)
-    audits = audit_claims(claims, checks, included)
+    # The evidence: the screening's final full-text decisions on this snapshot's records, and the
+    # meta-analysis of the extraction table; the same functions a notebook calls.
+    screening = args.screening or SCREENING_ROOT / snapshot.root.name
+    included = included_from_screening(build_state(snapshot.root, screening), CORPUS_RECORDS, load_extraction())
+    if included.empty:
+        raise ReviewkitError(f"{screening}: no report has a full-text decision of include, so there is no evidence "
+                             "to weigh the claims against; run `reviewkit screen` and record the decisions first")
+    pooled = pooled_from_extraction(load_extraction(), args.analysis, args.method, args.hksj)
+    audits = audit_claims(claims, checks, included, pooled)
     if args.json:
         print(json.dumps([a.as_dict() for a in audits], indent=2, ensure_ascii=False))
         return 0
     print(note)
-    print("evidence: included human studies per the corpus curator's decisions (a sample); no pooled effects "
-          "are used by this command yet")
+    print(f"evidence: full-text includes in {screening} ({included['record_id'].nunique()} reports of "
+          f"{included['study_id'].nunique()} studies), designs from {CORPUS_RECORDS.name}, n and pooled "
+          f"{args.analysis} effects ({args.method}{' HKSJ' if args.hksj else ''}) from {EXTRACTION.name}")
     for a in audits:
         row = a.as_dict()
         flag = "  [citation verdict could change live]" if row["live_could_change"] else ""
