@@ -37,3 +37,29 @@ def test_python_dash_m_entry_point():
     done = subprocess.run([sys.executable, "-m", "reviewkit", "search", "--json", "--only", "gambling"],
                           capture_output=True, text=True, check=True)
     assert json.loads(done.stdout)["searches"][0]["count"] == 2
+
+
+def test_live_rerun_reports_new_and_dropped_pmids(tmp_path, monkeypatch, capsys):
+    from reviewkit.emulator import Emulator, synthetic_records
+    from reviewkit.protocol import load_protocol
+
+    protocol = load_protocol()
+    records = synthetic_records(30, terms=["gambling"], first_pmid=96_000_001)
+    aliases = {protocol.query(k): k for k in protocol.searches}
+    snapshot = tmp_path / "live"
+    with Emulator(records, aliases=aliases) as emu:
+        monkeypatch.setenv("REVIEWKIT_EUTILS_URL", emu.base_url)
+        monkeypatch.setenv("NCBI_EMAIL", "cli-test@example.org")
+        monkeypatch.setenv("NCBI_API_KEY", "cli-test-key")
+        argv = ["search", "--live", "--snapshot", str(snapshot), "--only", "gambling"]
+        assert main(argv) == 0
+        first = capsys.readouterr().out
+        assert "[gambling] Count 30, records retrieved 30" in first
+        assert "since the previous run" not in first
+        emu.add_records(synthetic_records(2, terms=["gambling"], first_pmid=97_000_001))
+        emu.remove_records([records[0]["pmid"]])
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "[gambling] Count 31, records retrieved 31" in out
+    assert ("[gambling] since the previous run: 2 new (PMID 97000001, 97000002), "
+            f"1 dropped (PMID {records[0]['pmid']})") in out

@@ -62,11 +62,26 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"[{result.key}] query: {result.query}")
             print(f"[{result.key}] Count {result.count}, records retrieved {result.retrieved}")
+            if result.new_pmids is not None:
+                print(f"[{result.key}] since the previous run: {_changes(result)}")
     if args.json:
         print(json.dumps({
             "sample": sample,
             "snapshot": str(snapshot.root),
             "searches": [{"key": r.key, "query": r.query, "count": r.count, "retrieved": r.retrieved,
-                          "pmids": r.pmids} for r in results],
+                          "pmids": r.pmids,
+                          **({"new_pmids": r.new_pmids, "dropped_pmids": r.dropped_pmids}
+                             if r.new_pmids is not None else {})} for r in results],
         }, indent=2))
     return 0
+
+
+def _changes(result) -> str:
+    """'2 new (PMID 1, 2), 1 dropped (PMID 3)': what a living search changed."""
+    def part(pmids, word):
+        if not pmids:
+            return f"0 {word}"
+        shown = ", ".join(pmids[:10]) + (f", ... {len(pmids) - 10} more" if len(pmids) > 10 else "")
+        return f"{len(pmids)} {word} (PMID {shown})"
+
+    return f"{part(result.new_pmids, 'new')}, {part(result.dropped_pmids, 'dropped')}"
