@@ -58,7 +58,7 @@ def pooled_from_extraction(table: pd.DataFrame, pool_group: str = DEFAULT_POOL_G
 
 def _text(value: object) -> str:
     """A cell as text, "" when missing (records hold None, NaN or pd.NA)."""
-    return "" if value is None or (not isinstance(value, (list, tuple)) and pd.isna(value)) else str(value)
+    return "" if value is None or pd.isna(value) else str(value)
 
 
 def _year(value: object) -> str:

@@ -98,11 +98,12 @@ def run_audit(args: argparse.Namespace) -> int:
     # The evidence: the screening's final full-text decisions on this snapshot's records, and the
     # meta-analysis of the extraction table; the same functions a notebook calls.
     screening = args.screening or SCREENING_ROOT / snapshot.root.name
-    included = included_from_screening(build_state(snapshot.root, screening), CORPUS_RECORDS, load_extraction())
+    extraction = load_extraction()
+    included = included_from_screening(build_state(snapshot.root, screening), CORPUS_RECORDS, extraction)
     if included.empty:
         raise ReviewkitError(f"{screening}: no report has a full-text decision of include, so there is no evidence "
                              "to weigh the claims against; run `reviewkit screen` and record the decisions first")
-    pooled = pooled_from_extraction(load_extraction(), args.analysis, args.method, args.hksj)
+    pooled = pooled_from_extraction(extraction, args.analysis, args.method, args.hksj)
     audits = audit_claims(claims, checks, included, pooled)
     if args.json:
         print(json.dumps([a.as_dict() for a in audits], indent=2, ensure_ascii=False))
