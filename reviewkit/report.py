@@ -173,8 +173,9 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block extra_css -%}<style type="text/css">
 main { max-width: 1100px; margin: 0 auto; }
 .rk-part-start { border-top: 3px solid #2a5d8f; margin-top: 2.5em; padding-top: .5em; }
-.rk-index table { border-collapse: collapse; }
-.rk-index td, .rk-index th { border: 1px solid #ccc; padding: 2px 8px; text-align: left; vertical-align: top; }
+.jp-RenderedHTMLCommon .rk-index table { border-collapse: collapse; }
+.jp-RenderedHTMLCommon .rk-index td, .jp-RenderedHTMLCommon .rk-index th {
+  border: 1px solid #ccc; padding: 2px 8px; text-align: left; vertical-align: top; }
 </style>{%- endblock extra_css -%}
 """
 
@@ -266,8 +267,9 @@ def index_html(info: dict, executed: list[Path], titles: dict[str, str]) -> str:
         parts.append('<div style="border:2px solid #a00;background:#fdecea;color:#600;padding:8px 12px;'
                      f'margin:8px 0;font-weight:bold">Check the searches: {esc(problem)}</div>')
     parts += [
-        f"<p>Run {esc(info['run_id'])}, {esc(info['mode'])} mode, snapshot <code>{esc(info['snapshot'])}</code>.</p>",
-        f"<h2>Contents</h2><ol>{rows}</ol>",
+        f"<p>Run {esc(info['run_id'])}, started {esc(info.get('started', ''))}, {esc(info['mode'])} mode, "
+        f"snapshot <code>{esc(info['snapshot'])}</code>.</p>",
+        f"<h2>Contents</h2><ul>{rows}</ul>",
         "<h2>What changed since the previous run</h2>",
         info.get("changes_html", "<p>No earlier run in this output folder.</p>"),
         "<h2>Run parameters</h2>",

@@ -127,7 +127,12 @@ def compare(previous: dict | None, current: dict) -> dict:
     if previous is None:
         return {"previous_run": None}
     searches = {}
-    for key in sorted(set(previous.get("searches", {})) | set(current.get("searches", {}))):
+    keys = set(current.get("searches", {}))
+    # A run limited to some searches (-p searches ...) says nothing about the others;
+    # a full run that lacks a search the previous run had is a problem to report.
+    if not current.get("parameters", {}).get("searches"):
+        keys |= set(previous.get("searches", {}))
+    for key in sorted(keys):
         before = previous.get("searches", {}).get(key)
         after = current.get("searches", {}).get(key)
         old = set(before["pmids"]) if before else set()

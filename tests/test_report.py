@@ -179,6 +179,12 @@ def test_compare_lists_new_and_dropped_records_and_count_changes():
     assert runs.count_drops(ch) == []
 
 
+def test_a_run_limited_to_some_searches_is_compared_on_those_only():
+    limited = {**manifest("r2", aud=["1"]), "parameters": {"searches": ["aud"]}}
+    ch = runs.compare(manifest("r1", aud=["1"], oud=["5"]), limited)
+    assert list(ch["searches"]) == ["aud"] and runs.count_drops(ch) == []
+
+
 def test_same_data_reports_no_change():
     ch = runs.compare(manifest("r1", aud=["1"]), manifest("r2", aud=["1"]))
     assert not ch["changed"]

@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     print("writing index.html", flush=True)
     info = {
         "run_id": run_dir.name,
+        "started": started.strftime("%Y-%m-%d %H:%M UTC"),
         "mode": manifest["mode"],
         "snapshot": str(snapshot),
         "sample_note": manifest["snapshot"].get("note") if manifest["snapshot"].get("sample") else "",
