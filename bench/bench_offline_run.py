@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             for nb in notebooks:
                 print(f"[{r + 1}/{args.repeat}] {nb.name}", flush=True)
                 out = Path(tmp) / f"run{r}"
+                out.mkdir(exist_ok=True)
                 per_notebook[nb.name].append(
                     measured([sys.executable, "-c", CHILD, str(nb), str(out / nb.name), str(out)]))
             print(f"[{r + 1}/{args.repeat}] reviewkit run --offline", flush=True)

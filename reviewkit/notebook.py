@@ -210,26 +210,6 @@ def pooled_table(analysis) -> pd.DataFrame:
     return out
 
 
-def pooled_effects(analysis) -> dict:
-    """Per-disorder pooled estimates as the claims audit takes them (natural scale, which arm the CI favours)."""
-    import math
-
-    from .claims import PooledEffect
-    from .effects import RATIO_MEASURES
-
-    ratio = analysis.measure in RATIO_MEASURES
-    null = 1.0 if ratio else 0.0
-    out = {}
-    for disorder, res in analysis.subgroups.items():
-        if res is None:
-            continue
-        est, lo, hi = (math.exp(v) if ratio else v for v in (res.estimate, res.ci_low, res.ci_high))
-        # Positive effects favour ketamine (reviewkit.effects harmonises direction).
-        favours = "ketamine" if lo > null else "control" if hi < null else "neither"
-        out[disorder] = PooledEffect(analysis.measure, est, lo, hi, res.k, favours)
-    return out
-
-
 def citation_source(ctx: Context):
     """Where references are checked: the snapshot's local records offline, PubMed live (recorded in the snapshot)."""
     from .citations import LocalRecords, PubMedLookup, local_store
