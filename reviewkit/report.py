@@ -86,6 +86,37 @@ def parse_parameters(pairs: list[tuple[str, str]] | None) -> dict[str, object]:
     return params
 
 
+def runs_this_python(executable: str) -> bool:
+    """Whether a kernel spec's ``argv[0]`` starts the running interpreter.
+
+    jupyter_client replaces a bare ``python``, ``python3`` or ``python3.X`` by
+    ``sys.executable``; anything else must be this interpreter's path.
+    """
+    bare = {"python", f"python{sys.version_info[0]}", "python%i.%i" % sys.version_info[:2]}
+    return executable in bare or Path(executable).resolve() == Path(sys.executable).resolve()
+
+
+def check_kernel() -> None:
+    """Refuse to run notebooks in a kernel whose Python may lack reviewkit.
+
+    A ``python3`` kernel spec installed per user (``~/.local/share/jupyter``)
+    shadows the environment's own and may start another Python.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        raise ReviewkitError(f"no Jupyter kernel named {KERNEL_NAME!r}; install one for this Python with "
+                             f"`{sys.executable} -m ipykernel install --sys-prefix`") from None
+    if not runs_this_python(spec.argv[0]):
+        raise ReviewkitError(
+            f"the Jupyter kernel {KERNEL_NAME!r} ({spec.resource_dir}) starts {spec.argv[0]}, not this Python "
+            f"({sys.executable}), which has reviewkit; remove that kernel spec or set JUPYTER_PATH="
+            f"{Path(sys.prefix) / 'share' / 'jupyter'}"
+        )
+
+
 @dataclass(frozen=True)
 class NotebookRun:
     name: str
@@ -116,6 +147,7 @@ def execute_notebooks(
         known = sorted({name for names in declared.values() for name in names})
         raise ReviewkitError(f"unknown parameter(s) {', '.join(unknown)}; the notebooks take: {', '.join(known)}")
 
+    check_kernel()
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     for i, source in enumerate(notebooks, 1):

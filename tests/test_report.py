@@ -79,6 +79,15 @@ def test_bad_parameter_name_is_named():
 
 # --- execution ---------------------------------------------------------------
 
+def test_kernel_must_start_this_python(tmp_path):
+    import sys
+
+    assert report.runs_this_python("python") and report.runs_this_python(sys.executable)
+    assert not report.runs_this_python(str(tmp_path / "other" / "bin" / "python3"))
+    report.check_kernel()  # the environment's own python3 kernel
+
+
+
 def test_first_failure_stops_the_run_naming_notebook_and_cell(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
