@@ -28,6 +28,7 @@ from .protocol import Protocol, load_protocol
 from .records import load_records
 from .screening import (STAGES, Agreement, SheetUpdate, agreement, build_sheet, conflicts, read_sheet,
                         update_sheet, write_sheet)
+from .errors import SnapshotError
 from .snapshot import Snapshot
 
 
@@ -72,12 +73,14 @@ def build_state(snapshot: str | Path, screening_dir: str | Path, protocol: Proto
                 progress: bool = False) -> ScreeningState:
     protocol = protocol or load_protocol()
     snap = Snapshot.open(snapshot)
+    if not snap.search_keys():
+        raise SnapshotError(f"snapshot {snap.root} has no searches recorded yet; run `reviewkit search` first")
     keys = tuple(protocol.searches)
     terms = tuple(protocol.intervention.text)
     steps = tqdm(total=4, desc="screening state", disable=not progress)
     pubmed = load_records(snap)
     other = read_other_methods_folder(snap.root / "other_methods", known_searches=set(keys))
-    identified = pd.concat([f for f in (pubmed, other) if not f.empty], ignore_index=True)
+    identified = pd.concat([f for f in (pubmed, other) if not f.empty] or [pubmed], ignore_index=True)
     steps.update()
     dedupe = deduplicate(identified)
     steps.update()
