@@ -1,7 +1,8 @@
 """Files a researcher expects next to the report.
 
 Included studies as RIS (for EndNote, Zotero, Mendeley) and BibTeX; tables as
-CSV and XLSX; figures as PNG and SVG. Every file is written atomically, so an
+CSV and XLSX. (Figures are written as PNG and SVG by the modules that draw
+them, ``flow_diagram`` and ``forest``.) Every file is written atomically, so an
 interrupted run never leaves a truncated export that looks complete.
 """
 
@@ -165,19 +166,3 @@ def write_references(records: pd.DataFrame, folder: str | Path, name: str) -> li
         atomic_write_text(folder / f"{name}.ris", ris_text(records)),
         atomic_write_text(folder / f"{name}.bib", bibtex_text(records)),
     ]
-
-
-def save_figure(fig, folder: str | Path, name: str) -> list[Path]:
-    """``<name>.png`` (300 dpi, for documents) and ``<name>.svg`` (for editing) in ``folder``."""
-    import matplotlib
-
-    folder = Path(folder)
-    written = []
-    # SVG output carries a date and random element ids by default; without
-    # them a rerun on the same data writes the same bytes.
-    with matplotlib.rc_context({"svg.hashsalt": name}):
-        for fmt, extra in (("png", {"dpi": 300}), ("svg", {"metadata": {"Date": None}})):
-            buf = io.BytesIO()
-            fig.savefig(buf, format=fmt, bbox_inches="tight", **extra)
-            written.append(atomic_write_bytes(folder / f"{name}.{fmt}", buf.getvalue()))
-    return written

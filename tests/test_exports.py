@@ -1,9 +1,4 @@
-import matplotlib
-
-matplotlib.use("Agg")
-
 import bibtexparser
-import matplotlib.pyplot as plt
 import openpyxl
 import pandas as pd
 import pytest
@@ -73,15 +68,3 @@ def test_tables_as_csv_and_xlsx_with_lists_flattened(records, tmp_path):
     assert [c.value for c in sheet[1]] == ["record_id", "authors"]
     assert sheet["B2"].value == "Krupitsky EM; Grinenko AY"
     assert not list(tmp_path.glob(".*.tmp"))
-
-
-def test_figures_as_png_and_svg_reproducible(tmp_path):
-    fig, ax = plt.subplots()
-    ax.plot([1, 2, 3])
-    png, svg = exports.save_figure(fig, tmp_path, "forest")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    first_svg = svg.read_text()
-    assert first_svg.lstrip().startswith("<?xml") and "<svg" in first_svg
-    exports.save_figure(fig, tmp_path, "forest")
-    assert svg.read_text() == first_svg
-    plt.close(fig)
