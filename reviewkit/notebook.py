@@ -55,10 +55,6 @@ def resolve_data(name: str, root: Path, kind: str = "snapshots") -> Path:
     return path if path.is_absolute() else root / path
 
 
-def resolve_snapshot(snapshot: str, root: Path) -> Path:
-    return resolve_data(snapshot, root, "snapshots")
-
-
 def start(*, offline: bool = True, snapshot: str = "sample", searches: list[str] | None = None,
           screening: str = "sample", output_dir: str = "") -> Context:
     """Resolve paths, set up interactive tables, show the sample banner; the first call of every notebook."""
@@ -67,7 +63,7 @@ def start(*, offline: bool = True, snapshot: str = "sample", searches: list[str]
 
     root = project_root()
     out = Path(output_dir).expanduser() if output_dir else root / "reports" / "interactive"
-    ctx = Context(root, resolve_snapshot(str(snapshot), root), out if out.is_absolute() else root / out,
+    ctx = Context(root, resolve_data(str(snapshot), root, "snapshots"), out if out.is_absolute() else root / out,
                   bool(offline), list(searches) if searches else None, resolve_data(str(screening), root, "screening"))
     if ctx.offline and not (ctx.snapshot_dir / "snapshot.json").is_file():
         raise ReviewkitError(f"offline run: snapshot folder {ctx.snapshot_dir} does not exist or has no snapshot.json")

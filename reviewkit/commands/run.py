@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import report, runs
 from ..errors import ReviewkitError
-from ..notebook import resolve_data, resolve_snapshot
+from ..notebook import resolve_data
 
 COUNT_DROP_EXIT = 3
 
@@ -53,23 +53,17 @@ def run(args: argparse.Namespace) -> int:
         if reserved in user:
             raise ReviewkitError(f"parameter {reserved!r} is set by reviewkit run itself (use --offline/--live, --output)")
 
-    started = datetime.now(timezone.utc)
-    run_dir = runs.make_run_dir(output_root, runs.new_run_id(started))
-    if args.offline:
-        snapshot = user.pop("snapshot", "sample")
-    elif "snapshot" in user:
+    if not args.offline and "snapshot" in user:
         raise ReviewkitError("--live records a new snapshot in the run folder; -p snapshot is for --offline")
-    else:
-        snapshot = str(run_dir / "snapshot")
     # As `reviewkit screen` does: the sample's decisions offline, data/screening/live/ for live searches.
     user.setdefault("screening", "sample" if args.offline else "live")
-    # A folder given as a relative path means relative to where the user typed it.
-    if isinstance(snapshot, str) and len(Path(snapshot).parts) > 1:
-        snapshot = str(Path(snapshot).expanduser().resolve())
-    if isinstance(user.get("screening"), str) and len(Path(user["screening"]).parts) > 1:
-        user["screening"] = str(Path(user["screening"]).expanduser().resolve())
+    user["screening"] = _from_here(user["screening"])
+
+    started = datetime.now(timezone.utc)
+    run_dir = runs.make_run_dir(output_root, runs.new_run_id(started))
+    snapshot = _from_here(user.pop("snapshot", "sample")) if args.offline else str(run_dir / "snapshot")
     params = {"offline": args.offline, "snapshot": str(snapshot), "output_dir": str(run_dir), **user}
-    snapshot_dir = resolve_snapshot(str(snapshot), root)
+    snapshot_dir = resolve_data(str(snapshot), root, "snapshots")
 
     print(f"reviewkit run: {'offline' if args.offline else 'live'}, snapshot {snapshot_dir}, "
           f"{len(notebooks)} notebooks, output {run_dir}", flush=True)
@@ -131,6 +125,14 @@ def run(args: argparse.Namespace) -> int:
               f"(or allow it with --max-count-drop)", file=sys.stderr)
         return COUNT_DROP_EXIT
     return 0
+
+
+def _from_here(value):
+    """A folder given as a relative path means relative to where the user typed it; a bare name is left
+    for the notebooks to find under data/."""
+    if isinstance(value, str) and len(Path(value).parts) > 1:
+        return str(Path(value).expanduser().resolve())
+    return value
 
 
 def _now() -> str:
