@@ -236,7 +236,7 @@ def _html_output(markup: str) -> nbformat.NotebookNode:
     return cell
 
 
-def merge_notebooks(index_html: str, executed: list[Path]) -> nbformat.NotebookNode:
+def merge_notebooks(index_markup: str, executed: list[Path], title: str = "Review report") -> nbformat.NotebookNode:
     """One notebook: the index first, then every part behind an anchor the index links to.
 
     Outputs that load a script library (itables' offline bundle, ~1 MB) are
@@ -244,8 +244,8 @@ def merge_notebooks(index_html: str, executed: list[Path]) -> nbformat.NotebookN
     identical copies are dropped.
     """
     merged = nbformat.v4.new_notebook()
-    merged.metadata["title"] = "reviewkit report"
-    merged.cells.append(_html_output(index_html))
+    merged.metadata["title"] = title
+    merged.cells.append(_html_output(index_markup))
     merged.cells[0].id = "report-index"
     seen_scripts: set[str] = set()
     for path in executed:
@@ -291,7 +291,7 @@ def index_html(info: dict, executed: list[Path], titles: dict[str, str]) -> str:
 
     parts = [
         '<div class="rk-index">',
-        "<h1>Ketamine for addictive disorders: review report</h1>",
+        f"<h1>{esc(info.get('title', 'Review report'))}</h1>",
     ]
     if info.get("sample_note"):
         parts.append(sample_banner_html(info["sample_note"]))
@@ -344,7 +344,7 @@ def notebook_title(path: Path) -> str:
 
 def write_report(path: Path, info: dict, executed: list[Path]) -> Path:
     titles = {p.name: notebook_title(p) for p in executed}
-    page = render_html(merge_notebooks(index_html(info, executed, titles), executed))
+    page = render_html(merge_notebooks(index_html(info, executed, titles), executed, info.get("title", "Review report")))
     return atomic_write_text(path, page)
 
 

@@ -53,7 +53,7 @@ def executed_nb(path: Path, html_outputs=(), image=False) -> Path:
 
 
 INFO = {
-    "run_id": "2026-01-01T000000Z", "mode": "offline", "snapshot": "sample", "sample_note": "A curated sample.",
+    "title": "Ketamine for addictive disorders: review report", "run_id": "2026-01-01T000000Z", "mode": "offline", "snapshot": "sample", "sample_note": "A curated sample.",
     "parameters": {"offline": True, "searches": ["aud", "oud"]}, "snapshot_info": {"name": "sample"},
     "versions": {"python": "3.11"}, "problems": [],
 }
@@ -133,6 +133,7 @@ def test_report_html_is_self_contained_with_code_hidden(tmp_path):
         anchor = report.part_anchor(part.name)
         assert f'href="#{anchor}"' in page and f'id="{anchor}"' in page
     assert "Part 01_search" in page  # the part title in the contents
+    assert "<title>Ketamine for addictive disorders: review report</title>" in page
     assert "SAMPLE DATA, NOT A COMPLETE PUBMED SEARCH" in page
     assert "<td>aud, oud</td>" in page
     assert re.search(r"Check the searches: search (&#x27;|')aud(&#x27;|'): count fell", page)

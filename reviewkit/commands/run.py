@@ -16,6 +16,7 @@ from pathlib import Path
 from .. import report, runs
 from ..errors import ReviewkitError
 from ..notebook import resolve_data
+from ..protocol import load_protocol
 
 COUNT_DROP_EXIT = 3
 
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     print("writing index.html", flush=True)
     info = {
+        "title": f"{load_protocol().title}: review report",
         "run_id": run_dir.name,
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
         "mode": manifest["mode"],
