@@ -55,6 +55,52 @@ def test_committed_notebook_is_clean_with_a_parameters_cell(path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
+# --- the helpers the notebooks call (fast, on the sample) ------------------------
+
+@pytest.fixture(scope="module")
+def sample_ctx(tmp_path_factory):
+    from reviewkit.notebook import Context
+
+    return Context(ROOT, ROOT / "data" / "snapshots" / "sample", tmp_path_factory.mktemp("out"), True, None,
+                   ROOT / "data" / "screening" / "sample")
+
+
+def test_screening_helpers_agree_with_prisma(sample_ctx):
+    from reviewkit import notebook
+    from reviewkit.prisma import prisma_report
+    from reviewkit.screening_state import build_state
+
+    state = build_state(sample_ctx.snapshot_dir, sample_ctx.screening_dir)
+    overview = notebook.screening_overview(state).set_index("stage")
+    prisma = prisma_report(state)
+    table = notebook.prisma_table(prisma)
+    assert list(table.columns) == ["all searches", *state.search_keys]
+    assert overview.loc["title/abstract", "excluded"] == table.loc["records excluded", "all searches"]
+    assert table.loc["studies included", "all searches"] == prisma.overall.studies_included
+    assert len(notebook.included_records(state)) == prisma.overall.reports_included
+    assert notebook.awaiting_screening(state).empty  # the sample's sheets are complete
+    reasons = notebook.exclusion_reasons(prisma.overall)
+    assert reasons[["databases", "other methods"]].to_numpy().sum() == table.loc["reports excluded", "all searches"]
+
+
+def test_article_audit_weighs_every_claim(sample_ctx):
+    import yaml
+
+    from reviewkit import notebook
+    from reviewkit.claims import CLAIM_VERDICTS
+    from reviewkit.prisma import prisma_counts
+
+    audit = notebook.article_audit(sample_ctx)
+    claims = yaml.safe_load((ROOT / "data" / "article" / "claims.yml").read_text(encoding="utf-8"))
+    assert len(audit.checks) == 9
+    assert len(audit.audits) == len(claims["claims"])
+    assert set(audit.audits["verdict"]) <= set(CLAIM_VERDICTS)
+    refs = notebook.citation_table(audit.checks.values())
+    assert set(refs["verdict"]) <= {"verified", "exists with errors", "not found", "ambiguous"}
+    numbers = notebook.key_numbers(prisma_counts(audit.state), audit.model, audit.audits)
+    assert numbers.loc[f"Pooled OR, all disorders (k = {audit.model.overall.k})", "value"].count("95% CI") == 1
+
+
 # --- whole runs (slow) ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
