@@ -419,3 +419,15 @@ def check_reference(ref: Reference, source: CandidateSource) -> CitationCheck:
 
 def check_references(refs: Iterable[Reference], source: CandidateSource) -> list[CitationCheck]:
     return [check_reference(ref, source) for ref in refs]
+
+
+def candidate_source(snapshot, live: bool):
+    """Where references are checked: PubMed live (recorded in ``snapshot``), else the snapshot's local records.
+
+    ``snapshot`` is a ``reviewkit.snapshot.Snapshot``; live credentials come from the environment.
+    """
+    if live:
+        from .entrez import Credentials, LiveTransport
+
+        return PubMedLookup(LiveTransport(snapshot, Credentials.from_env()))
+    return LocalRecords(local_store(snapshot.root))

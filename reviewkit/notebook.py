@@ -208,14 +208,10 @@ def pooled_table(analysis) -> pd.DataFrame:
 
 def citation_source(ctx: Context):
     """Where references are checked: the snapshot's local records offline, PubMed live (recorded in the snapshot)."""
-    from .citations import LocalRecords, PubMedLookup, local_store
-
-    if ctx.offline:
-        return LocalRecords(local_store(ctx.snapshot_dir))
-    from .entrez import LiveTransport
+    from .citations import candidate_source
     from .snapshot import Snapshot
 
-    return PubMedLookup(LiveTransport(Snapshot.open(ctx.snapshot_dir)))
+    return candidate_source(Snapshot.open(ctx.snapshot_dir), live=not ctx.offline)
 
 
 def citation_table(checks) -> pd.DataFrame:

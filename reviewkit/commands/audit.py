@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..citations import CandidateSource, LocalRecords, PubMedLookup, check_reference, local_store
+from ..citations import CandidateSource, candidate_source, check_reference
 from ..claims import audit_claims, load_claims
-from ..entrez import Credentials, LiveTransport
 from ..errors import ReviewkitError
 from ..evidence import DEFAULT_POOL_GROUP, included_from_screening, pooled_from_extraction
 from ..extraction import DEFAULT_PATH as EXTRACTION, load_extraction
@@ -52,11 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _source(args: argparse.Namespace, snapshot: Snapshot) -> tuple[CandidateSource, str]:
     if args.live:
-        return PubMedLookup(LiveTransport(snapshot, Credentials.from_env())), f"live: PubMed, recorded in {snapshot.root}"
-    note = f"offline: local records of snapshot {snapshot.root}"
-    if snapshot.is_sample:
-        note += f" ({snapshot.info['note']})"
-    return LocalRecords(local_store(snapshot.root)), note
+        note = f"live: PubMed, recorded in {snapshot.root}"
+    else:
+        note = f"offline: local records of snapshot {snapshot.root}"
+        if snapshot.is_sample:
+            note += f" ({snapshot.info['note']})"
+    return candidate_source(snapshot, args.live), note
 
 
 def _check_all(items, source):

@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"reviewkit run: error: {problem}", file=sys.stderr)
         print("reviewkit run: the report was written, but a search count fell; check the searches "
-              f"(or allow it with --max-count-drop)", file=sys.stderr)
+              "(or allow it with --max-count-drop)", file=sys.stderr)
         return COUNT_DROP_EXIT
     return 0
 
