@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/reviewkit search --offline
+	$(BIN)/reviewkit run --offline
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
