@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -60,6 +62,32 @@ def previous_manifest(output_root: Path, before: str) -> dict | None:
         if manifest.get("status") in FINISHED:
             best = manifest
     return best
+
+
+def seed_snapshot(output_root: Path, before: str, target: Path) -> Path | None:
+    """Start a live run's snapshot from the previous finished live run's, and return where it came from.
+
+    The searches then re-run ESearch, fetch only the records the snapshot does
+    not hold yet, and report new and dropped PMIDs, instead of downloading
+    everything again each week. Files are hard-linked where the filesystem
+    allows (snapshot writes replace files, never modify them, so the previous
+    run's snapshot stays as it was).
+    """
+    previous = previous_manifest(output_root, before)
+    if not previous or previous.get("mode") != "live":
+        return None
+    source = output_root / previous["run_id"] / "snapshot"
+    if not (source / "snapshot.json").is_file():
+        return None
+    shutil.copytree(source, target, copy_function=_link_or_copy)
+    return source
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> Path:

@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     mode.add_argument("--offline", dest="offline", action="store_true", default=True,
                       help="replay a recorded snapshot (default; the bundled sample unless -p snapshot is given)")
     mode.add_argument("--live", dest="offline", action="store_false",
-                      help="run the searches against PubMed and record them in <run folder>/snapshot; "
+                      help="run the searches against PubMed and record them in <run folder>/snapshot "
+                           "(starting from the previous live run's, so only new records are fetched); "
                            "credentials come from NCBI_EMAIL / NCBI_API_KEY")
     p.add_argument("--output", type=Path, default=None, metavar="DIR",
                    help="output root holding one dated folder per run (default: reports/ in the project)")
@@ -65,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
     snapshot = _from_here(user.pop("snapshot", "sample")) if args.offline else str(run_dir / "snapshot")
     params = {"offline": args.offline, "snapshot": str(snapshot), "output_dir": str(run_dir), **user}
     snapshot_dir = resolve_data(str(snapshot), root, "snapshots")
+    if not args.offline:
+        seeded = runs.seed_snapshot(output_root, run_dir.name, snapshot_dir)
+        if seeded:
+            print(f"reviewkit run: starting from the previous live run's snapshot ({seeded}); "
+                  "only new records will be fetched", flush=True)
 
     print(f"reviewkit run: {'offline' if args.offline else 'live'}, snapshot {snapshot_dir}, "
           f"{len(notebooks)} notebooks, output {run_dir}", flush=True)
