@@ -153,24 +153,7 @@ def show_image(path: str | Path, alt: str, width: int = 900) -> None:
 def prisma_table(report) -> pd.DataFrame:
     """PRISMA 2020 boxes as rows, one column for the whole review and one per search."""
     columns = {"all searches": report.overall, **report.by_disorder}
-    rows = {}
-    for name, c in columns.items():
-        db, om = c.databases, c.other_methods
-        rows[name] = {
-            "records identified: databases": sum(db.identified.values()),
-            "records identified: other methods": sum(om.identified.values()),
-            "duplicates removed": db.duplicates_removed,
-            "records screened": db.records_screened,
-            "records excluded": db.records_excluded,
-            "records awaiting screening": db.records_awaiting,
-            "reports sought": db.reports.sought + om.reports.sought,
-            "reports not retrieved": db.reports.not_retrieved + om.reports.not_retrieved,
-            "reports assessed": db.reports.assessed + om.reports.assessed,
-            "reports excluded": sum(db.reports.excluded.values()) + sum(om.reports.excluded.values()),
-            "reports awaiting assessment": db.reports.awaiting + om.reports.awaiting,
-            "studies included": c.studies_included,
-            "reports included": c.reports_included,
-        }
+    rows = {name: counts.boxes() for name, counts in columns.items()}
     return pd.DataFrame(rows)
 
 

@@ -85,6 +85,25 @@ class PrismaCounts:
         return not (self.databases.records_awaiting or self.databases.reports.awaiting
                     or self.other_methods.reports.awaiting)
 
+    def boxes(self) -> dict[str, int]:
+        """The flow as flat, labelled totals (databases and other methods added up), for tables and run comparisons."""
+        db, om = self.databases, self.other_methods
+        return {
+            "records identified from databases": sum(db.identified.values()),
+            "records identified from other methods": sum(om.identified.values()),
+            "duplicates removed": db.duplicates_removed,
+            "records screened": db.records_screened,
+            "records excluded": db.records_excluded,
+            "records awaiting screening": db.records_awaiting,
+            "reports sought": db.reports.sought + om.reports.sought,
+            "reports not retrieved": db.reports.not_retrieved + om.reports.not_retrieved,
+            "reports assessed": db.reports.assessed + om.reports.assessed,
+            "reports excluded": sum(db.reports.excluded.values()) + sum(om.reports.excluded.values()),
+            "reports awaiting assessment": db.reports.awaiting + om.reports.awaiting,
+            "studies included": self.studies_included,
+            "reports included": self.reports_included,
+        }
+
     def to_dict(self) -> dict:
         def reports(r: ReportCounts) -> dict:
             return {"reports_sought": r.sought, "reports_not_retrieved": r.not_retrieved,

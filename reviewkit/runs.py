@@ -110,19 +110,7 @@ def snapshot_facts(snapshot_dir: Path, screening_dir: Path, searches: list[str] 
         summary = {k: v for k, v in summary.items() if k in searches}
     state = build_state(snapshot_dir, screening_dir)
     prisma = prisma_counts(state)
-    db, om = prisma.databases, prisma.other_methods
-    counts = {
-        "records identified from databases": sum(db.identified.values()),
-        "records identified from other methods": sum(om.identified.values()),
-        "duplicates removed": db.duplicates_removed,
-        "records screened": db.records_screened,
-        "records excluded": db.records_excluded,
-        "records awaiting screening": db.records_awaiting,
-        "reports assessed": db.reports.assessed + om.reports.assessed,
-        "reports awaiting assessment": db.reports.awaiting + om.reports.awaiting,
-        "studies included": prisma.studies_included,
-        "reports included": prisma.reports_included,
-    }
+    counts = prisma.boxes()
     return {
         "snapshot": {"path": str(snapshot_dir), **Snapshot.open(snapshot_dir).info},
         "screening": str(screening_dir),

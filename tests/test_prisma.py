@@ -166,3 +166,16 @@ def test_shipped_sheets_are_what_screen_would_write(state, tmp_path):
 def test_diagram_files(state, tmp_path):
     paths = draw(prisma_report(state).overall, tmp_path / "d", title="t", note="SAMPLE")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_boxes_add_up_the_two_columns(state):
+    c = prisma_counts(state)
+    boxes = c.boxes()
+    d = c.to_dict()
+    assert boxes["records identified from databases"] == sum(d["databases"]["identified"].values())
+    assert boxes["records identified from other methods"] == sum(d["other_methods"]["identified"].values())
+    assert boxes["reports assessed"] == d["databases"]["reports_assessed"] + d["other_methods"]["reports_assessed"]
+    assert boxes["reports excluded"] == (sum(d["databases"]["reports_excluded"].values())
+                                         + sum(d["other_methods"]["reports_excluded"].values()))
+    # what was assessed is excluded, included, or awaiting
+    assert boxes["reports assessed"] == boxes["reports excluded"] + boxes["reports included"]
