@@ -164,6 +164,9 @@ def execute_notebooks(
                 cwd=str(source.parent),
                 progress_bar=progress,
                 log_output=False,
+                # ipykernel 7 warns on every start that its loopback TCP channel is unencrypted;
+                # the kernel is local and private to this run, so keep the terminal for real news.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except PapermillExecutionError as exc:
             raise ReviewkitError(_describe_failure(source.name, target, exc)) from None
