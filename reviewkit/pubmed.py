@@ -131,17 +131,38 @@ def _find_text(elem: etree._Element, path: str) -> str | None:
     return _text(elem.find(path))
 
 
+def _leaf_text(elem: etree._Element, path: str) -> str | None:
+    """Text of an element that never holds markup (PMID, Volume, Year...): read in C by findtext."""
+    value = elem.findtext(path)
+    return value.strip() or None if value else None
+
+
+def _leaf_list(elem: etree._Element, path: str) -> list[str]:
+    return [t for t in (e.text.strip() for e in elem.iterfind(path) if e.text) if t]
+
+
+# One XPath call per author list (in C) instead of several look-ups per author: authors
+# are most of what a PubMed record holds, so this is a large share of parsing time.
+_NAME_PARTS = etree.XPath("Author/LastName|Author/Initials|Author/Suffix|Author/CollectiveName")
+
+
 def _authors(author_list: etree._Element | None) -> list[str]:
-    names = []
+    """"Lastname Initials [Suffix]" per personal author, collective names as printed, in order."""
     if author_list is None:
-        return names
-    for author in author_list.iterchildren("Author"):
-        parts = {child.tag: _text(child) for child in author.iterchildren("LastName", "Initials", "Suffix",
-                                                                        "CollectiveName")}
-        if parts.get("CollectiveName"):
-            names.append(parts["CollectiveName"])
-        elif parts.get("LastName"):
-            names.append(" ".join(p for p in (parts["LastName"], parts.get("Initials"), parts.get("Suffix")) if p))
+        return []
+    names: list[str] = []
+    current: list[str] | None = None
+    for part in _NAME_PARTS(author_list):
+        tag = part.tag
+        if tag == "LastName" or tag == "CollectiveName":  # a new author starts
+            if current:
+                names.append(" ".join(current))
+            first = (part.text or "").strip() if tag == "LastName" else _text(part)  # collective names may carry markup
+            current = [first] if first else None
+        elif current is not None and part.text and part.text.strip():
+            current.append(part.text.strip())
+    if current:
+        names.append(" ".join(current))
     return names
 
 
@@ -159,7 +180,7 @@ def _abstract(abstract: etree._Element | None) -> str:
 def _year(pub_date: etree._Element | None) -> int | None:
     if pub_date is None:
         return None
-    year = _find_text(pub_date, "Year")
+    year = _leaf_text(pub_date, "Year")
     if year and year.isdigit():
         return int(year)
     # MedlineDate is free text such as "1998 Dec-1999 Jan": the first year is the one cited.
@@ -179,7 +200,7 @@ def _ids(pubmed_data: etree._Element | None) -> dict[str, str]:
 
 
 def _mesh(citation: etree._Element) -> list[str]:
-    return [t for t in (_text(d) for d in citation.findall("MeshHeadingList/MeshHeading/DescriptorName")) if t]
+    return _leaf_list(citation, "MeshHeadingList/MeshHeading/DescriptorName")
 
 
 def _row(pmid, ids, title, abstract, authors, year, journal, journal_iso, volume, issue, pages,
@@ -212,26 +233,26 @@ def _article_row(elem: etree._Element) -> dict:
     article = citation.find("Article")
     journal = article.find("Journal")
     issue = journal.find("JournalIssue") if journal is not None else None
-    pages = _find_text(article, "Pagination/MedlinePgn")
+    pages = _leaf_text(article, "Pagination/MedlinePgn")
     if not pages:
-        start, end = _find_text(article, "Pagination/StartPage"), _find_text(article, "Pagination/EndPage")
+        start, end = _leaf_text(article, "Pagination/StartPage"), _leaf_text(article, "Pagination/EndPage")
         pages = f"{start}-{end}" if start and end else start
     eloc_doi = next((_text(e) for e in article.findall("ELocationID") if e.get("EIdType") == "doi"), None)
     return _row(
-        pmid=_find_text(citation, "PMID"),
+        pmid=_leaf_text(citation, "PMID"),
         ids=_ids(elem.find("PubmedData")),
         title=_find_text(article, "ArticleTitle") or _find_text(article, "VernacularTitle"),
         abstract=_abstract(article.find("Abstract")),
         authors=_authors(article.find("AuthorList")),
         year=_year(issue.find("PubDate") if issue is not None else None)
         or _year(article.find("ArticleDate")),
-        journal=_find_text(journal, "Title") if journal is not None else None,
-        journal_iso=_find_text(journal, "ISOAbbreviation") if journal is not None else None,
-        volume=_find_text(issue, "Volume") if issue is not None else None,
-        issue=_find_text(issue, "Issue") if issue is not None else None,
+        journal=_leaf_text(journal, "Title") if journal is not None else None,
+        journal_iso=_leaf_text(journal, "ISOAbbreviation") if journal is not None else None,
+        volume=_leaf_text(issue, "Volume") if issue is not None else None,
+        issue=_leaf_text(issue, "Issue") if issue is not None else None,
         pages=pages,
-        language=_find_text(article, "Language"),
-        publication_types=[t for t in (_text(p) for p in article.findall("PublicationTypeList/PublicationType")) if t],
+        language=_leaf_text(article, "Language"),
+        publication_types=_leaf_list(article, "PublicationTypeList/PublicationType"),
         mesh_terms=_mesh(citation),
         doi_fallback=eloc_doi,
     )
@@ -242,7 +263,7 @@ def _book_row(elem: etree._Element) -> dict:
     book = doc.find("Book")
     title = _find_text(doc, "ArticleTitle") or (_find_text(book, "BookTitle") if book is not None else None)
     return _row(
-        pmid=_find_text(doc, "PMID"),
+        pmid=_leaf_text(doc, "PMID"),
         ids=_ids(elem.find("PubmedBookData")),
         title=title,
         abstract=_abstract(doc.find("Abstract")),
@@ -250,10 +271,10 @@ def _book_row(elem: etree._Element) -> dict:
         year=_year(book.find("PubDate") if book is not None else None),
         journal=None,
         journal_iso=None,
-        volume=_find_text(book, "Volume") if book is not None else None,
+        volume=_leaf_text(book, "Volume") if book is not None else None,
         issue=None,
         pages=None,
-        language=_find_text(doc, "Language"),
-        publication_types=[t for t in (_text(p) for p in doc.findall("PublicationType")) if t],
+        language=_leaf_text(doc, "Language"),
+        publication_types=_leaf_list(doc, "PublicationType"),
         mesh_terms=[],
     )

@@ -161,3 +161,14 @@ def test_streaming_memory_does_not_grow_with_file_size():
 
     small, large = peak(500), peak(5000)
     assert large < 2 * small  # flat, not 10x
+
+
+def test_author_names_suffix_missing_initials_and_collective_markup():
+    authors = """<AuthorList><Author><LastName>Duncan</LastName><ForeName>W C</ForeName><Initials>WC</Initials>
+    <Suffix>Jr</Suffix><AffiliationInfo><Affiliation>X</Affiliation></AffiliationInfo></Author>
+    <Author><LastName>Plato</LastName></Author><Author><ForeName>Anon</ForeName></Author>
+    <Author><CollectiveName>The <i>KETA</i> Group</CollectiveName></Author>
+    <Author><LastName>van der Berg</LastName><Initials>A</Initials></Author></AuthorList>"""
+    xml = ARTICLE.format(pmid=5, date="<Year>2020</Year>").replace("<Language>", authors + "<Language>")
+    row = reviewkit.read_pubmed_xml(doc(xml)).iloc[0]
+    assert row.authors == ["Duncan WC Jr", "Plato", "The KETA Group", "van der Berg A"]
