@@ -417,10 +417,6 @@ def check_reference(ref: Reference, source: CandidateSource) -> CitationCheck:
     return decide(ref, source.candidates(ref), source.mode)
 
 
-def check_references(refs: Iterable[Reference], source: CandidateSource) -> list[CitationCheck]:
-    return [check_reference(ref, source) for ref in refs]
-
-
 def candidate_source(snapshot, live: bool):
     """Where references are checked: PubMed live (recorded in ``snapshot``), else the snapshot's local records.
 

@@ -21,7 +21,6 @@ docs/claims-audit.md); its reason is one line built from the numbers.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -309,42 +308,3 @@ def audit_claims(claims: Sequence[Claim], checks: Mapping[Reference, CitationChe
 
 def audit_table(audits: Sequence[ClaimAudit]) -> pd.DataFrame:
     return pd.DataFrame([a.as_dict() for a in audits])
-
-
-def included_from_corpus(records_path: str | Path, outcomes_path: str | Path | None = None) -> pd.DataFrame:
-    """The included-studies table from the corpus's curator decisions (one reviewer's, a sample).
-
-    The screening decisions (``reviewkit.evidence.included_from_screening``) are what
-    ``reviewkit audit`` uses; this is the curator's raw view, for comparison. The corpus
-    does not link reports to studies, so each record is its own study. A record counts when ``would_include`` is true and ``species`` is human, once per
-    disorder in ``retrieved_by``. ``n`` is the largest sum of arm sizes over the
-    record's outcome rows in which every arm has an ``n`` (outcome rows name the study
-    as "<first author surname> <year>"); None when no such row exists.
-    """
-    records = [json.loads(line) for line in Path(records_path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    sizes: dict[str, int] = {}
-    if outcomes_path and Path(outcomes_path).is_file():
-        for line in Path(outcomes_path).read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            arms = row.get("arms") or []
-            if arms and all(isinstance(a.get("n"), int) for a in arms):
-                key = fold(row["study"])
-                sizes[key] = max(sizes.get(key, 0), sum(a["n"] for a in arms))
-    rows = []
-    for lineno, rec in enumerate(records, 1):
-        if not rec.get("would_include") or rec.get("species") != "human":
-            continue
-        surname = fold(rec["authors"][0]).rsplit(" ", 1)[0] if rec.get("authors") else ""
-        for disorder in rec.get("retrieved_by") or []:
-            rows.append({
-                "record_id": f"PMID:{rec['pmid']}" if rec.get("pmid") else f"corpus-line-{lineno}",
-                "disorder": disorder, "design": rec.get("design"), "pmid": rec.get("pmid"), "doi": rec.get("doi"),
-                "title": rec.get("title"), "first_author": rec["authors"][0] if rec.get("authors") else None,
-                "year": rec.get("year"), "n": sizes.get(f"{surname} {rec.get('year')}"),
-            })
-    frame = pd.DataFrame(rows, columns=list(INCLUDED_COLUMNS))
-    frame["study_id"] = frame["record_id"]
-    frame["n"] = frame["n"].astype("Int64")
-    return frame

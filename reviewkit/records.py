@@ -8,6 +8,7 @@ EFetch responses listed in each search manifest, parses them with
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -60,8 +61,6 @@ def load_lookup_records(snapshot: Snapshot | str | Path) -> pd.DataFrame:
     path = snap.root / "lookups" / "manifest.json"
     if not path.is_file():
         return pd.DataFrame(columns=RECORD_COLUMNS)
-    import json
-
     manifest = json.loads(path.read_text(encoding="utf-8"))
     fetched = _fetched_rows(snap, manifest["exchanges"], "lookups")
     frame = records_frame(fetched[p] for p in sorted(fetched, key=int))

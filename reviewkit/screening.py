@@ -108,10 +108,6 @@ def build_sheet(candidates: pd.DataFrame, stage: str,
     return sheet[sheet_columns(stage)]
 
 
-def has_human_entry(sheet: pd.DataFrame, stage: str) -> pd.Series:
-    return (sheet[HUMAN_COLUMNS[stage]] != "").any(axis=1)
-
-
 @dataclass(frozen=True)
 class SheetUpdate:
     """``sheet``: the updated sheet; ``new_ids``: records added unscreened;

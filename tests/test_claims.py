@@ -14,7 +14,6 @@ from reviewkit.citations import LocalRecords, check_reference
 from reviewkit.claims import (
     PooledEffect,
     audit_claims,
-    included_from_corpus,
     load_claims,
     summarize_evidence,
 )
@@ -143,13 +142,6 @@ def test_article_claims_resolve_and_quotes_are_short():
     claims = load_claims(ROOT / "data/article/claims.yml", read_references(ROOT / "data/article/references.txt"))
     assert len(claims) == 11 and all(len(c.quote.split()) <= 25 for c in claims)
     assert {c.reference.first_author for c in claims if c.reference} >= {"Krupitsky E", "Berman RM", "Holze F"}
-
-
-def test_included_from_corpus_takes_arm_sizes_from_outcomes():
-    inc = included_from_corpus(ROOT / "data/corpus/records.jsonl", ROOT / "data/corpus/outcomes.jsonl")
-    dakwar_2019 = inc[(inc["pmid"] == "31230464")]
-    assert list(dakwar_2019["n"]) == [55] and list(dakwar_2019["design"]) == ["rct"]
-    assert set(inc["disorder"]) <= {"aud", "oud", "cocaine", "gambling"}
 
 
 def _or_and_variance(a, n1, c, n2):

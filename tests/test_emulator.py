@@ -191,7 +191,6 @@ def test_efetch_serves_real_corpus_records_that_parse_back_field_for_field(entre
 
 def test_rate_limit_answers_429_with_ncbi_json(entrez):
     with Emulator(_ids(5, terms=["k"]), rate_limit=True) as emu:
-        E = entrez.at(emu)
         statuses = []
         for _ in range(5):
             try:

@@ -1,7 +1,6 @@
 """The extraction table: schema checks, identifiers traced to the corpus, one comparison per trial."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
