@@ -48,12 +48,17 @@ def pooled_effects(analysis: SubgroupAnalysis, label: str = "") -> dict[str, Poo
     return out
 
 
+def pool_analysis(table: pd.DataFrame, pool_group: str = DEFAULT_POOL_GROUP, method: str = "REML",
+                  hksj: bool = False) -> SubgroupAnalysis:
+    """The random-effects model of one pre-specified analysis of the extraction table, by disorder."""
+    rows = analysis_rows(table, pool_group)
+    return pool_by_disorder(effect_sizes(rows, pool_measure(rows)), method=method, hksj=hksj)
+
+
 def pooled_from_extraction(table: pd.DataFrame, pool_group: str = DEFAULT_POOL_GROUP, method: str = "REML",
                            hksj: bool = False) -> dict[str, PooledEffect]:
     """Pool one pre-specified analysis of the extraction table by disorder (docs/meta-analysis.md)."""
-    rows = analysis_rows(table, pool_group)
-    return pooled_effects(pool_by_disorder(effect_sizes(rows, pool_measure(rows)), method=method, hksj=hksj),
-                          label=pool_group)
+    return pooled_effects(pool_analysis(table, pool_group, method, hksj), label=pool_group)
 
 
 def _text(value: object) -> str:

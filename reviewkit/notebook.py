@@ -251,37 +251,10 @@ def files_table(folder: str | Path) -> pd.DataFrame:
                          "kB": [round(p.stat().st_size / 1024, 1) for p in files]}).set_index("file")
 
 
-@dataclass(frozen=True)
-class ArticleAudit:
-    """The claims audit as the report shows it, with what it rests on."""
+def article_audit(ctx: Context, analysis: str = "abstinence", method: str = "REML", hksj: bool = False):
+    """The claims audit for this run's snapshot and screening (``reviewkit.audit.ArticleAudit``)."""
+    from .audit import audit_article
 
-    state: object          # reviewkit.screening_state.ScreeningState
-    model: object          # reviewkit.meta.SubgroupAnalysis of the pooled analysis
-    checks: dict           # Reference -> CitationCheck
-    audits: pd.DataFrame   # reviewkit.claims.audit_table
-
-
-def article_audit(ctx: Context, analysis: str = "abstinence", method: str = "REML", hksj: bool = False) -> ArticleAudit:
-    """Check the article's references, then weigh each claim against the studies included at full
-    text (this run's screening) and the pooled ``analysis`` of the extraction table."""
-    from .citations import check_reference
-    from .claims import audit_claims, audit_table, load_claims
-    from .effects import effect_sizes
-    from .evidence import included_from_screening, pooled_effects
-    from .extraction import analysis_rows, load_extraction, pool_measure
-    from .meta import pool_by_disorder
-    from .references import Reference, read_references
-    from .screening_state import build_state
-
-    article = ctx.root / "data" / "article"
-    references = read_references(article / "references.txt")
-    source = citation_source(ctx)
-    checks = {r: check_reference(r, source) for r in references if isinstance(r, Reference)}
-    extraction = load_extraction()
-    rows = analysis_rows(extraction, analysis)
-    model = pool_by_disorder(effect_sizes(rows, pool_measure(rows)), method=method, hksj=hksj)
-    state = build_state(ctx.snapshot_dir, ctx.screening_dir)
-    included = included_from_screening(state, ctx.root / "data" / "corpus" / "records.jsonl", extraction)
-    claims = load_claims(article / "claims.yml", references)
-    audits = audit_table(audit_claims(claims, checks, included, pooled_effects(model, label=analysis)))
-    return ArticleAudit(state, model, checks, audits)
+    return audit_article(ctx.snapshot_dir, ctx.screening_dir, citation_source(ctx), analysis=analysis,
+                         method=method, hksj=hksj, article_dir=ctx.root / "data" / "article",
+                         corpus_records=ctx.root / "data" / "corpus" / "records.jsonl")

@@ -93,11 +93,11 @@ def test_article_audit_weighs_every_claim(sample_ctx):
     audit = notebook.article_audit(sample_ctx)
     claims = yaml.safe_load((ROOT / "data" / "article" / "claims.yml").read_text(encoding="utf-8"))
     assert len(audit.checks) == 9
-    assert len(audit.audits) == len(claims["claims"])
-    assert set(audit.audits["verdict"]) <= set(CLAIM_VERDICTS)
+    assert len(audit.table) == len(claims["claims"])
+    assert set(audit.table["verdict"]) <= set(CLAIM_VERDICTS)
     refs = notebook.citation_table(audit.checks.values())
     assert set(refs["verdict"]) <= {"verified", "exists with errors", "not found", "ambiguous"}
-    numbers = notebook.key_numbers(prisma_counts(audit.state), audit.model, audit.audits)
+    numbers = notebook.key_numbers(prisma_counts(audit.state), audit.model, audit.table)
     assert numbers.loc[f"Pooled OR, all disorders (k = {audit.model.overall.k})", "value"].count("95% CI") == 1
 
 

@@ -6,21 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
+from ..audit import CORPUS_RECORDS, audit_article
 from ..citations import CandidateSource, candidate_source, check_reference
-from ..claims import audit_claims, load_claims
 from ..errors import ReviewkitError
-from ..evidence import DEFAULT_POOL_GROUP, included_from_screening, pooled_from_extraction
-from ..extraction import DEFAULT_PATH as EXTRACTION, load_extraction
+from ..evidence import DEFAULT_POOL_GROUP
+from ..extraction import DEFAULT_PATH as EXTRACTION
 from ..meta import METHODS
-from ..references import Reference, Unparsed, read_references
-from ..screening_state import build_state
+from ..references import Unparsed, read_references
 from ..snapshot import Snapshot
 from .search import add_mode_arguments, resolve_snapshot
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-ARTICLE_REFERENCES = DATA / "article" / "references.txt"
-ARTICLE_CLAIMS = DATA / "article" / "claims.yml"
-CORPUS_RECORDS = DATA / "corpus" / "records.jsonl"
 SCREENING_ROOT = DATA / "screening"
 
 
@@ -90,21 +86,15 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    references = read_references(ARTICLE_REFERENCES)
-    claims = load_claims(ARTICLE_CLAIMS, references)
     snapshot = resolve_snapshot(args)
     source, note = _source(args, snapshot)
-    checks = {r: check_reference(r, source) for r in references if isinstance(r, Reference)}
-    # The evidence: the screening's final full-text decisions on this snapshot's records, and the
-    # meta-analysis of the extraction table; the same functions a notebook calls.
     screening = args.screening or SCREENING_ROOT / snapshot.root.name
-    extraction = load_extraction()
-    included = included_from_screening(build_state(snapshot.root, screening), CORPUS_RECORDS, extraction)
+    result = audit_article(snapshot.root, screening, source, analysis=args.analysis, method=args.method,
+                           hksj=args.hksj)
+    included, audits = result.included, result.claims
     if included.empty:
         raise ReviewkitError(f"{screening}: no report has a full-text decision of include, so there is no evidence "
                              "to weigh the claims against; run `reviewkit screen` and record the decisions first")
-    pooled = pooled_from_extraction(extraction, args.analysis, args.method, args.hksj)
-    audits = audit_claims(claims, checks, included, pooled)
     if args.json:
         print(json.dumps([a.as_dict() for a in audits], indent=2, ensure_ascii=False))
         return 0
