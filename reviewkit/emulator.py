@@ -16,9 +16,12 @@ expired WebEnv.
 
 Query model (all that reviewkit's searches and its tests need): a term is split
 at top-level ``AND``; conjuncts of the form ``lo:hi[UID]``, ``"d1"[pdat] : "d2"[pdat]``,
-``d1:d2[pdat]`` or ``d[pdat]`` are filters, and what remains (the *core*) must equal,
-after normalising case, whitespace and enclosing brackets, one of the record's
-``terms``. ``all[sb]`` matches every record.
+``d1:d2[pdat]`` or ``d[pdat]`` are filters, and so are the field searches a
+citation check sends: ``word[ti]`` or ``"a phrase"[ti]`` (the words, in order, in
+the title), ``Surname I[au]`` (an author whose name starts so; ``[1au]``: the
+first author). What remains (the *core*) must equal, after normalising case,
+whitespace and enclosing brackets, one of the record's ``terms``. ``all[sb]``
+and an empty core match every record.
 
 Run one by hand::
 
@@ -41,7 +44,7 @@ import struct
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
@@ -184,6 +187,8 @@ _DATE_TAG = r"\[(pdat|dp|edat|crdt|mdat|publication date|entrez date)\]"
 _DATE_RANGE = re.compile(rf"^{_DATE}\s*(?:{_DATE_TAG})?\s*:\s*{_DATE}\s*{_DATE_TAG}$", re.I)
 _DATE_ONE = re.compile(rf"^{_DATE}\s*{_DATE_TAG}$", re.I)
 _EDAT_TAGS = {"edat", "crdt", "mdat", "entrez date"}
+_FIELD = re.compile(r'^"?([^"\[\]]+?)"?\s*\[(ti|title|au|author|1au)\]$', re.I)
+_FIELD_TAGS = {"ti": "ti", "title": "ti", "au": "au", "author": "au", "1au": "1au"}
 
 
 def _split_and(term: str) -> list[str]:
@@ -205,10 +210,26 @@ def _split_and(term: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+def _words(text: object) -> list[str]:
+    return re.findall(r"[a-z0-9]+", str(text or "").lower())
+
+
+def _field_matches(tag: str, value: str, data: Mapping) -> bool:
+    if tag == "ti":
+        want, have = _words(value), _words(data.get("title"))
+        return bool(want) and any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
+    authors = [" ".join(str(a).lower().split()) for a in (data.get("authors") or [])]
+    if tag == "1au":
+        authors = authors[:1]
+    # "berman" finds "Berman RM" but not "Bermanson A"; "berman r" finds "Berman RM"
+    return any(a == value or a.startswith(value + " ") or (" " in value and a.startswith(value)) for a in authors)
+
+
 @dataclass(frozen=True)
 class _Query:
     core: str
     filters: tuple  # (field, lo, hi) with field "uid", "pdat" or "edat"
+    fields: tuple = ()  # (tag, value) with tag "ti", "au" or "1au"
 
     def matches(self, rec: _Record) -> bool:
         if self.core not in ("", "all[sb]", "all") and self.core not in rec.terms:
@@ -217,11 +238,11 @@ class _Query:
             value = rec.pmid if fld == "uid" else (rec.pdat if fld == "pdat" else rec.edat)
             if value is None or not lo <= value <= hi:
                 return False
-        return True
+        return all(_field_matches(tag, value, rec.data) for tag, value in self.fields)
 
 
 def parse_term(term: str) -> _Query:
-    core, filters = [], []
+    core, filters, fields = [], [], []
     for part in _split_and(term):
         bare = normalise_term(part)
         if m := _UID_RANGE.match(bare):
@@ -232,9 +253,11 @@ def parse_term(term: str) -> _Query:
         elif m := _DATE_ONE.match(bare):
             fld = "edat" if m[2].lower() in _EDAT_TAGS else "pdat"
             filters.append((fld, _parse_date(m[1], end=False), _parse_date(m[1], end=True)))
+        elif m := _FIELD.match(bare):
+            fields.append((_FIELD_TAGS[m[2]], " ".join(m[1].split())))
         else:
             core.append(part)
-    return _Query(normalise_term(" AND ".join(core)), tuple(filters))
+    return _Query(normalise_term(" AND ".join(core)), tuple(filters), tuple(fields))
 
 
 # --------------------------------------------------------------------------- XML bodies (articles: pubmed_render)
@@ -374,12 +397,12 @@ class Emulator:
         """The PMIDs a term matches, in the emulator's sort order (newest PMID first)."""
         query = parse_term(term)
         core = self.aliases.get(query.core, query.core)
-        query = _Query(core, query.filters)
+        query = replace(query, core=core)
         if mindate or maxdate:
             fld = "edat" if (datetype or "pdat").lower() in _EDAT_TAGS else "pdat"
             lo = _parse_date(mindate, end=False) if mindate else dt.date.min
             hi = _parse_date(maxdate, end=True) if maxdate else dt.date.max
-            query = _Query(query.core, query.filters + ((fld, lo, hi),))
+            query = replace(query, filters=query.filters + ((fld, lo, hi),))
         pool = self._records.values() if core in ("", "all", "all[sb]") else self._by_term.get(core, ())
         return sorted((r.pmid for r in pool if query.matches(r)), reverse=True)
 

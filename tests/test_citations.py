@@ -119,8 +119,6 @@ BERMAN_2000 = {
     "title": "Antidepressant effects of ketamine in depressed patients",
     "authors": ["Berman RM", "Cappiello A", "Anand A", "Oren DA"], "journal": "Biological Psychiatry",
     "journal_iso": "Biol Psychiatry", "volume": "47", "issue": "4", "pages": "351-4",
-    # what the live title-words search for the article's Berman reference asks
-    "terms": ["antidepressant[ti] AND effects[ti] AND ketamine[ti] AND depressed[ti] AND patients[ti]"],
 }
 # ECitMatch's answer for "Archives of General Psychiatry|2020|57|227": a real-looking but wrong record.
 DECOY = {

@@ -288,6 +288,22 @@ def test_parse_term_separates_filters_from_the_query():
     assert q.filters == (("pdat", dt.date(2020, 1, 1), dt.date(2020, 2, 29)), ("uid", 5, 9))
 
 
+def test_field_searches_a_citation_check_sends():
+    berman = {"pmid": "10686270", "year": 2000, "title": "Antidepressant effects of ketamine in depressed patients",
+              "authors": ["Berman RM", "Cappiello A"]}
+    other = {"pmid": "5", "year": 2000, "title": "Ketamine effects", "authors": ["Bermanson A", "Berman Q"]}
+    emu = Emulator([berman, other])
+    assert emu.search("Berman R[au] AND 2000[pdat]") == [10686270]
+    assert emu.search("Berman[au]") == [10686270, 5]  # "Berman Q", not "Bermanson A", for record 5
+    assert emu.search("Berman[1au]") == [10686270]
+    assert emu.search("Berman R[au] AND 2001[pdat]") == []
+    assert emu.search("antidepressant[ti] AND ketamine[ti] AND patients[ti]") == [10686270]
+    assert emu.search('"effects of ketamine"[ti]') == [10686270]
+    assert emu.search('"ketamine effects"[ti]') == [5]
+    assert emu.search("ketamine[ti] AND alcohol[ti]") == []
+    assert parse_term("Berman R[au] AND ketamine[ti] AND 2000[pdat]").fields == (("au", "berman r"), ("ti", "ketamine"))
+
+
 def test_command_line_serves_a_records_file(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
