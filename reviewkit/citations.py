@@ -211,7 +211,8 @@ def compare(ref: Reference, record: Mapping) -> Match:
 
 
 class CandidateSource(Protocol):
-    mode: str  # "offline" or "live"
+    mode: str      # "offline" or "live"
+    searched: str  # what was searched, for sentences: "PubMed", "the local records of ..."
 
     def candidates(self, ref: Reference) -> pd.DataFrame:
         """Records (records-table columns) that might be the work ``ref`` cites."""
@@ -236,12 +237,16 @@ def local_store(snapshot_dir: str | Path) -> pd.DataFrame:
 
 
 class LocalRecords:
-    """Offline candidates: the records of the local store, selected as the live searches would."""
+    """Offline candidates: the records of the local store, selected as the live searches would.
+
+    ``searched`` says what the store is, in the words a verdict's reason uses.
+    """
 
     mode = "offline"
 
-    def __init__(self, records: pd.DataFrame):
+    def __init__(self, records: pd.DataFrame, searched: str = "the local records"):
         self.records = records.reset_index(drop=True)
+        self.searched = searched
 
     def candidates(self, ref: Reference) -> pd.DataFrame:
         surnames = {_name_parts(a)[0] for a in ref.authors}
@@ -287,6 +292,7 @@ class PubMedLookup:
     """
 
     mode = "live"
+    searched = "PubMed"
 
     def __init__(self, transport, retmax: int = 20):
         self.transport = transport
@@ -363,6 +369,7 @@ class CitationCheck:
     candidates: tuple[Match, ...]    # ambiguous: the plausible records; not_found: the nearest
     mode: str                        # "offline" or "live"
     live_could_change: bool          # offline only: could a live PubMed check give another answer?
+    searched: str = "PubMed"         # the candidate source's ``searched``
 
     @property
     def pmid(self) -> str | None:
@@ -380,7 +387,7 @@ class CitationCheck:
     def as_dict(self) -> dict:
         return {"reference": self.reference.text, "verdict": self.verdict, "pmid": self.pmid, "doi": self.doi,
                 "field_errors": list(self.field_errors), "candidates": [m.as_dict() for m in self.candidates],
-                "mode": self.mode, "live_could_change": self.live_could_change}
+                "mode": self.mode, "searched": self.searched, "live_could_change": self.live_could_change}
 
 
 def _work_key(m: Match) -> str:
@@ -395,7 +402,7 @@ def _distinct(matches: Iterable[Match]) -> list[Match]:
     return list(best.values())
 
 
-def decide(ref: Reference, candidates: pd.DataFrame, mode: str) -> CitationCheck:
+def decide(ref: Reference, candidates: pd.DataFrame, mode: str, searched: str = "PubMed") -> CitationCheck:
     """Apply the scoring rule to every candidate and reach a verdict."""
     matches = sorted((compare(ref, row) for row in candidates.to_dict("records")), key=lambda m: -m.score)
     identified = _distinct(m for m in matches if m.identified)
@@ -403,18 +410,18 @@ def decide(ref: Reference, candidates: pd.DataFrame, mode: str) -> CitationCheck
     offline = mode == "offline"
     if len(exact) == 1:
         # Verified against a record with a PMID is as far as a live check could go too.
-        return CitationCheck(ref, "verified", exact[0], (), (), mode, offline and exact[0].pmid is None)
+        return CitationCheck(ref, "verified", exact[0], (), (), mode, offline and exact[0].pmid is None, searched)
     if len(identified) == 1:
         m = identified[0]
-        return CitationCheck(ref, "exists_with_errors", m, m.field_errors, (), mode, offline)
+        return CitationCheck(ref, "exists_with_errors", m, m.field_errors, (), mode, offline, searched)
     if identified:
-        return CitationCheck(ref, "ambiguous", None, (), tuple(identified), mode, offline)
+        return CitationCheck(ref, "ambiguous", None, (), tuple(identified), mode, offline, searched)
     nearest = tuple(m for m in matches if m.score >= NEAREST_FLOOR)[:MAX_LISTED]
-    return CitationCheck(ref, "not_found", None, (), nearest, mode, offline)
+    return CitationCheck(ref, "not_found", None, (), nearest, mode, offline, searched)
 
 
 def check_reference(ref: Reference, source: CandidateSource) -> CitationCheck:
-    return decide(ref, source.candidates(ref), source.mode)
+    return decide(ref, source.candidates(ref), source.mode, source.searched)
 
 
 def candidate_source(snapshot, live: bool):
@@ -426,4 +433,6 @@ def candidate_source(snapshot, live: bool):
         from .entrez import Credentials, LiveTransport
 
         return PubMedLookup(LiveTransport(snapshot, Credentials.from_env()))
-    return LocalRecords(local_store(snapshot.root))
+    searched = ("the local records of the bundled sample (a curated sample, not all of PubMed)" if snapshot.is_sample
+                else f"the local records of snapshot {snapshot.root.name}")
+    return LocalRecords(local_store(snapshot.root), searched)

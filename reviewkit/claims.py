@@ -228,7 +228,7 @@ class ClaimAudit:
 def _cited(claim: Claim, citation: CitationCheck | None) -> str:
     if citation is None:
         return "cites no reference"
-    where = "in the local records (a sample)" if citation.mode == "offline" else "in PubMed"
+    where = f"in {citation.searched}"
     if citation.verdict == "not_found":
         return f"cited {claim.cites} not found {where}"
     if citation.verdict == "ambiguous":

@@ -102,7 +102,7 @@ def test_partly_supported_when_the_citation_has_errors(tmp_path):
 def test_unsupported_when_the_cited_study_does_not_exist(tmp_path):
     audit = run(tmp_path, included({}), BENEFIT, records=({**TRIAL, "title": "Rats and alcohol", "authors": ["Doe A"]},))
     assert audit.citation.verdict == "not_found" and audit.verdict == "unsupported"
-    assert audit.reason.startswith("cited Smith 2019 not found in the local records (a sample)")
+    assert audit.reason.startswith("cited Smith 2019 not found in the local records")
 
 
 def test_no_evidence_when_the_disorder_has_no_human_study(tmp_path):
@@ -260,6 +260,8 @@ def test_audit_end_to_end_offline_on_the_sample(capsys):
     assert rows["C09"]["citation_verdict"] == "verified" and "PMID 20724638" in rows["C09"]["nearest_record"]
     assert rows["C09"]["verdict"] == "partly supported" and not rows["C09"]["live_could_change"]
     assert rows["C02"]["citation_verdict"] == "no reference cited"
+    assert rows["C03"]["reason"].startswith("cited Krupitsky 2011 not found in the local records of the bundled "
+                                            "sample (a curated sample, not all of PubMed)")
     # The evidence is the screening's included studies and the pooled abstinence analysis.
     assert rows["C02"]["verdict"] == "overstated"
     assert "claims a benefit, but the pooled abstinence OR's CI includes 1" in rows["C02"]["reason"]
@@ -283,3 +285,57 @@ def test_verify_refs_json_in_input_order_with_unparseable_lines(tmp_path, capsys
     assert [o["verdict"] for o in out] == ["verified", "unparseable", "exists_with_errors"]
     assert out[0]["pmid"] == "20724638" and out[2]["pmid"] == "10686270"
     assert set(out[0]) >= {"reference", "verdict", "pmid", "doi", "field_errors", "candidates"}
+
+
+def _served(frame: pd.DataFrame) -> list[dict]:
+    """Records-table rows as the emulator's record dicts (missing fields left out)."""
+    return [{k: v for k, v in row.items() if isinstance(v, list) or not pd.isna(v)} for row in frame.to_dict("records")]
+
+
+@pytest.mark.slow
+def test_audit_live_end_to_end_through_the_emulator(tmp_path, monkeypatch, capsys):
+    """`search --live` then `audit --live` against the loopback E-utilities emulator serving the sample's own
+    PubMed records: the citation checks ask PubMed (ECitMatch, ESearch by author and by title words, EFetch),
+    the answers are recorded in the snapshot, and an offline audit of that snapshot replays the same verdicts."""
+    import shutil
+
+    from reviewkit.emulator import Emulator
+    from reviewkit.protocol import load_protocol
+    from reviewkit.records import load_lookup_records, load_records
+
+    sample, protocol = ROOT / "data/snapshots/sample", load_protocol()
+    served = _served(load_records(sample)) + _served(load_lookup_records(sample))
+    snapshot, screening = tmp_path / "live", tmp_path / "screening"
+    shutil.copytree(ROOT / "data/screening/sample", screening)
+    monkeypatch.setenv("NCBI_EMAIL", "audit-test@example.org")
+    with Emulator(served, aliases={protocol.query(k): k for k in protocol.searches}) as emu:
+        monkeypatch.setenv("REVIEWKIT_EUTILS_URL", emu.base_url)
+        assert main(["search", "--live", "--snapshot", str(snapshot)]) == 0
+        capsys.readouterr()
+        emu.log.clear()
+        assert main(["audit", "--live", "--snapshot", str(snapshot), "--screening", str(screening), "--json"]) == 0
+        asked = {e.utility for e in emu.log}
+    live = json.loads(capsys.readouterr().out)
+    assert {"ecitmatch", "esearch", "efetch"} <= asked
+    rows = {r["id"]: r for r in live}
+    # Berman 2000 is found by its title words despite the wrong year, journal and volume.
+    assert rows["C04"]["citation_verdict"] == "exists_with_errors" and "PMID 10686270" in rows["C04"]["nearest_record"]
+    assert rows["C04"]["field_errors"] == ["year", "journal", "volume", "issue", "pages"]
+    assert rows["C09"]["citation_verdict"] == "verified" and "PMID 20724638" in rows["C09"]["nearest_record"]
+    assert rows["C03"]["citation_verdict"] == "not_found"
+    assert not any(r["live_could_change"] for r in live)  # PubMed itself was asked
+    assert (snapshot / "lookups" / "manifest.json").is_file()
+
+    assert rows["C03"]["reason"].startswith("cited Krupitsky 2011 not found in PubMed")
+
+    # Offline, from what the live audit recorded (no request can reach PubMed): the same verdicts and the same
+    # records identified; the reasons now say the snapshot's local records were searched, not PubMed.
+    monkeypatch.setenv("REVIEWKIT_EUTILS_URL", "http://127.0.0.1:9/entrez/eutils/")
+    assert main(["audit", "--offline", "--snapshot", str(snapshot), "--screening", str(screening), "--json"]) == 0
+    replay = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    same = ("citation_verdict", "field_errors", "evidence", "verdict")
+    assert {i: [r[k] for k in same] for i, r in replay.items()} == {i: [r[k] for k in same] for i, r in rows.items()}
+    for claim_id, row in rows.items():
+        if row["citation_verdict"] in ("verified", "exists_with_errors"):
+            assert replay[claim_id]["nearest_record"] == row["nearest_record"], claim_id
+    assert replay["C03"]["reason"].startswith("cited Krupitsky 2011 not found in the local records of snapshot live")
