@@ -26,11 +26,12 @@ CORPUS_RECORDS = DATA / "corpus" / "records.jsonl"
 
 @dataclass(frozen=True)
 class ArticleAudit:
-    """The claims audit with what it rests on: the screening state, the pooled model, the
-    reference checks (Reference -> CitationCheck), the included reports and one ClaimAudit per claim."""
+    """The claims audit with what it rests on: the screening state, the pooled model (None when no
+    included study is in the analysis), the reference checks (Reference -> CitationCheck), the
+    included reports and one ClaimAudit per claim."""
 
     state: ScreeningState
-    model: SubgroupAnalysis
+    model: SubgroupAnalysis | None
     checks: dict[Reference, CitationCheck]
     included: pd.DataFrame
     claims: list[ClaimAudit]
@@ -44,13 +45,13 @@ def audit_article(snapshot_dir: str | Path, screening_dir: str | Path, source: C
                   analysis: str = DEFAULT_POOL_GROUP, method: str = "REML", hksj: bool = False,
                   article_dir: Path = ARTICLE_DIR, corpus_records: Path = CORPUS_RECORDS) -> ArticleAudit:
     """Check the article's references with ``source``, then weigh each claim against the studies
-    included at full text in ``screening_dir`` and the pooled ``analysis`` of the extraction table."""
+    included at full text in ``screening_dir`` and the pooled ``analysis`` of their extraction rows."""
     references = read_references(article_dir / "references.txt")
     checks = {r: check_reference(r, source) for r in references if isinstance(r, Reference)}
     extraction = load_extraction()
-    model = pool_analysis(extraction, analysis, method, hksj)
     state = build_state(snapshot_dir, screening_dir)
     included = included_from_screening(state, corpus_records, extraction)
+    model = pool_analysis(extraction, analysis, method, hksj, included=included)
     claims = load_claims(article_dir / "claims.yml", references)
     audits = audit_claims(claims, checks, included, pooled_effects(model, label=analysis))
     return ArticleAudit(state, model, checks, included, audits)

@@ -2,12 +2,15 @@
 
 * ``pooled_effects(analysis, label)``: a ``reviewkit.meta.SubgroupAnalysis`` as
   per-disorder ``PooledEffect`` objects (natural scale, which arm the CI favours);
-* ``pooled_from_extraction(table, pool_group, method, hksj)``: the same, computed
-  from the extraction table (``extraction`` → ``effects`` → ``meta``);
+* ``pool_analysis(table, pool_group, method, hksj, included)``: the model of one
+  pre-specified analysis of the extraction table (``extraction`` → ``effects`` →
+  ``meta``), pooling only rows of included studies when ``included`` is given;
+* ``pooled_from_extraction(table, pool_group, method, hksj, included)``: its pooled effects;
 * ``included_from_screening(state, corpus_records, extraction)``: the included
   studies as the screening module's final full-text decisions say, one row per
   report and disorder, with ``study_id`` so that participants reported twice
-  are counted once.
+  are counted once, and the extraction rows of each report;
+* ``included_rows(table, included)``: the extraction rows of included studies.
 
 Both results are plain data that ``reviewkit.claims.audit_claims`` takes as
 arguments, so a notebook can pass exactly what it shows.
@@ -32,8 +35,11 @@ from .meta import SubgroupAnalysis, pool_by_disorder
 DEFAULT_POOL_GROUP = "abstinence"
 
 
-def pooled_effects(analysis: SubgroupAnalysis, label: str = "") -> dict[str, PooledEffect]:
-    """One ``PooledEffect`` per disorder with at least one study; ratios back-transformed."""
+def pooled_effects(analysis: SubgroupAnalysis | None, label: str = "") -> dict[str, PooledEffect]:
+    """One ``PooledEffect`` per disorder with at least one study; ratios back-transformed.
+    None (nothing pooled) gives none."""
+    if analysis is None:
+        return {}
     ratio = analysis.measure in RATIO_MEASURES
     out = {}
     for disorder, res in analysis.subgroups.items():
@@ -49,16 +55,31 @@ def pooled_effects(analysis: SubgroupAnalysis, label: str = "") -> dict[str, Poo
 
 
 def pool_analysis(table: pd.DataFrame, pool_group: str = DEFAULT_POOL_GROUP, method: str = "REML",
-                  hksj: bool = False) -> SubgroupAnalysis:
-    """The random-effects model of one pre-specified analysis of the extraction table, by disorder."""
+                  hksj: bool = False, included: pd.DataFrame | None = None) -> SubgroupAnalysis | None:
+    """The random-effects model of one pre-specified analysis of the extraction table, by disorder.
+
+    With ``included`` (from ``included_from_screening``) only rows of studies included at full
+    text are pooled, and the result is None when no included study is in the analysis. An
+    unknown ``pool_group`` is an error either way.
+    """
     rows = analysis_rows(table, pool_group)
+    if included is not None:
+        rows = included_rows(rows, included)
+        if rows.empty:
+            return None
     return pool_by_disorder(effect_sizes(rows, pool_measure(rows)), method=method, hksj=hksj)
 
 
+def included_rows(table: pd.DataFrame, included: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``table`` (extraction) that ``included_from_screening`` joined to an included report."""
+    row_ids = {r for rows in included["extraction_rows"] for r in rows}
+    return table[table["row_id"].isin(row_ids)]
+
+
 def pooled_from_extraction(table: pd.DataFrame, pool_group: str = DEFAULT_POOL_GROUP, method: str = "REML",
-                           hksj: bool = False) -> dict[str, PooledEffect]:
+                           hksj: bool = False, included: pd.DataFrame | None = None) -> dict[str, PooledEffect]:
     """Pool one pre-specified analysis of the extraction table by disorder (docs/meta-analysis.md)."""
-    return pooled_effects(pool_analysis(table, pool_group, method, hksj), label=pool_group)
+    return pooled_effects(pool_analysis(table, pool_group, method, hksj, included), label=pool_group)
 
 
 def _text(value: object) -> str:
@@ -141,9 +162,10 @@ def included_from_screening(state, corpus_records: str | Path, extraction: pd.Da
     * ``study_id``: the full-text sheet's ``study_id``, or the report's own id;
     * ``design`` from the corpus record with the same PMID, else DOI, else title and
       year (``design_from`` names the key; None when no corpus record matches);
-    * ``n`` from the extraction table: the rows with the same PMID, else DOI, else
-      first-author surname, year and journal; the largest ``n_t + n_c`` among them,
-      None when no row has both (``n_from`` names the key and the rows matched).
+    * ``extraction_rows``: the extraction table's ``row_id`` of the rows with the
+      same PMID, else DOI, else first-author surname, year and journal (a tuple,
+      empty when none matches); ``n`` is the largest ``n_t + n_c`` among them, None
+      when no row has both (``n_from`` names the key and the rows matched).
 
     Raises ReviewkitError when a key matches corpus records that disagree on design.
     """
@@ -179,7 +201,8 @@ def included_from_screening(state, corpus_records: str | Path, extraction: pd.Da
                 "first_author": _text(rec["first_author"]) or None, "year": _year(rec["year"]) or None,
                 "design_from": f"corpus by {key_name}" if designs else None,
                 "n_from": f"extraction by {n_key}: {', '.join(r['row_id'] for r in n_rows)}" if n_rows else None,
+                "extraction_rows": tuple(r["row_id"] for r in n_rows),
             })
-    frame = pd.DataFrame(out, columns=[*INCLUDED_COLUMNS, "design_from", "n_from"])
+    frame = pd.DataFrame(out, columns=[*INCLUDED_COLUMNS, "design_from", "n_from", "extraction_rows"])
     frame["n"] = frame["n"].astype("Int64")
     return frame

@@ -103,7 +103,7 @@ def forest(
     for key, res in analysis.subgroups.items():
         rows.append(("heading", labels.get(key, key)))
         if res is None:
-            rows.append(("empty", "No comparative study with usable numbers in this sample"))
+            rows.append(("empty", "No included comparative study with usable numbers"))
         else:
             for _, st in studies[studies["disorder"] == key].iterrows():
                 rows.append(("study", st))

@@ -166,13 +166,18 @@ def exclusion_reasons(counts) -> pd.DataFrame:
                          "other methods": [om.get(r, 0) for r in reasons]})
 
 
-def pooled_table(analysis) -> pd.DataFrame:
-    """The per-disorder and overall models for readers: ratios back-transformed, rounded, labelled."""
+def pooled_table(analysis, name: str = "") -> pd.DataFrame:
+    """The per-disorder and overall models for readers: ratios back-transformed, rounded, labelled.
+
+    ``analysis`` None (no included study in the analysis ``name``) gives one row saying so.
+    """
     import numpy as np
 
     from .effects import RATIO_MEASURES
     from .extraction import DISORDER_LABELS
 
+    if analysis is None:
+        return pd.DataFrame({"studies (k)": [0], "note": [_nothing_pooled(name)]}, index=["overall"])
     table = analysis.table()
     show = np.exp if analysis.measure in RATIO_MEASURES else (lambda x: x)
     def fmt(values, digits: int) -> list[str]:
@@ -187,6 +192,57 @@ def pooled_table(analysis) -> pd.DataFrame:
     out["I² (%)"] = fmt(table["i2"].astype(float), 0)
     out["τ²"] = fmt(table["tau2"].astype(float), 3)
     return out
+
+
+def _nothing_pooled(name: str) -> str:
+    return (f"Nothing pooled: no study included at full text in this run's screening has rows in the "
+            f"{name or 'chosen'} analysis of the extraction table.")
+
+
+def included_reports(ctx: Context, extraction: pd.DataFrame) -> pd.DataFrame:
+    """This run's included reports joined to design, n and their extraction rows
+    (``reviewkit.evidence.included_from_screening``)."""
+    from .evidence import included_from_screening
+    from .screening_state import build_state
+
+    state = build_state(ctx.snapshot_dir, ctx.screening_dir)
+    return included_from_screening(state, ctx.root / "data" / "corpus" / "records.jsonl", extraction)
+
+
+def extraction_table(extraction: pd.DataFrame, included: pd.DataFrame) -> pd.DataFrame:
+    """The extraction table with ``included study``: the screening's study id of the row's report,
+    empty when the row's study is not included at full text in this run (such rows are not pooled)."""
+    study_of = {row_id: study for rows, study in zip(included["extraction_rows"], included["study_id"])
+                for row_id in rows}
+    return extraction.assign(**{"included study": [study_of.get(r, "") for r in extraction["row_id"]]})
+
+
+def export_meta_analysis(ctx: Context, extraction: pd.DataFrame, included: pd.DataFrame, analysis,
+                         name: str) -> list[Path]:
+    """Write the extraction table (with ``included study``) and, when something was pooled, the
+    effect sizes with their weights, to the run's exports (CSV and XLSX)."""
+    from .exports import write_table
+
+    written = write_table(extraction_table(extraction, included), ctx.exports, "extraction")
+    if analysis is not None:
+        written += write_table(analysis.studies, ctx.exports, f"effects_{name}")
+    return written
+
+
+def forest_plot(ctx: Context, analysis, name: str) -> None:
+    """Draw, export (PNG, SVG) and show the forest plot of ``analysis``; say so when nothing was pooled."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Markdown, display
+
+    from .forest import forest
+
+    if analysis is None:
+        display(Markdown(_nothing_pooled(name)))
+        return
+    note = "Sample data: a curated sample of real studies, not a complete PubMed search." if ctx.is_sample else None
+    stem = ctx.exports / f"forest_{name}"
+    plt.close(forest(analysis, stem, title=f"Ketamine vs control: {name}", note=note))
+    show_image(stem.with_suffix(".png"), alt=f"Forest plot: {name}")
 
 
 def citation_source(ctx: Context):
@@ -227,17 +283,21 @@ def key_numbers(counts, analysis, audits: pd.DataFrame) -> pd.DataFrame:
     from .effects import RATIO_MEASURES
 
     db, om = counts.databases, counts.other_methods
-    overall = analysis.overall
-    show = math.exp if analysis.measure in RATIO_MEASURES else (lambda v: v)
     verdicts = audits["verdict"].value_counts()
+    if analysis is None:
+        pooled = ("Pooled effect, all disorders", "none: no included study is in the analysis")
+    else:
+        overall = analysis.overall
+        show = math.exp if analysis.measure in RATIO_MEASURES else (lambda v: v)
+        pooled = (f"Pooled {analysis.measure}, all disorders (k = {overall.k})",
+                  f"{show(overall.estimate):.2f} (95% CI {show(overall.ci_low):.2f} to {show(overall.ci_high):.2f})")
     rows = [
         ("Records from the PubMed searches", f"{sum(db.identified.values())}"),
         ("Records from other methods", f"{sum(om.identified.values())}"),
         ("Records screened (title/abstract)", f"{db.records_screened}, {db.records_awaiting} awaiting"),
         ("Reports assessed in full text", f"{db.reports.assessed + om.reports.assessed}"),
         ("Studies included (reports)", f"{counts.studies_included} ({counts.reports_included})"),
-        (f"Pooled {analysis.measure}, all disorders (k = {overall.k})",
-         f"{show(overall.estimate):.2f} (95% CI {show(overall.ci_low):.2f} to {show(overall.ci_high):.2f})"),
+        pooled,
         ("Article claims audited", f"{len(audits)}: " + ", ".join(f"{n} {v}" for v, n in verdicts.items())),
     ]
     return pd.DataFrame(rows, columns=["", "value"]).set_index("")

@@ -249,6 +249,28 @@ def test_included_from_screening_on_the_sample_counts_each_study_once():
     assert aud.randomized_participants == 40 + 96  # Rothberg 2021 adds no one
 
 
+def test_only_rows_of_included_studies_are_pooled():
+    from reviewkit.evidence import included_rows, pool_analysis
+    from reviewkit.screening_state import build_state
+
+    table = load_extraction()
+    state = build_state(ROOT / "data/snapshots/sample", ROOT / "data/screening/sample")
+    inc = included_from_screening(state, ROOT / "data/corpus/records.jsonl", table)
+    # On the sample every extraction row belongs to an included report, so nothing changes.
+    assert set(included_rows(table, inc)["row_id"]) == set(table["row_id"])
+    assert pool_analysis(table, included=inc) == pool_analysis(table)
+    # Exclude Dakwar 2019 (the only cocaine study in the abstinence analysis) at full text.
+    without = inc[inc["pmid"] != "31230464"]
+    model = pool_analysis(table, included=without)
+    assert model.subgroups["cocaine"] is None and model.subgroups["aud"].k == 2 and model.overall.k == 2
+    assert set(pooled_from_extraction(table, included=without)) == {"aud"}
+    # No included study in the analysis: nothing pooled, but a mistyped analysis is still an error.
+    assert pool_analysis(table, included=inc.iloc[0:0]) is None
+    assert pooled_from_extraction(table, included=inc.iloc[0:0]) == {}
+    with pytest.raises(ReviewkitError, match="no rows in pool_group 'abstinance'"):
+        pool_analysis(table, "abstinance", included=inc)
+
+
 def test_audit_end_to_end_offline_on_the_sample(capsys):
     assert main(["audit", "--offline", "--json"]) == 0
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
@@ -327,6 +349,10 @@ def test_audit_live_end_to_end_through_the_emulator(tmp_path, monkeypatch, capsy
     assert (snapshot / "lookups" / "manifest.json").is_file()
 
     assert rows["C03"]["reason"].startswith("cited Krupitsky 2011 not found in PubMed")
+    # The live snapshot has no other-methods records, so the AUD trials of the abstinence analysis
+    # (Dakwar 2020, Grabski 2022) are not included and not pooled; Dakwar 2019 (cocaine, a PubMed record) is.
+    assert "no pooled effect computed" in rows["C02"]["evidence"]
+    assert "pooled abstinence OR 7.74 (95% CI 1.88 to 31.87; k=1, REML)" in rows["C07"]["evidence"]
 
     # Offline, from what the live audit recorded (no request can reach PubMed): the same verdicts and the same
     # records identified; the reasons now say the snapshot's local records were searched, not PubMed.

@@ -28,7 +28,7 @@ def test_writes_png_and_svg_with_every_element(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = svg_text(svg)
     for expected in ("A 2020\u2020", "14/17", "n/r", "Opioid use disorder", "Gambling disorder",
-                     "No comparative study with usable numbers in this sample", "Subtotal (k = 2)",
+                     "No included comparative study with usable numbers", "Subtotal (k = 2)",
                      "k = 1: the study", "95% prediction interval", "Test for subgroup differences",
                      "Favours ketamine", "Favours control", "Odds ratio (log scale)", "Sample corpus"):
         assert expected in text, expected

@@ -101,6 +101,37 @@ def test_article_audit_weighs_every_claim(sample_ctx):
     assert numbers.loc[f"Pooled OR, all disorders (k = {audit.model.overall.k})", "value"].count("95% CI") == 1
 
 
+def test_meta_analysis_helpers_pool_only_included_studies(sample_ctx, tmp_path):
+    from dataclasses import replace
+
+    from reviewkit import notebook
+    from reviewkit.evidence import pool_analysis
+    from reviewkit.extraction import load_extraction
+    from reviewkit.prisma import prisma_counts
+
+    table = load_extraction()
+    included = notebook.included_reports(sample_ctx, table)
+    shown = notebook.extraction_table(table, included)
+    assert (shown["included study"] != "").all()  # every sample row belongs to an included study
+    assert shown.loc[shown["row_id"] == "dakwar2020-abstinence", "included study"].item() == \
+        "CIT:doi:10.1176/appi.ajp.2019.19070684"
+
+    # A screening with no includes: nothing pooled, and every reader-facing helper says so.
+    empty = included.iloc[0:0]
+    assert (notebook.extraction_table(table, empty)["included study"] == "").all()
+    assert pool_analysis(table, included=empty) is None
+    row = notebook.pooled_table(None, "abstinence").loc["overall"]
+    assert row["studies (k)"] == 0 and "Nothing pooled" in row["note"] and "abstinence" in row["note"]
+    audit = notebook.article_audit(sample_ctx)
+    numbers = notebook.key_numbers(prisma_counts(audit.state), None, audit.table)
+    assert numbers.loc["Pooled effect, all disorders", "value"] == "none: no included study is in the analysis"
+    ctx = replace(sample_ctx, output_dir=tmp_path)
+    written = notebook.export_meta_analysis(ctx, table, empty, None, "abstinence")
+    assert sorted(p.name for p in written) == ["extraction.csv", "extraction.xlsx"]
+    notebook.forest_plot(ctx, None, "abstinence")
+    assert not list(tmp_path.rglob("forest_*"))
+
+
 # --- whole runs (slow) ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -388,6 +419,8 @@ def test_scheduled_live_run_keeps_dated_reports_and_fails_loudly(tmp_path):
         assert manifest["mode"] == "live" and manifest["snapshot"]["sample"] is False
         assert (folder / "index.html").is_file() and (folder / "snapshot" / "snapshot.json").is_file()
     assert json.loads((dated[0] / "run.json").read_text())["counts"]["records identified from databases"] == 12
+    # Nothing is screened in data/screening/live/ yet, so no study is included and nothing is pooled.
+    assert "Nothing pooled: no study included at full text" in (dated[0] / "index.html").read_text(encoding="utf-8")
     leaked = [p for p in reports.rglob("*") if p.is_file()
               and (CANARY_EMAIL.encode() in p.read_bytes() or CANARY_KEY.encode() in p.read_bytes())]
     assert leaked == []
