@@ -16,6 +16,7 @@ from .claims import ClaimAudit, audit_claims, audit_table, load_claims
 from .evidence import DEFAULT_POOL_GROUP, included_from_screening, pool_analysis, pooled_effects
 from .extraction import load_extraction
 from .meta import SubgroupAnalysis
+from .protocol import load_protocol
 from .references import Reference, read_references
 from .screening_state import ScreeningState, build_state
 
@@ -46,12 +47,13 @@ def audit_article(snapshot_dir: str | Path, screening_dir: str | Path, source: C
                   article_dir: Path = ARTICLE_DIR, corpus_records: Path = CORPUS_RECORDS) -> ArticleAudit:
     """Check the article's references with ``source``, then weigh each claim against the studies
     included at full text in ``screening_dir`` and the pooled ``analysis`` of their extraction rows."""
+    protocol = load_protocol()
     references = read_references(article_dir / "references.txt")
     checks = {r: check_reference(r, source) for r in references if isinstance(r, Reference)}
-    extraction = load_extraction()
-    state = build_state(snapshot_dir, screening_dir)
+    extraction = load_extraction(protocol=protocol)
+    state = build_state(snapshot_dir, screening_dir, protocol)
     included = included_from_screening(state, corpus_records, extraction)
-    model = pool_analysis(extraction, analysis, method, hksj, included=included)
-    claims = load_claims(article_dir / "claims.yml", references)
-    audits = audit_claims(claims, checks, included, pooled_effects(model, label=analysis))
+    model = pool_analysis(extraction, analysis, method, hksj, included=included, disorders=tuple(protocol.searches))
+    claims = load_claims(article_dir / "claims.yml", references, protocol.labels)
+    audits = audit_claims(claims, checks, included, pooled_effects(model, label=analysis), protocol.labels)
     return ArticleAudit(state, model, checks, included, audits)

@@ -13,7 +13,9 @@ Inputs are plain data, passed in by the caller:
   retrospective_cohort, ...). ``reviewkit.evidence.included_from_screening``
   builds it from the screening decisions;
 * ``pooled``: optionally, per disorder, a ``PooledEffect`` from the
-  meta-analysis (``reviewkit.evidence.pooled_from_extraction``).
+  meta-analysis (``reviewkit.evidence.pooled_from_extraction``);
+* the disorders and their names: the protocol's searches (``Protocol.labels``,
+  default ``data/protocol.yml``).
 
 The claim verdict follows the ordered rules in ``judge`` (documented in
 docs/claims-audit.md); its reason is one line built from the numbers.
@@ -31,6 +33,7 @@ import yaml
 from .citations import CitationCheck, Match, fold
 from .effects import RATIO_MEASURES
 from .errors import ReviewkitError
+from .protocol import load_protocol
 from .references import Reference, Unparsed
 
 CLAIM_VERDICTS = ("supported", "partly supported", "overstated", "unsupported", "no evidence")
@@ -41,8 +44,6 @@ DESIGN_LABELS = {
     "open_label": "open-label", "case_series": "case series", "case_report": "case report",
     "retrospective_cohort": "retrospective cohort",
 }
-DISORDER_LABELS = {"aud": "alcohol use disorder", "oud": "opioid use disorder",
-                   "cocaine": "cocaine/stimulant use", "gambling": "gambling"}
 MAX_QUOTE_WORDS = 25
 INCLUDED_COLUMNS = ("record_id", "study_id", "disorder", "design", "n", "pmid", "doi", "title", "first_author", "year")
 
@@ -61,9 +62,23 @@ class Claim:
     population: str
 
 
-def load_claims(path: str | Path, references: Sequence[Reference | Unparsed]) -> list[Claim]:
-    """Read claims.yml and resolve each ``cites`` to the reference with that first-author surname and year."""
+def _disorders(labels: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The review's disorders, key -> label: ``labels`` or the default protocol's searches."""
+    return labels if labels is not None else load_protocol().labels
+
+
+def in_sentence(label: str) -> str:
+    """"Alcohol use disorder" -> "alcohol use disorder"; an acronym ("HIV ...") keeps its case."""
+    return label if label[1:2].isupper() else label[:1].lower() + label[1:]
+
+
+def load_claims(path: str | Path, references: Sequence[Reference | Unparsed],
+                labels: Mapping[str, str] | None = None) -> list[Claim]:
+    """Read claims.yml and resolve each ``cites`` to the reference with that first-author surname and year.
+
+    A claim's ``disorder`` must be a key of ``labels`` (default: the protocol's searches)."""
     path = Path(path)
+    disorders = _disorders(labels)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -77,8 +92,9 @@ def load_claims(path: str | Path, references: Sequence[Reference | Unparsed]) ->
             raise ReviewkitError(f"{where}: missing {', '.join(missing)}")
         if len(item["quote"].split()) > MAX_QUOTE_WORDS:
             raise ReviewkitError(f"{where}: quote has {len(item['quote'].split())} words (at most {MAX_QUOTE_WORDS})")
-        if item.get("disorder") not in (None, *DISORDER_LABELS):
-            raise ReviewkitError(f"{where}: unknown disorder {item['disorder']!r}")
+        if item.get("disorder") not in (None, *disorders):
+            raise ReviewkitError(f"{where}: unknown disorder {item['disorder']!r} (the protocol's searches: "
+                                 f"{', '.join(disorders)})")
         reference = None
         if item.get("cites"):
             surname, _, year = str(item["cites"]).rpartition(" ")
@@ -128,6 +144,7 @@ class Evidence:
     """What this review's included human studies show for one disorder (studies counted once)."""
 
     disorder: str
+    label: str                               # the disorder's name, as in a sentence
     by_design: tuple[tuple[str, int], ...]   # (design, studies), most studies first
     studies: int
     reports: int
@@ -169,17 +186,19 @@ def _studies(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["study_id", "design", "n"])
 
 
-def summarize_evidence(included: pd.DataFrame, pooled: Mapping[str, PooledEffect] | None = None) -> dict[str, Evidence]:
-    """Evidence per disorder from the included-studies table (see module docstring)."""
+def summarize_evidence(included: pd.DataFrame, pooled: Mapping[str, PooledEffect] | None = None,
+                       labels: Mapping[str, str] | None = None) -> dict[str, Evidence]:
+    """Evidence per disorder (``labels``: key -> name, default the protocol's searches) from the
+    included-studies table (see module docstring)."""
     pooled = pooled or {}
     out = {}
-    for disorder in DISORDER_LABELS:
+    for disorder, label in _disorders(labels).items():
         rows = included[included["disorder"] == disorder] if len(included) else included
         studies = _studies(rows)
         counts = studies["design"].value_counts()
         randomized = studies[studies["design"].isin(RANDOMIZED)]
         out[disorder] = Evidence(
-            disorder=disorder,
+            disorder=disorder, label=in_sentence(label),
             by_design=tuple(sorted(((str(d), int(k)) for d, k in counts.items()), key=lambda x: (-x[1], x[0]))),
             studies=len(studies), reports=len(rows), controlled=int(studies["design"].isin(CONTROLLED).sum()),
             randomized_participants=int(randomized["n"].sum(skipna=True)),
@@ -263,7 +282,7 @@ def judge(claim: Claim, citation: CitationCheck | None, evidence: Evidence | Non
                                         "addictive disorder, so it shows no effect in addiction")
         return "supported", f"{cited}, an included study of this review"
     assert evidence is not None
-    label = DISORDER_LABELS[claim.disorder]
+    label = evidence.label
     if not evidence.studies:
         # 2. Nothing to compare with.
         return "no evidence", f"{cited}; no human study of ketamine for {label} in this review's evidence"
@@ -295,8 +314,9 @@ def judge(claim: Claim, citation: CitationCheck | None, evidence: Evidence | Non
 
 
 def audit_claims(claims: Sequence[Claim], checks: Mapping[Reference, CitationCheck], included: pd.DataFrame,
-                 pooled: Mapping[str, PooledEffect] | None = None) -> list[ClaimAudit]:
-    evidence = summarize_evidence(included, pooled)
+                 pooled: Mapping[str, PooledEffect] | None = None,
+                 labels: Mapping[str, str] | None = None) -> list[ClaimAudit]:
+    evidence = summarize_evidence(included, pooled, labels)
     out = []
     for claim in claims:
         citation = checks.get(claim.reference) if claim.reference else None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -29,8 +29,9 @@ from .citations import fold
 from .claims import INCLUDED_COLUMNS, PooledEffect
 from .effects import RATIO_MEASURES, effect_sizes
 from .errors import ReviewkitError
-from .extraction import DISORDERS, analysis_rows, pool_measure
+from .extraction import analysis_rows, pool_measure
 from .meta import SubgroupAnalysis, pool_by_disorder
+from .protocol import load_protocol
 
 DEFAULT_POOL_GROUP = "abstinence"
 
@@ -55,19 +56,23 @@ def pooled_effects(analysis: SubgroupAnalysis | None, label: str = "") -> dict[s
 
 
 def pool_analysis(table: pd.DataFrame, pool_group: str = DEFAULT_POOL_GROUP, method: str = "REML",
-                  hksj: bool = False, included: pd.DataFrame | None = None) -> SubgroupAnalysis | None:
+                  hksj: bool = False, included: pd.DataFrame | None = None,
+                  disorders: Sequence[str] | None = None) -> SubgroupAnalysis | None:
     """The random-effects model of one pre-specified analysis of the extraction table, by disorder.
 
     With ``included`` (from ``included_from_screening``) only rows of studies included at full
     text are pooled, and the result is None when no included study is in the analysis. An
-    unknown ``pool_group`` is an error either way.
+    unknown ``pool_group`` is an error either way. Every one of ``disorders`` (default: the
+    searches of data/protocol.yml) has its subgroup, with or without a study.
     """
+    if disorders is None:
+        disorders = tuple(load_protocol().searches)
     rows = analysis_rows(table, pool_group)
     if included is not None:
         rows = included_rows(rows, included)
         if rows.empty:
             return None
-    return pool_by_disorder(effect_sizes(rows, pool_measure(rows)), method=method, hksj=hksj)
+    return pool_by_disorder(effect_sizes(rows, pool_measure(rows)), method=method, hksj=hksj, disorders=disorders)
 
 
 def included_rows(table: pd.DataFrame, included: pd.DataFrame) -> pd.DataFrame:
@@ -175,6 +180,7 @@ def included_from_screening(state, corpus_records: str | Path, extraction: pd.Da
     records = state.dedupe.records
     records = records[records["record_id"].isin(set(study_of))]
 
+    searches = set(state.search_keys)  # the protocol's searches: one disorder each
     corpus = _index(read_corpus_records(corpus_records), _corpus_keys)
     rows_by_key = _index((row for _, row in extraction.iterrows()), _extraction_keys)
     out = []
@@ -186,8 +192,8 @@ def included_from_screening(state, corpus_records: str | Path, extraction: pd.Da
         if len(designs) > 1:
             raise ReviewkitError(f"{corpus_records}: records matching {rec['record_id']} by {key_name} disagree on "
                                  f"design ({', '.join(designs)})")
-        disorders = [s for s in rec["searches"] if s in DISORDERS] or \
-            [d for h in hits for d in (h.get("retrieved_by") or []) if d in DISORDERS]
+        disorders = [s for s in rec["searches"] if s in searches] or \
+            [d for h in hits for d in (h.get("retrieved_by") or []) if d in searches]
         n_key, n_rows = _lookup([("pmid", _text(rec["pmid"])), ("doi", _text(rec["doi"]).lower()),
                                  ("author-year-journal",
                                   f"{_surname(rec['first_author'])}|{_year(rec['year'])}|{fold(rec['journal'])}")],

@@ -1,8 +1,9 @@
 """The extraction table: one row per reported outcome comparison of an included study.
 
-``load_extraction(path)`` reads ``data/extraction/outcomes.csv`` (schema in
-``data/extraction/README.md``), checks it, and returns a DataFrame with numbers
-as numbers and empty cells as missing. ``analysis_rows(df, pool_group)`` picks
+``load_extraction(path, protocol)`` reads ``data/extraction/outcomes.csv`` (schema in
+``data/extraction/README.md``), checks it (a row's ``disorder`` is one of the
+protocol's search keys), and returns a DataFrame with numbers as numbers and
+empty cells as missing. ``analysis_rows(df, pool_group)`` picks
 the rows of one pre-specified analysis. Every problem raises
 ``ExtractionError`` naming the file, the row and the column.
 """
@@ -10,19 +11,14 @@ the rows of one pre-specified analysis. Every problem raises
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
 from .effects import REPORTED_MEASURES, EffectSizeError, check_row, data_kind
 from .errors import ReviewkitError
+from .protocol import Protocol, load_protocol
 
-DISORDERS = ("aud", "oud", "cocaine", "gambling")
-DISORDER_LABELS = {
-    "aud": "Alcohol use disorder",
-    "oud": "Opioid use disorder",
-    "cocaine": "Cocaine / stimulant use",
-    "gambling": "Gambling disorder",
-}
 DESIGNS = ("rct", "crossover_rct", "nonrandomized_controlled", "retrospective_cohort")
 OUTCOME_TYPES = ("binary", "continuous", "time_to_event")
 
@@ -45,9 +41,13 @@ class ExtractionError(ReviewkitError):
     """The extraction table is malformed or holds impossible numbers."""
 
 
-def load_extraction(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
-    """Read and validate the extraction CSV; returns typed columns (Int64, float, bool, str/None)."""
+def load_extraction(path: str | Path = DEFAULT_PATH, protocol: Protocol | None = None) -> pd.DataFrame:
+    """Read and validate the extraction CSV; returns typed columns (Int64, float, bool, str/None).
+
+    ``protocol`` (default: data/protocol.yml) gives the disorders a row may name: its search keys.
+    """
     path = Path(path)
+    protocol = protocol or load_protocol()
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError) as exc:
@@ -64,7 +64,7 @@ def load_extraction(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
         df[col] = df[col].astype("Int64" if col in COUNT_COLUMNS else float)
     for col in BOOL_COLUMNS:
         df[col] = [_boolean(path, i, col, text) for i, text in raw[col].items()]
-    validate_extraction(df, where=str(path), raw=raw)
+    validate_extraction(df, tuple(protocol.searches), where=str(path), raw=raw, protocol_path=protocol.path)
     return df
 
 
@@ -92,8 +92,13 @@ def _decimals(text: str) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
-def validate_extraction(df: pd.DataFrame, where: str = "extraction table", raw: pd.DataFrame | None = None) -> None:
-    """Raise ExtractionError for the first problem found, naming file, row, study and column."""
+def validate_extraction(df: pd.DataFrame, disorders: Sequence[str], where: str = "extraction table",
+                        raw: pd.DataFrame | None = None, protocol_path: Path | None = None) -> None:
+    """Raise ExtractionError for the first problem found, naming file, row, study and column.
+
+    ``disorders``: the values column ``disorder`` may take (the protocol's search keys).
+    """
+    known = f"the searches of {protocol_path}" if protocol_path else "the protocol's searches"
     for i, row in df.iterrows():
         at = f"{where}, row {i + 2} ({row['study']}, {row['row_id']})"
 
@@ -104,8 +109,8 @@ def validate_extraction(df: pd.DataFrame, where: str = "extraction table", raw: 
                     "favourable", "source"):
             if row[col] is None:
                 raise fail(col, "must not be empty")
-        if row["disorder"] not in DISORDERS:
-            raise fail("disorder", f"{row['disorder']!r} is not one of {', '.join(DISORDERS)}")
+        if row["disorder"] not in disorders:
+            raise fail("disorder", f"{row['disorder']!r} is not one of {', '.join(disorders)} ({known})")
         if row["design"] not in DESIGNS:
             raise fail("design", f"{row['design']!r} is not one of {', '.join(DESIGNS)}")
         if row["outcome_type"] not in OUTCOME_TYPES:

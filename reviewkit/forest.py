@@ -28,7 +28,6 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 
 from .effects import RATIO_MEASURES  # noqa: E402
-from .extraction import DISORDER_LABELS  # noqa: E402
 from .io import atomic_write_bytes  # noqa: E402
 from .meta import PoolResult, SubgroupAnalysis  # noqa: E402
 
@@ -91,10 +90,10 @@ def forest(
     """Draw the forest plot, save ``<path_stem>.png`` and ``.svg``, return the Figure.
 
     ``note`` is printed under the plot (e.g. "Sample corpus, not a complete
-    search"). ``group_labels`` maps subgroup keys to headings (default: the
-    disorder names).
+    search"). ``group_labels`` maps subgroup keys to headings (e.g. the
+    protocol's ``Protocol.labels``; a key without one is its own heading).
     """
-    labels = {**DISORDER_LABELS, **(group_labels or {})}
+    labels = group_labels or {}
     ratio = analysis.measure in RATIO_MEASURES
     studies = analysis.studies
 

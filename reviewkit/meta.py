@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, asdict
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,6 @@ from scipy import optimize, stats
 
 from .effects import two_by_two
 from .errors import ReviewkitError
-from .extraction import DISORDERS
 
 METHODS = ("FE", "DL", "REML", "PM", "ML")
 
@@ -321,13 +320,16 @@ def pool_by_disorder(
     effects_df: pd.DataFrame,
     method: str = "REML",
     hksj: bool = False,
-    disorders: tuple[str, ...] = DISORDERS,
+    disorders: Sequence[str] | None = None,
 ) -> SubgroupAnalysis:
     """Pool ``effects_df`` (from ``effects.effect_sizes``) by its ``disorder`` column.
 
     Needs columns ``disorder, yi, vi, yi_measure``; every row is pooled, so
     select the rows of one analysis first (e.g. ``extraction.analysis_rows``),
-    which also guarantees each set of participants enters once.
+    which also guarantees each set of participants enters once. ``disorders``
+    (e.g. the protocol's search keys) fixes the subgroups and their order, so a
+    disorder without a study still has its (empty) subgroup; by default the
+    subgroups are the disorders in ``effects_df``, in order of appearance.
     """
     for col in ("disorder", "yi", "vi", "yi_measure"):
         if col not in effects_df.columns:
@@ -337,6 +339,8 @@ def pool_by_disorder(
     measures = sorted(set(effects_df["yi_measure"]))
     if len(measures) != 1:
         raise PoolingError(f"effects are on different scales ({', '.join(measures)}); pool one measure at a time")
+    if disorders is None:
+        disorders = list(dict.fromkeys(effects_df["disorder"]))
     unknown = sorted(set(effects_df["disorder"]) - set(disorders))
     if unknown:
         raise PoolingError(f"disorder(s) {', '.join(map(str, unknown))} not among {', '.join(disorders)}")

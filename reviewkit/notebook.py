@@ -167,14 +167,15 @@ def exclusion_reasons(counts) -> pd.DataFrame:
 
 
 def pooled_table(analysis, name: str = "") -> pd.DataFrame:
-    """The per-disorder and overall models for readers: ratios back-transformed, rounded, labelled.
+    """The per-disorder and overall models for readers: ratios back-transformed, rounded, labelled
+    with the protocol's names for its searches.
 
     ``analysis`` None (no included study in the analysis ``name``) gives one row saying so.
     """
     import numpy as np
 
     from .effects import RATIO_MEASURES
-    from .extraction import DISORDER_LABELS
+    from .protocol import load_protocol
 
     if analysis is None:
         return pd.DataFrame({"studies (k)": [0], "note": [_nothing_pooled(name)]}, index=["overall"])
@@ -183,7 +184,8 @@ def pooled_table(analysis, name: str = "") -> pd.DataFrame:
     def fmt(values, digits: int) -> list[str]:
         return ["–" if pd.isna(v) else f"{v:.{digits}f}" for v in values]
 
-    out = pd.DataFrame(index=[DISORDER_LABELS.get(i, i) for i in table.index])
+    labels = load_protocol().labels
+    out = pd.DataFrame(index=[labels.get(i, i) for i in table.index])
     out["studies (k)"] = table["k"].astype(int).to_numpy()
     for col, name in (("estimate", analysis.measure), ("ci_low", "95% CI low"), ("ci_high", "95% CI high"),
                       ("pi_low", "95% PI low"), ("pi_high", "95% PI high")):
@@ -235,13 +237,15 @@ def forest_plot(ctx: Context, analysis, name: str) -> None:
     from IPython.display import Markdown, display
 
     from .forest import forest
+    from .protocol import load_protocol
 
     if analysis is None:
         display(Markdown(_nothing_pooled(name)))
         return
     note = "Sample data: a curated sample of real studies, not a complete PubMed search." if ctx.is_sample else None
     stem = ctx.exports / f"forest_{name}"
-    plt.close(forest(analysis, stem, title=f"Ketamine vs control: {name}", note=note))
+    plt.close(forest(analysis, stem, title=f"Ketamine vs control: {name}", note=note,
+                     group_labels=load_protocol().labels))
     show_image(stem.with_suffix(".png"), alt=f"Forest plot: {name}")
 
 

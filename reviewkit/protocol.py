@@ -81,6 +81,11 @@ class Protocol:
         """The full PubMed query string for one search."""
         return f"{self.intervention.query()} AND {self.search(key).block.query()}"
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """Search key -> label, in protocol order (in this review each search is one disorder)."""
+        return {key: search.label for key, search in self.searches.items()}
+
     def select(self, keys: list[str] | None) -> list[Search]:
         """The searches named by ``keys`` (all, in protocol order, when None or empty)."""
         return [self.search(k) for k in keys] if keys else list(self.searches.values())

@@ -138,6 +138,23 @@ def test_claims_file_errors_name_the_claim(tmp_path):
         load_claims(path, parse_lines(CITED))
 
 
+def test_a_claims_disorders_and_their_names_are_the_protocols_searches(tmp_path):
+    from reviewkit.claims import in_sentence
+
+    path = make_claims(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace('"aud"', '"cannabis"'), encoding="utf-8")
+    with pytest.raises(ReviewkitError, match=r"claim X1: unknown disorder 'cannabis' \(the protocol's searches: "
+                                             r"aud, oud, cocaine, gambling\)"):
+        load_claims(path, parse_lines(CITED))
+    labels = {"cannabis": "Cannabis use disorder"}
+    claims = load_claims(path, parse_lines(CITED), labels)
+    audit = audit_claims(claims, {}, included(), None, labels)[0]
+    assert audit.verdict == "no evidence"
+    assert "no human study of ketamine for cannabis use disorder in this review's evidence" in audit.reason
+    assert [in_sentence(x) for x in ("Alcohol use disorder", "HIV-related drug use", "A")] == \
+        ["alcohol use disorder", "HIV-related drug use", "a"]
+
+
 def test_article_claims_resolve_and_quotes_are_short():
     claims = load_claims(ROOT / "data/article/claims.yml", read_references(ROOT / "data/article/references.txt"))
     assert len(claims) == 11 and all(len(c.quote.split()) <= 25 for c in claims)
@@ -191,7 +208,8 @@ def test_pooled_effects_are_harmonised_so_that_above_one_favours_ketamine():
 def _screening(reports, records):
     """A stand-in for ScreeningState: the full-text sheet and the deduplicated records."""
     sheet = pd.DataFrame([{"status": "", "final": "include", "study_id": "", **r} for r in reports])
-    return SimpleNamespace(sheet=lambda stage: sheet, dedupe=SimpleNamespace(records=pd.DataFrame(records)))
+    return SimpleNamespace(sheet=lambda stage: sheet, dedupe=SimpleNamespace(records=pd.DataFrame(records)),
+                           search_keys=("aud", "oud", "cocaine", "gambling"))
 
 
 def _record(**fields):

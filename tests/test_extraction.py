@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from reviewkit.effects import effect_sizes
-from reviewkit.extraction import (DEFAULT_PATH, DISORDERS, ExtractionError, analysis_rows, load_extraction,
-                                  pool_measure)
+from reviewkit.extraction import DEFAULT_PATH, ExtractionError, analysis_rows, load_extraction, pool_measure
 from reviewkit.meta import pool_by_disorder
+from reviewkit.protocol import DEFAULT_PROTOCOL, load_protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDS = [json.loads(line) for line in (ROOT / "data/corpus/records.jsonl").read_text().splitlines() if line]
@@ -24,7 +24,7 @@ def table():
 def test_one_row_per_corpus_outcome_of_an_included_study(table):
     assert len(table) == len(OUTCOMES)
     assert sorted(table["study"]) == sorted(o["study"] for o in OUTCOMES)
-    assert set(table["disorder"]) <= set(DISORDERS)
+    assert set(table["disorder"]) <= set(load_protocol().searches)
 
 
 def test_identifiers_come_from_the_matching_included_record(table):
@@ -62,7 +62,7 @@ def test_the_abstinence_analysis(table):
     assert pool_measure(rows) == "OR"
     e = effect_sizes(rows, "OR")
     assert list(e["flipped"]) == [False, True, False]  # relapse inverted to "no relapse"
-    sub = pool_by_disorder(e)
+    sub = pool_by_disorder(e, disorders=tuple(load_protocol().searches))
     assert [k for k, r in sub.subgroups.items() if r is None] == ["oud", "gambling"]
     assert sub.subgroups["cocaine"].k == 1 and sub.overall.k == 3
 
@@ -103,7 +103,8 @@ def set_cell(row_id, col, value):
     (set_cell("pizon2018-benzodiazepine", "sd_t", "-3"), r"Pizon 2018.*'sd_t'.*cannot be negative"),
     (set_cell("pizon2018-intubation", "measure", "ODDS"), r"Pizon 2018.*'measure'.*'ODDS' is not one of"),
     (set_cell("dakwar2020-abstinence", "events_t", "13"), r"Dakwar 2020.*'events_t'.*not the one count"),
-    (set_cell("dakwar2020-abstinence", "disorder", "alcohol"), r"Dakwar 2020.*'disorder'.*not one of aud"),
+    (set_cell("dakwar2020-abstinence", "disorder", "alcohol"),
+     r"Dakwar 2020.*'disorder'.*'alcohol' is not one of aud, oud, cocaine, gambling \(the searches of .*protocol.yml\)"),
     (set_cell("dakwar2019-relapse", "pool_group", "abstinence"), r"'Dakwar 2019' enter pool_group 'abstinence' more than once"),
     (set_cell("krupitsky2007-abstinence", "not_pooled_reason", ""), r"Krupitsky 2007.*must say why"),
     (set_cell("pizon2018-intubation", "pmid", "PMID123"), r"Pizon 2018.*'pmid'"),
@@ -120,3 +121,18 @@ def test_missing_column_and_unknown_pool_group(tmp_path, table):
         load_extraction(path)
     with pytest.raises(ExtractionError, match="no rows in pool_group 'craving'; groups in the table: abstinence"):
         analysis_rows(table, "craving")
+
+
+def test_the_disorders_are_the_protocols_searches(tmp_path):
+    """A review that adds a search (here cannabis) can extract outcomes for it: nothing else lists disorders."""
+    import yaml
+
+    raw = yaml.safe_load(DEFAULT_PROTOCOL.read_text(encoding="utf-8"))
+    raw["searches"]["cannabis"] = {"label": "Cannabis use disorder", "mesh": ["Marijuana Abuse"], "text": ["cannabis"]}
+    (tmp_path / "protocol.yml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    protocol = load_protocol(tmp_path / "protocol.yml")
+    path = write_variant(tmp_path, set_cell("krupitsky2007-abstinence", "disorder", "cannabis"))
+    with pytest.raises(ExtractionError, match="'cannabis' is not one of aud, oud, cocaine, gambling"):
+        load_extraction(path)
+    table = load_extraction(path, protocol)
+    assert table.loc[table["row_id"] == "krupitsky2007-abstinence", "disorder"].item() == "cannabis"

@@ -6,6 +6,9 @@ import pandas as pd
 
 from reviewkit.forest import forest, heterogeneity_text
 from reviewkit.meta import pool, pool_by_disorder
+from reviewkit.protocol import load_protocol
+
+PROTOCOL = load_protocol()
 
 
 def analysis(measure="OR"):
@@ -15,7 +18,7 @@ def analysis(measure="OR"):
         "events_t": [14, None, 13], "n_t": [17, None, 27], "events_c": [15, None, 3], "n_c": [23, None, 28],
         "secondary_source": [True, False, False], "outcome_short": ["abstinent", "no relapse", "abstinent"],
     })
-    return pool_by_disorder(e)
+    return pool_by_disorder(e, disorders=tuple(PROTOCOL.searches))
 
 
 def svg_text(path):
@@ -23,7 +26,8 @@ def svg_text(path):
 
 
 def test_writes_png_and_svg_with_every_element(tmp_path):
-    fig = forest(analysis(), tmp_path / "fp", title="Test", note="Sample corpus, not a complete search.")
+    fig = forest(analysis(), tmp_path / "fp", title="Test", note="Sample corpus, not a complete search.",
+                 group_labels=PROTOCOL.labels)
     png, svg = tmp_path / "fp.png", tmp_path / "fp.svg"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = svg_text(svg)

@@ -348,14 +348,18 @@ def test_pool_rejects_bad_input():
 def test_pool_by_disorder_empty_and_single_subgroups():
     e = pd.DataFrame({"disorder": ["aud", "aud", "cocaine"], "yi": [0.2, 0.6, 1.5], "vi": [0.1, 0.2, 0.3],
                       "yi_measure": "OR"})
-    sub = pool_by_disorder(e)
+    disorders = ("aud", "oud", "cocaine", "gambling")
+    sub = pool_by_disorder(e, disorders=disorders)
+    assert list(sub.subgroups) == list(disorders)
     assert sub.subgroups["oud"] is None and sub.subgroups["gambling"] is None
     assert sub.subgroups["cocaine"].k == 1 and sub.subgroups["cocaine"].estimate == 1.5
     assert sub.subgroups["aud"].k == 2 and sub.overall.k == 3
     assert sub.df_between == 1
     table = sub.table()
     assert table.loc["oud", "k"] == 0 and math.isnan(table.loc["oud", "estimate"])
+    # Without a list of disorders the subgroups are those with data, in order of appearance.
+    assert list(pool_by_disorder(e.iloc[::-1]).subgroups) == ["cocaine", "aud"]
     with pytest.raises(PoolingError, match="different scales"):
         pool_by_disorder(e.assign(yi_measure=["OR", "OR", "RR"]))
     with pytest.raises(PoolingError, match="smoking not among"):
-        pool_by_disorder(e.assign(disorder=["aud", "aud", "smoking"]))
+        pool_by_disorder(e.assign(disorder=["aud", "aud", "smoking"]), disorders=disorders)
