@@ -71,6 +71,8 @@ def start(*, offline: bool = True, snapshot: str = "sample", searches: list[str]
         raise ReviewkitError(f"live run: {ctx.snapshot_dir} is the bundled sample; give a new snapshot folder "
                              "for the live searches to be recorded in")
     itables.init_notebook_mode(all_interactive=False, connected=False)
+    # Plain tables show whole sentences (reasons, notes), not pandas' 50-character cut.
+    pd.set_option("display.max_colwidth", None)
     # Titles and reasons are text: left-aligned and wrapped read better than right-aligned and cut.
     itables.options.classes = "display compact"
     itables.options.columnDefs = [{"className": "dt-left", "targets": "_all"}]
@@ -255,6 +257,12 @@ def citation_source(ctx: Context):
     from .snapshot import Snapshot
 
     return candidate_source(Snapshot.open(ctx.snapshot_dir), live=not ctx.offline)
+
+
+def claims_table(audit) -> pd.DataFrame:
+    """The claims audit for readers: a mechanism claim (no disorder) and an uncited claim say so."""
+    table = audit.table[["id", "disorder", "quote", "cites", "citation_verdict", "verdict", "reason"]]
+    return table.assign(disorder=table["disorder"].fillna("(mechanism)"), cites=table["cites"].fillna("(none)"))
 
 
 def citation_table(checks) -> pd.DataFrame:

@@ -99,6 +99,9 @@ def test_article_audit_weighs_every_claim(sample_ctx):
     assert set(refs["verdict"]) <= {"verified", "exists with errors", "not found", "ambiguous"}
     numbers = notebook.key_numbers(prisma_counts(audit.state), audit.model, audit.table)
     assert numbers.loc[f"Pooled OR, all disorders (k = {audit.model.overall.k})", "value"].count("95% CI") == 1
+    shown = notebook.claims_table(audit).set_index("id")
+    assert shown.notna().all().all()  # a reader sees words, not NaN
+    assert shown.loc["C01", "disorder"] == "(mechanism)" and shown.loc["C02", "cites"] == "(none)"
 
 
 def test_meta_analysis_helpers_pool_only_included_studies(sample_ctx, tmp_path):
