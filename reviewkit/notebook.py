@@ -214,11 +214,12 @@ def included_reports(ctx: Context, extraction: pd.DataFrame) -> pd.DataFrame:
 
 
 def extraction_table(extraction: pd.DataFrame, included: pd.DataFrame) -> pd.DataFrame:
-    """The extraction table with ``included study``: the screening's study id of the row's report,
-    empty when the row's study is not included at full text in this run (such rows are not pooled)."""
+    """The extraction table with ``included`` (is the row's study included at full text in this
+    run? rows of other studies are not pooled) and ``included study`` (the screening's study id)."""
     study_of = {row_id: study for rows, study in zip(included["extraction_rows"], included["study_id"])
                 for row_id in rows}
-    return extraction.assign(**{"included study": [study_of.get(r, "") for r in extraction["row_id"]]})
+    studies = [study_of.get(r, "") for r in extraction["row_id"]]
+    return extraction.assign(included=[bool(s) for s in studies], **{"included study": studies})
 
 
 def export_meta_analysis(ctx: Context, extraction: pd.DataFrame, included: pd.DataFrame, analysis,

@@ -115,13 +115,13 @@ def test_meta_analysis_helpers_pool_only_included_studies(sample_ctx, tmp_path):
     table = load_extraction()
     included = notebook.included_reports(sample_ctx, table)
     shown = notebook.extraction_table(table, included)
-    assert (shown["included study"] != "").all()  # every sample row belongs to an included study
+    assert shown["included"].all() and (shown["included study"] != "").all()  # every sample row is included
     assert shown.loc[shown["row_id"] == "dakwar2020-abstinence", "included study"].item() == \
         "CIT:doi:10.1176/appi.ajp.2019.19070684"
 
     # A screening with no includes: nothing pooled, and every reader-facing helper says so.
     empty = included.iloc[0:0]
-    assert (notebook.extraction_table(table, empty)["included study"] == "").all()
+    assert not notebook.extraction_table(table, empty)["included"].any()
     assert pool_analysis(table, included=empty) is None
     row = notebook.pooled_table(None, "abstinence").loc["overall"]
     assert row["studies (k)"] == 0 and "Nothing pooled" in row["note"] and "abstinence" in row["note"]
