@@ -44,7 +44,10 @@ class PoolResult:
     ``i2``, ``h2``, ``q*`` and the prediction interval are None where they are
     undefined: k = 1 (the study itself), and the PI of a common-effect or MH
     model. ``z_or_t`` is a t statistic with ``t_df`` degrees of freedom when
-    ``hksj`` is True, else a z statistic (``t_df`` None).
+    ``hksj`` is True, else a z statistic (``t_df`` None). ``tau2_ci_*`` and
+    ``i2_ci_*`` are the 95% Q-profile confidence interval of tau^2 and the I^2
+    it implies (metafor's ``confint``; see ``heterogeneity_ci``), for
+    random-effects models with k >= 2.
     """
 
     estimate: float
@@ -65,9 +68,25 @@ class PoolResult:
     method: str
     hksj: bool
     t_df: int | None = None
+    tau2_ci_low: float | None = None
+    tau2_ci_high: float | None = None
+    i2_ci_low: float | None = None
+    i2_ci_high: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class HeterogeneityCI:
+    """Q-profile confidence intervals (Viechtbauer 2007), each ``(low, high)``:
+    tau^2, tau, I^2 (percent) and H^2, as metafor's ``confint(rma)`` gives them."""
+
+    tau2: tuple[float, float]
+    tau: tuple[float, float]
+    i2: tuple[float, float]
+    h2: tuple[float, float]
+    level: float
 
 
 def _arrays(yi, vi) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +161,45 @@ def _tau2_likelihood(y: np.ndarray, v: np.ndarray, reml: bool) -> float:
     return _positive_root(score, float(np.var(y, ddof=1)))
 
 
+def _typical_variance(v: np.ndarray) -> float:
+    """Higgins and Thompson's typical within-study variance, from which I^2 and H^2 follow."""
+    w = 1 / v
+    return float((len(v) - 1) * w.sum() / (w.sum() ** 2 - np.sum(w**2)))
+
+
+def heterogeneity_ci(yi, vi, level: float = 0.95) -> HeterogeneityCI:
+    """The Q-profile confidence interval of tau^2 and the tau, I^2 and H^2 it implies.
+
+    The bounds are where the generalised Q, sum (y - mu(tau2))^2 / (v + tau2),
+    equals the upper and lower (1 - level)/2 quantiles of chi^2 with k - 1 df; a
+    bound is 0 when Q at tau^2 = 0 is already below its quantile. It does not
+    depend on the tau^2 estimator (metafor's ``confint`` on any ``rma.uni``
+    random-effects model). Needs k >= 2.
+    """
+    y, v = _arrays(yi, vi)
+    k = len(y)
+    if k < 2:
+        raise PoolingError("a confidence interval for tau^2 needs at least 2 studies")
+    if not 0 < level < 1:
+        raise PoolingError(f"level must be between 0 and 1 (got {level})")
+
+    def q_minus(crit: float):
+        def f(t):
+            w = 1 / (v + t)
+            return float(np.sum(w * (y - _weighted_mean(y, w)) ** 2)) - crit
+        return f
+
+    alpha = 1 - level
+    start = float(np.var(y, ddof=1))
+    low = _positive_root(q_minus(float(stats.chi2.ppf(1 - alpha / 2, k - 1))), start)
+    high = _positive_root(q_minus(float(stats.chi2.ppf(alpha / 2, k - 1))), start)
+    vt = _typical_variance(v)
+    return HeterogeneityCI(
+        tau2=(low, high), tau=(math.sqrt(low), math.sqrt(high)),
+        i2=(100 * low / (low + vt), 100 * high / (high + vt)), h2=((low + vt) / vt, (high + vt) / vt), level=level,
+    )
+
+
 def _tau2(y: np.ndarray, v: np.ndarray, method: str) -> float:
     if method == "FE":
         return 0.0
@@ -165,9 +223,7 @@ def _heterogeneity(y: np.ndarray, v: np.ndarray, tau2: float, method: str) -> tu
     # metafor (man/print.rma.Rd): I^2 = tau^2 / (tau^2 + v~), H^2 = (tau^2 + v~) / v~,
     # v~ the Higgins-Thompson typical within-study variance. Equal to the Q-based
     # values only for DL; statsmodels/R meta report the Q-based ones.
-    w = 1 / v
-    v_typical = df * w.sum() / (w.sum() ** 2 - np.sum(w**2))
-    v_typical = float(v_typical)
+    v_typical = _typical_variance(v)
     return 100 * tau2 / (tau2 + v_typical), (tau2 + v_typical) / v_typical, q, df, q_p
 
 
@@ -216,14 +272,18 @@ def pool(yi, vi, method: str = "REML", hksj: bool = False) -> PoolResult:
     i2, h2, q, q_df, q_p = _heterogeneity(y, v, tau2, method)
     if method == "FE":
         pi_low = pi_high = None
+        het_ci = None
     else:
         # metafor predict(): normal quantile (t(k-1) under HKSJ), se of mu included.
         half = crit * math.sqrt(se**2 + tau2)
         pi_low, pi_high = mu - half, mu + half
+        het_ci = heterogeneity_ci(y, v)
     return PoolResult(
         estimate=mu, se=se, ci_low=mu - crit * se, ci_high=mu + crit * se, z_or_t=stat, p=p,
         tau2=None if method == "FE" else tau2, i2=i2, h2=h2, q=q, q_df=q_df, q_p=q_p,
         pi_low=pi_low, pi_high=pi_high, k=k, method=method, hksj=hksj, t_df=t_df,
+        tau2_ci_low=het_ci.tau2[0] if het_ci else None, tau2_ci_high=het_ci.tau2[1] if het_ci else None,
+        i2_ci_low=het_ci.i2[0] if het_ci else None, i2_ci_high=het_ci.i2[1] if het_ci else None,
     )
 
 

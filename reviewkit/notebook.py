@@ -194,8 +194,15 @@ def pooled_table(analysis, name: str = "") -> pd.DataFrame:
         out[name] = fmt(show(table[col].astype(float)), 2)
     out["p"] = fmt(table["p"].astype(float), 3)
     out["I² (%)"] = fmt(table["i2"].astype(float), 0)
+    out["I² 95% CI"] = _interval(table["i2_ci_low"], table["i2_ci_high"], 0)
     out["τ²"] = fmt(table["tau2"].astype(float), 3)
+    out["τ² 95% CI"] = _interval(table["tau2_ci_low"], table["tau2_ci_high"], 3)
     return out
+
+
+def _interval(low, high, digits: int) -> list[str]:
+    """"0.120 to 1.111" per row; "–" where the model has none (k = 1, or a disorder without studies)."""
+    return ["–" if pd.isna(lo) else f"{lo:.{digits}f} to {hi:.{digits}f}" for lo, hi in zip(low, high)]
 
 
 def _nothing_pooled(name: str) -> str:

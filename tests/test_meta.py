@@ -5,7 +5,8 @@ tests/data/SOURCE.md). Printed values are compared within half a unit of the
 last printed digit; REML/ML quantities get 1e-4 more, because metafor stops
 Fisher scoring when tau^2 changes by < 1e-5 while we solve the score equation
 exactly. Not tested here because reviewkit does not implement them: Peto OR,
-MH risk difference, HE/HS/SJ estimators, meta-regression, Q-profile CIs.
+MH risk difference, HE/HS/SJ estimators, meta-regression, profile-likelihood CIs
+for tau^2.
 """
 
 import json
@@ -19,7 +20,7 @@ from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
 from reviewkit.effects import effect_sizes
-from reviewkit.meta import PoolingError, pool, pool_by_disorder, pool_mh
+from reviewkit.meta import PoolingError, heterogeneity_ci, pool, pool_by_disorder, pool_mh
 
 REF = json.loads((Path(__file__).parent / "data" / "metafor_reference_values.json").read_text())["datasets"]
 BCG = REF["bcg"]
@@ -117,6 +118,52 @@ def test_bcg_reml_prediction_interval_uses_normal_quantile():
 def test_bcg_pm_equals_iterated_dl_fixed_point():
     e = bcg_effects("RR")
     close(pool(e["yi"], e["vi"], method="PM").tau2, BCG["results"]["RR_DLIT_SJIT"]["tau2"])
+
+
+# metafor's confint() finds each bound with uniroot(tol = eps^0.25, about 1.2e-4 in tau^2); we solve to
+# machine precision. Through I^2 = 100 tau2 / (tau2 + v~) that tolerance is up to ~0.015 points of I^2.
+CONFINT_SLACK = {"tau2": SLACK, "tau": SLACK, "I2_percent": 0.02, "H2": 0.005}
+
+
+@pytest.mark.parametrize("block,method", [("RR_REML_confint", "REML"), ("RR_DL", "DL")])
+def test_bcg_q_profile_confidence_intervals(block, method):
+    """confint(res) on the BCG log risk ratios: the Q-profile CI of tau^2, tau, I^2 and H^2."""
+    ref = BCG["results"][block]
+    ref = ref.get("confint", ref)
+    e = bcg_effects("RR")
+    ci = heterogeneity_ci(e["yi"], e["vi"])
+    for name, got in (("tau2", ci.tau2), ("tau", ci.tau), ("I2_percent", ci.i2), ("H2", ci.h2)):
+        if name in ref:
+            for g, want in zip(got, ref[name][1:]):
+                close(g, want, 4, CONFINT_SLACK[name])
+    res = pool(e["yi"], e["vi"], method)
+    assert (res.tau2_ci_low, res.tau2_ci_high) == ci.tau2 and (res.i2_ci_low, res.i2_ci_high) == ci.i2
+    assert res.tau2_ci_low < res.tau2 < res.tau2_ci_high and res.i2_ci_low < res.i2 < res.i2_ci_high
+
+
+def test_bcg_log_or_q_profile_interval_does_not_depend_on_the_estimator():
+    ref = BCG["results"]["OR_ML"]["tau2_ci_Q_profile"]
+    e = bcg_effects("OR")
+    for method in ("ML", "REML", "DL", "PM"):
+        res = pool(e["yi"], e["vi"], method)
+        close(res.tau2_ci_low, ref[0], 4, SLACK)
+        close(res.tau2_ci_high, ref[1], 4, SLACK)
+
+
+def test_q_profile_bounds_are_zero_without_heterogeneity_and_absent_for_fe_and_k1():
+    # Identical estimates: Q = 0 lies below both chi^2 quantiles, so both bounds are 0.
+    ci = heterogeneity_ci([0.5, 0.5, 0.5], [0.1, 0.2, 0.3])
+    assert ci.tau2 == (0.0, 0.0) and ci.i2 == (0.0, 0.0) and ci.h2 == (1.0, 1.0)
+    # The bounds are where the generalised Q meets the chi^2 quantiles.
+    y, v = np.array([0.1, 0.9, -0.4, 1.6, 0.3]), np.array([0.05, 0.08, 0.04, 0.1, 0.06])
+    lo, hi = heterogeneity_ci(y, v, level=0.9).tau2
+    for t, p in ((lo, 0.95), (hi, 0.05)):
+        w = 1 / (v + t)
+        mu = np.sum(w * y) / np.sum(w)
+        assert np.sum(w * (y - mu) ** 2) == pytest.approx(stats.chi2.ppf(p, 4), rel=1e-9)
+    assert pool(y, v, "FE").tau2_ci_low is None and pool([0.2], [0.1], "REML").i2_ci_high is None
+    with pytest.raises(PoolingError, match="at least 2 studies"):
+        heterogeneity_ci([0.2], [0.1])
 
 
 @pytest.mark.parametrize("measure,block", [("RR", "RR_MH"), ("OR", "OR_MH")])

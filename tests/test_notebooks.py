@@ -119,6 +119,13 @@ def test_meta_analysis_helpers_pool_only_included_studies(sample_ctx, tmp_path):
     assert shown.loc[shown["row_id"] == "dakwar2020-abstinence", "included study"].item() == \
         "CIT:doi:10.1176/appi.ajp.2019.19070684"
 
+    model = pool_analysis(table, included=included)
+    shown = notebook.pooled_table(model, "abstinence")
+    lo, hi = model.overall.tau2_ci_low, model.overall.tau2_ci_high
+    assert shown.loc["overall", "τ² 95% CI"] == f"{lo:.3f} to {hi:.3f}" and lo < model.overall.tau2 < hi
+    assert shown.loc["Cocaine and other stimulant use", "τ² 95% CI"] == "–"  # k = 1
+    assert shown.loc["Gambling disorder", "studies (k)"] == 0
+
     # A screening with no includes: nothing pooled, and every reader-facing helper says so.
     empty = included.iloc[0:0]
     assert not notebook.extraction_table(table, empty)["included"].any()
