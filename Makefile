@@ -21,7 +21,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 sample: $(STAMP)
-	$(BIN)/python -m reviewkit.sample
+	$(BIN)/python -m tools.build_sample
+	$(BIN)/python -m tools.build_sample_screening
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_parse.py

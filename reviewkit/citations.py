@@ -38,6 +38,7 @@ import pandas as pd
 from rapidfuzz import fuzz
 
 from .references import Reference
+from .text import fold
 
 VERDICTS = ("verified", "exists_with_errors", "not_found", "ambiguous")
 TITLE_MATCH = 0.90     # normalised title similarity at or above this is "the same title"
@@ -49,15 +50,6 @@ _NAME_SUFFIX = {"jr", "sr", "ii", "iii", "iv"}
 
 
 # --------------------------------------------------------------------------- normalisation
-
-
-def fold(text: object) -> str:
-    """Lower case, accents and punctuation gone, single spaces: the trivial differences."""
-    if text is None or (isinstance(text, float) and pd.isna(text)):
-        return ""
-    text = unicodedata.normalize("NFKD", str(text))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
 
 
 def _name_parts(name: str) -> tuple[str, str]:
@@ -335,24 +327,10 @@ class PubMedLookup:
             return pd.DataFrame(columns=["record_id", "title", "authors"])
         params = efetch_params(pmids)
         body = self.transport.request("efetch", params)
-        self._remember(params)
+        self.transport.snapshot.record_lookup("efetch", params)
         frame = read_pubmed_xml(body, name=f"{ref.where}: EFetch")
         frame.insert(0, "record_id", ["PMID:" + p for p in frame["pmid"]])
         return frame
-
-    def _remember(self, params: dict) -> None:
-        """List the EFetch exchange in lookups/manifest.json (the lead's layout) for later offline checks."""
-        from .io import atomic_write_json
-        from .snapshot import exchange_id
-
-        path = Path(self.transport.snapshot.root) / "lookups" / "manifest.json"
-        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
-            "purpose": "records fetched by live citation checks", "pmids": [], "exchanges": []}
-        ex_id = exchange_id("efetch", params)
-        if ex_id not in manifest["exchanges"]:
-            manifest["exchanges"].append(ex_id)
-            manifest["pmids"] = sorted(set(manifest["pmids"]) | set(params["id"].split(",")), key=int)
-            atomic_write_json(path, manifest)
 
 
 # --------------------------------------------------------------------------- verdicts

@@ -6,16 +6,16 @@ Inputs are plain data, passed in by the caller:
   resolved to a parsed ``Reference``);
 * the citation checks (``reviewkit.citations``), one per reference;
 * ``included``: the included human studies, one row per report and disorder,
-  columns ``INCLUDED_COLUMNS`` (``study_id`` links the reports of one study:
+  columns ``reviewkit.evidence.INCLUDED_COLUMNS`` (``study_id`` links the reports of one study:
   the same participants, counted once; ``n`` is the number randomized or
   enrolled, nullable; designs as in the corpus: rct, crossover_rct,
   nonrandomized_controlled, open_label, case_series, case_report,
   retrospective_cohort, ...). ``reviewkit.evidence.included_from_screening``
   builds it from the screening decisions;
 * ``pooled``: optionally, per disorder, a ``PooledEffect`` from the
-  meta-analysis (``reviewkit.evidence.pooled_from_extraction``);
-* the disorders and their names: the protocol's searches (``Protocol.labels``,
-  default ``data/protocol.yml``).
+  meta-analysis (``reviewkit.evidence.pooled_effects``);
+* the disorders and their names: the protocol's searches (``Protocol.labels``),
+  and the intervention's name (``Protocol.intervention_label``).
 
 The claim verdict follows the ordered rules in ``judge`` (documented in
 docs/claims-audit.md); its reason is one line built from the numbers.
@@ -30,10 +30,10 @@ from typing import Mapping, Sequence
 import pandas as pd
 import yaml
 
-from .citations import CitationCheck, Match, fold
-from .effects import RATIO_MEASURES
+from .citations import CitationCheck, Match
+from .evidence import PooledEffect
+from .text import fold, in_sentence
 from .errors import ReviewkitError
-from .protocol import load_protocol
 from .references import Reference, Unparsed
 
 CLAIM_VERDICTS = ("supported", "partly supported", "overstated", "unsupported", "no evidence")
@@ -45,7 +45,6 @@ DESIGN_LABELS = {
     "retrospective_cohort": "retrospective cohort",
 }
 MAX_QUOTE_WORDS = 25
-INCLUDED_COLUMNS = ("record_id", "study_id", "disorder", "design", "n", "pmid", "doi", "title", "first_author", "year")
 
 
 @dataclass(frozen=True)
@@ -62,23 +61,13 @@ class Claim:
     population: str
 
 
-def _disorders(labels: Mapping[str, str] | None) -> Mapping[str, str]:
-    """The review's disorders, key -> label: ``labels`` or the default protocol's searches."""
-    return labels if labels is not None else load_protocol().labels
-
-
-def in_sentence(label: str) -> str:
-    """"Alcohol use disorder" -> "alcohol use disorder"; an acronym ("HIV ...") keeps its case."""
-    return label if label[1:2].isupper() else label[:1].lower() + label[1:]
-
-
 def load_claims(path: str | Path, references: Sequence[Reference | Unparsed],
-                labels: Mapping[str, str] | None = None) -> list[Claim]:
+                labels: Mapping[str, str]) -> list[Claim]:
     """Read claims.yml and resolve each ``cites`` to the reference with that first-author surname and year.
 
-    A claim's ``disorder`` must be a key of ``labels`` (default: the protocol's searches)."""
+    A claim's ``disorder`` must be a key of ``labels`` (the protocol's searches)."""
     path = Path(path)
-    disorders = _disorders(labels)
+    disorders = labels
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -111,32 +100,6 @@ def load_claims(path: str | Path, references: Sequence[Reference | Unparsed],
             population=asserts.get("population", ""),
         ))
     return claims
-
-
-@dataclass(frozen=True)
-class PooledEffect:
-    """A pooled estimate for one disorder, on its natural scale, and which arm its CI favours."""
-
-    measure: str          # e.g. "OR", "SMD"
-    estimate: float
-    ci_low: float
-    ci_high: float
-    k: int
-    favours: str          # "ketamine" (CI excludes no effect, in ketamine's favour), "control" or "neither"
-    analysis: str = ""    # the pooled outcome, e.g. "abstinence" (the extraction table's pool_group)
-    method: str = ""      # e.g. "REML"
-
-    @property
-    def null(self) -> float:
-        """No difference: 1 for ratios, 0 for differences."""
-        return 1.0 if self.measure in RATIO_MEASURES else 0.0
-
-    def text(self) -> str:
-        verdict = f"favours {self.favours}" if self.favours != "neither" else f"CI includes {self.null:g}, no difference"
-        model = ", ".join(x for x in (f"k={self.k}", self.method) if x)
-        what = f"{self.analysis} {self.measure}" if self.analysis else self.measure
-        return (f"pooled {what} {self.estimate:.2f} (95% CI {self.ci_low:.2f} to {self.ci_high:.2f}; {model}): "
-                f"{verdict}")
 
 
 @dataclass(frozen=True)
@@ -186,13 +149,13 @@ def _studies(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["study_id", "design", "n"])
 
 
-def summarize_evidence(included: pd.DataFrame, pooled: Mapping[str, PooledEffect] | None = None,
-                       labels: Mapping[str, str] | None = None) -> dict[str, Evidence]:
-    """Evidence per disorder (``labels``: key -> name, default the protocol's searches) from the
+def summarize_evidence(included: pd.DataFrame, pooled: Mapping[str, PooledEffect] | None,
+                       labels: Mapping[str, str]) -> dict[str, Evidence]:
+    """Evidence per disorder (``labels``: key -> name, the protocol's searches) from the
     included-studies table (see module docstring)."""
     pooled = pooled or {}
     out = {}
-    for disorder, label in _disorders(labels).items():
+    for disorder, label in labels.items():
         rows = included[included["disorder"] == disorder] if len(included) else included
         studies = _studies(rows)
         counts = studies["design"].value_counts()
@@ -262,14 +225,14 @@ def _shortfall(evidence: Evidence) -> str | None:
     if not evidence.controlled:
         return "no controlled study"
     p = evidence.pooled
-    if p is not None and p.favours != "ketamine":
+    if p is not None and p.favours != "intervention":
         what = f"the pooled {p.analysis + ' ' if p.analysis else ''}{p.measure}"
         return f"{what} favours control" if p.favours == "control" else f"{what}'s CI includes {p.null:g}"
     return None
 
 
 def judge(claim: Claim, citation: CitationCheck | None, evidence: Evidence | None,
-          included: pd.DataFrame) -> tuple[str, str]:
+          included: pd.DataFrame, intervention: str) -> tuple[str, str]:
     """The claim verdict and its reason; rules in order, first that applies wins."""
     cited = _cited(claim, citation)
     found = citation is not None and citation.verdict in ("verified", "exists_with_errors")
@@ -278,22 +241,22 @@ def judge(claim: Claim, citation: CitationCheck | None, evidence: Evidence | Non
         if not found:
             return "unsupported", f"{cited}; mechanism claim outside this review's question"
         if _included_row(citation.match, included, None) is None:
-            return "partly supported", (f"{cited}, a real record, but not an included study of ketamine for any "
-                                        "addictive disorder, so it shows no effect in addiction")
+            return "partly supported", (f"{cited}, a real record, but not an included study of {intervention} in "
+                                        "this review, so it shows no effect on the review's question")
         return "supported", f"{cited}, an included study of this review"
     assert evidence is not None
     label = evidence.label
     if not evidence.studies:
         # 2. Nothing to compare with.
-        return "no evidence", f"{cited}; no human study of ketamine for {label} in this review's evidence"
+        return "no evidence", f"{cited}; no human study of {intervention} for {label} in this review's evidence"
     ev = f"{label}: {evidence.text()}"
     shortfall = _shortfall(evidence)
     if citation is None:
         # 3. Uncited claims are judged on the evidence alone.
-        if evidence.pooled is not None and evidence.pooled.favours == "ketamine":
+        if evidence.pooled is not None and evidence.pooled.favours == "intervention":
             return "supported", f"{cited}; {ev}"
         if shortfall is None:
-            return "partly supported", f"{cited}; controlled studies but no pooled effect in ketamine's favour; {ev}"
+            return "partly supported", f"{cited}; controlled studies but no pooled effect in {intervention}'s favour; {ev}"
         return "overstated", f"{cited}; claims a benefit, but {shortfall}; {ev}"
     study = _included_row(citation.match, included, claim.disorder) if found else None
     if study is None:
@@ -314,14 +277,16 @@ def judge(claim: Claim, citation: CitationCheck | None, evidence: Evidence | Non
 
 
 def audit_claims(claims: Sequence[Claim], checks: Mapping[Reference, CitationCheck], included: pd.DataFrame,
-                 pooled: Mapping[str, PooledEffect] | None = None,
-                 labels: Mapping[str, str] | None = None) -> list[ClaimAudit]:
+                 pooled: Mapping[str, PooledEffect] | None, labels: Mapping[str, str],
+                 intervention: str) -> list[ClaimAudit]:
+    """One ``ClaimAudit`` per claim (``labels``: the protocol's searches; ``intervention``: its name in
+    sentences, e.g. "ketamine")."""
     evidence = summarize_evidence(included, pooled, labels)
     out = []
     for claim in claims:
         citation = checks.get(claim.reference) if claim.reference else None
         ev = evidence.get(claim.disorder) if claim.disorder else None
-        verdict, reason = judge(claim, citation, ev, included)
+        verdict, reason = judge(claim, citation, ev, included, intervention)
         out.append(ClaimAudit(claim, citation, ev, verdict, reason))
     return out
 

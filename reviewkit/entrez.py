@@ -11,8 +11,12 @@ Choices that shape this module:
   provenance) and ``retmax=9999``, PubMed's retrieval cap. Above the cap the
   date range is halved recursively down to a day, then split by PMID range;
   the distinct PMIDs gathered must equal Count (``find_pmids``).
-* Live requests are paced by one process-wide limiter (``ratelimit``) and
-  retried here, not by Bio.Entrez; only good answers are recorded.
+* Bio.Entrez builds each request (parameters, GET or POST, ECitMatch's
+  encoding); the transport sends it with an opener of its own, paced by the
+  process's rate limiter (``ratelimit``: NCBI counts requests per client) and
+  retried here, not by Bio.Entrez, whose module settings are never touched.
+  Only good answers are recorded. Retries and waits are logged (``reviewkit``
+  logger), so a stalled run says why.
 * Run again on a snapshot, a search fetches only PMIDs it does not hold and
   reports new and dropped PMIDs (a living search); a killed run resumes.
 * EFetch is by PMID list in batches (Bio.Entrez POSTs lists of 200 or more),
@@ -22,23 +26,23 @@ Choices that shape this module:
 * Credentials come from ``NCBI_EMAIL`` / ``NCBI_API_KEY`` or arguments, go to
   NCBI with each request, and are never stored, logged or put in a message.
 * ``REVIEWKIT_EUTILS_URL`` replaces ``https://eutils.ncbi.nlm.nih.gov/entrez/eutils/``
-  (proxies, the loopback emulator). Bio.Entrez hard-codes that URL, so the
-  request is rewritten by a urllib handler installed only for the call.
+  (proxies, the loopback emulator); the transport's own opener rewrites the
+  URL Bio.Entrez builds.
 """
 
 from __future__ import annotations
 
 import calendar
 import http.client
+import logging
 import os
 import random
 import socket
 import time
 import urllib.request
-from contextlib import contextmanager
 from datetime import date, timedelta
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Protocol as TypingProtocol
+from typing import Iterable, Protocol as TypingProtocol
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
@@ -50,6 +54,8 @@ from .protocol import Protocol
 from .ratelimit import LIMITER, RateLimiter, ncbi_rate
 from .pubmed import iter_pubmed_xml
 from .snapshot import Snapshot, clean_params, exchange_id
+
+log = logging.getLogger(__name__)
 
 NCBI_EUTILS = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 PUBMED_RETRIEVAL_CAP = 9999
@@ -118,24 +124,21 @@ def _short(value: str, limit: int = 80) -> str:
 
 
 # -- live -------------------------------------------------------------------
-class _Redirect(urllib.request.BaseHandler):
-    """Rewrites NCBI's E-utilities URL to ``base`` and sets a timeout; remembers the method."""
+def build_request(utility: str, params: dict[str, str], base: str = NCBI_EUTILS) -> urllib.request.Request:
+    """The HTTP request Bio.Entrez's ``Entrez.<utility>(**params)`` would send, addressed to ``base``.
 
-    handler_order = 100  # before HTTPSHandler sets the Host header
-
-    def __init__(self, base: str, timeout: float):
-        self.base = base
-        self.timeout = timeout
-        self.last_method = "GET"
-
-    def _rewrite(self, req):
-        if req.full_url.startswith(NCBI_EUTILS) and self.base != NCBI_EUTILS:
-            req.full_url = self.base + req.full_url[len(NCBI_EUTILS):]
-        req.timeout = self.timeout
-        self.last_method = req.get_method()
-        return req
-
-    https_request = http_request = _rewrite
+    Bio.Entrez decides the method (POST for long parameter lists, 200 or more ids, and
+    EPost) and the encoding (ECitMatch keeps its ``|``). Its module settings (email,
+    api_key, tool) are never used: ``params`` carries them, or None. Its sending
+    function paces and retries with process-wide settings, so the transport sends
+    the request itself.
+    """
+    script = "ecitmatch.cgi" if utility == "ecitmatch" else f"{utility}.fcgi"
+    variables: dict[str, str | None] = {"tool": TOOL, "email": None, "api_key": None, **params}
+    if utility == "ecitmatch":
+        variables = Entrez._update_ecitmatch_variables(variables)
+    return Entrez._build_request(base + script, variables, post=True if utility == "epost" else None,
+                                 ecitmatch=utility == "ecitmatch")
 
 
 TRANSIENT_HTTP = {429, 500, 502, 503, 504}
@@ -150,15 +153,17 @@ EXPECTED_ROOT = {"esearch": "eSearchResult", "efetch": "PubmedArticleSet",
 class LiveTransport:
     """Performs requests with Bio.Entrez and records each good answer in the snapshot.
 
-    Bio.Entrez's own retries are switched off (it retries 429/5xx at once,
-    without back-off, and has no timeout). Here every request waits its turn
-    at the process-wide rate limiter (3/s, 10/s with an API key, or ``rate``),
-    has a ``timeout``, and is retried with exponential back-off and jitter
+    Bio.Entrez builds each request (``build_request``) but does not send it: its
+    sending retries 429/5xx at once, without back-off or timeout, under
+    process-wide settings. Here every request waits its turn
+    at the process's rate limiter (3/s, 10/s with an API key, or ``rate``),
+    goes through the transport's own opener (``base_url``, no process-wide
+    urllib or Bio.Entrez setting), has a ``timeout``, and is retried with exponential back-off and jitter
     (``backoff`` × 2^n × [1, 2), at most ``max_backoff``; a Retry-After header
     wins) on 429, 5xx, timeouts, connection errors, truncated or unparseable
     bodies and ``<ERROR>`` bodies, up to ``max_attempts``; then an error names
     the request. Only a good answer is recorded, so a snapshot never replays a
-    failure.
+    failure. Each retry and each wait longer than a second is logged.
     """
 
     records = True
@@ -176,44 +181,31 @@ class LiveTransport:
         self.max_backoff = max_backoff
         self.rate = rate or ncbi_rate(bool(self.credentials.api_key))
         self.limiter = limiter
-
-    @contextmanager
-    def _opener(self) -> Iterator[_Redirect]:
-        redirect = _Redirect(self.base, self.timeout)
-        handlers: list = [redirect]
+        handlers: list = []
         if urlsplit(self.base).hostname in ("127.0.0.1", "localhost", "::1"):
             handlers.append(urllib.request.ProxyHandler({}))  # loopback never goes through a proxy
-        previous = urllib.request._opener
-        urllib.request.install_opener(urllib.request.build_opener(*handlers))
-        try:
-            yield redirect
-        finally:
-            urllib.request.install_opener(previous)
+        self._opener = urllib.request.build_opener(*handlers)
 
-    def _send(self, call, full: dict[str, str]) -> tuple[bytes, str]:
-        self.limiter.wait(self.rate)
-        Entrez._open.previous = 0  # paced above; Bio.Entrez must not sleep a second time
-        with self._opener() as redirect:
-            handle = call(**full)
-            try:
-                body = handle.read()
-            finally:
-                handle.close()
-        return (body.encode("utf-8") if isinstance(body, str) else body), redirect.last_method
+    def _send(self, utility: str, full: dict[str, str]) -> tuple[bytes, str]:
+        request = build_request(utility, full, self.base)
+        waited = self.limiter.wait(self.rate)
+        if waited > 1:
+            log.info("%s: waited %.1f s for the NCBI rate limit (%.0f requests/s)", utility, waited, self.rate)
+        with self._opener.open(request, timeout=self.timeout) as response:
+            body = response.read()
+        return body, request.get_method()
 
     def request(self, utility: str, params: dict[str, str], *, reuse: bool = False) -> bytes:
         if reuse:
             recorded = self.snapshot.get(utility, params)
             if recorded is not None:
                 return recorded.body
-        Entrez.max_tries = 1
-        call = getattr(Entrez, utility)
         full = {**params, **self.credentials.params()}
         last_problem = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
             wait = None
             try:
-                body, method = self._send(call, full)
+                body, method = self._send(utility, full)
                 last_problem = body_problem(utility, body)
                 if last_problem is None:
                     return self.snapshot.put(utility, params, body, method=method).body
@@ -227,7 +219,11 @@ class LiveTransport:
                 last_problem = type(exc).__name__
             if attempt < self.max_attempts:
                 delay = self.backoff * 2 ** (attempt - 1) * (1 + random.random())
-                time.sleep(min(self.max_backoff, wait if wait is not None else delay))
+                pause = min(self.max_backoff, wait if wait is not None else delay)
+                log.warning("%s: %s; retry %d of %d in %.1f s%s (%s)", utility, last_problem, attempt,
+                            self.max_attempts - 1, pause, " (Retry-After)" if wait is not None else "",
+                            _describe(params))
+                time.sleep(pause)
         raise EntrezError(
             f"{utility} failed {self.max_attempts} times, last with {last_problem} ({_describe(params)})"
         )
@@ -463,6 +459,8 @@ def run_search(transport: Transport, protocol: Protocol, key: str, *, batch_size
     from tqdm.auto import tqdm
 
     query = protocol.query(key)
+    log.info("[%s] %s: %s", key, protocol.search(key).label,
+             "searching PubMed" if transport.records else "replaying the recorded search")
     date_params = protocol.dates.params()
     date_run = transport.snapshot.clock()
     where = f"search {key!r}"

@@ -15,3 +15,7 @@ class SnapshotError(ReviewkitError):
 
 class EntrezError(ReviewkitError):
     """NCBI E-utilities answered with an error, or kept failing."""
+
+
+class ProjectError(ReviewkitError):
+    """The review's project folder cannot be found, or its reviewkit.yml is malformed."""

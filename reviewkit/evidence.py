@@ -6,10 +6,11 @@
   pre-specified analysis of the extraction table (``extraction`` → ``effects`` →
   ``meta``), pooling only rows of included studies when ``included`` is given;
 * ``pooled_from_extraction(table, pool_group, method, hksj, included)``: its pooled effects;
-* ``included_from_screening(state, corpus_records, extraction)``: the included
+* ``included_from_screening(state, studies, extraction)``: the included
   studies as the screening module's final full-text decisions say, one row per
   report and disorder, with ``study_id`` so that participants reported twice
-  are counted once, and the extraction rows of each report;
+  are counted once, the study's design (``load_studies``: the project's table
+  of included studies) and the extraction rows of each report;
 * ``included_rows(table, included)``: the extraction rows of included studies.
 
 Both results are plain data that ``reviewkit.claims.audit_claims`` takes as
@@ -18,27 +19,55 @@ arguments, so a notebook can pass exactly what it shows.
 
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from .citations import fold
-from .claims import INCLUDED_COLUMNS, PooledEffect
 from .effects import RATIO_MEASURES, effect_sizes
 from .errors import ReviewkitError
-from .extraction import analysis_rows, pool_measure
+from .extraction import DESIGNS, ExtractionError, analysis_rows, pool_measure
 from .meta import SubgroupAnalysis, pool_by_disorder
-from .protocol import load_protocol
+from .text import fold
 
-DEFAULT_POOL_GROUP = "abstinence"
+INCLUDED_COLUMNS = ("record_id", "study_id", "disorder", "design", "n", "pmid", "doi", "title", "first_author", "year")
+STUDY_COLUMNS = ("study_id", "study", "design", "source")
 
 
-def pooled_effects(analysis: SubgroupAnalysis | None, label: str = "") -> dict[str, PooledEffect]:
+@dataclass(frozen=True)
+class PooledEffect:
+    """A pooled estimate for one disorder, on its natural scale, and which arm its CI favours."""
+
+    measure: str          # e.g. "OR", "SMD"
+    estimate: float
+    ci_low: float
+    ci_high: float
+    k: int
+    favours: str          # "intervention" (the CI excludes no effect, in its favour), "control" or "neither"
+    analysis: str = ""    # the pooled outcome, e.g. "abstinence" (the extraction table's pool_group)
+    method: str = ""      # e.g. "REML"
+    intervention: str = "intervention"  # its name in sentences, e.g. "ketamine"
+
+    @property
+    def null(self) -> float:
+        """No difference: 1 for ratios, 0 for differences."""
+        return 1.0 if self.measure in RATIO_MEASURES else 0.0
+
+    def text(self) -> str:
+        side = self.intervention if self.favours == "intervention" else self.favours
+        verdict = f"favours {side}" if self.favours != "neither" else f"CI includes {self.null:g}, no difference"
+        model = ", ".join(x for x in (f"k={self.k}", self.method) if x)
+        what = f"{self.analysis} {self.measure}" if self.analysis else self.measure
+        return (f"pooled {what} {self.estimate:.2f} (95% CI {self.ci_low:.2f} to {self.ci_high:.2f}; {model}): "
+                f"{verdict}")
+
+
+def pooled_effects(analysis: SubgroupAnalysis | None, label: str = "",
+                   intervention: str = "intervention") -> dict[str, PooledEffect]:
     """One ``PooledEffect`` per disorder with at least one study; ratios back-transformed.
-    None (nothing pooled) gives none."""
+    None (nothing pooled) gives none. ``intervention`` names the intervention in sentences."""
     if analysis is None:
         return {}
     ratio = analysis.measure in RATIO_MEASURES
@@ -48,25 +77,23 @@ def pooled_effects(analysis: SubgroupAnalysis | None, label: str = "") -> dict[s
             continue
         est, lo, hi = (math.exp(v) if ratio else v for v in (res.estimate, res.ci_low, res.ci_high))
         # On the analysis scale 0 is no effect, and reviewkit.effects harmonises direction so that
-        # above it always favours ketamine.
-        favours = "ketamine" if res.ci_low > 0 else "control" if res.ci_high < 0 else "neither"
-        out[disorder] = PooledEffect(analysis.measure, est, lo, hi, res.k, favours,
-                                     analysis=label, method=analysis.method + (" HKSJ" if analysis.hksj else ""))
+        # above it always favours the intervention.
+        favours = "intervention" if res.ci_low > 0 else "control" if res.ci_high < 0 else "neither"
+        out[disorder] = PooledEffect(analysis.measure, est, lo, hi, res.k, favours, analysis=label,
+                                     method=analysis.method + (" HKSJ" if analysis.hksj else ""),
+                                     intervention=intervention)
     return out
 
 
-def pool_analysis(table: pd.DataFrame, pool_group: str = DEFAULT_POOL_GROUP, method: str = "REML",
-                  hksj: bool = False, included: pd.DataFrame | None = None,
-                  disorders: Sequence[str] | None = None) -> SubgroupAnalysis | None:
+def pool_analysis(table: pd.DataFrame, pool_group: str, method: str, hksj: bool, *,
+                  disorders: Sequence[str], included: pd.DataFrame | None = None) -> SubgroupAnalysis | None:
     """The random-effects model of one pre-specified analysis of the extraction table, by disorder.
 
     With ``included`` (from ``included_from_screening``) only rows of studies included at full
     text are pooled, and the result is None when no included study is in the analysis. An
-    unknown ``pool_group`` is an error either way. Every one of ``disorders`` (default: the
-    searches of data/protocol.yml) has its subgroup, with or without a study.
+    unknown ``pool_group`` is an error either way. Every one of ``disorders`` (the protocol's
+    searches) has its subgroup, with or without a study.
     """
-    if disorders is None:
-        disorders = tuple(load_protocol().searches)
     rows = analysis_rows(table, pool_group)
     if included is not None:
         rows = included_rows(rows, included)
@@ -79,12 +106,6 @@ def included_rows(table: pd.DataFrame, included: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``table`` (extraction) that ``included_from_screening`` joined to an included report."""
     row_ids = {r for rows in included["extraction_rows"] for r in rows}
     return table[table["row_id"].isin(row_ids)]
-
-
-def pooled_from_extraction(table: pd.DataFrame, pool_group: str = DEFAULT_POOL_GROUP, method: str = "REML",
-                           hksj: bool = False, included: pd.DataFrame | None = None) -> dict[str, PooledEffect]:
-    """Pool one pre-specified analysis of the extraction table by disorder (docs/meta-analysis.md)."""
-    return pooled_effects(pool_analysis(table, pool_group, method, hksj, included), label=pool_group)
 
 
 def _text(value: object) -> str:
@@ -120,25 +141,34 @@ def _index(items: Iterable, keys: Callable[[object], Iterable[tuple[str, str]]])
     return index
 
 
-def read_corpus_records(path: str | Path) -> list[dict]:
+def load_studies(path: str | Path) -> pd.DataFrame:
+    """The table of included studies (``studies.csv``: ``study_id, study, design, source``).
+
+    ``study_id`` is the screening's study id (the full-text sheet's ``study_id``, or the main
+    report's record id); ``design`` one of ``reviewkit.extraction.DESIGNS``. A missing file is an
+    empty table: every included study then has no recorded design. Problems name file, row, column.
+    """
     path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame(columns=list(STUDY_COLUMNS))
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ReviewkitError(f"{path}: cannot read the corpus records ({exc})") from None
-    out = []
-    for lineno, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ReviewkitError(f"{path}, line {lineno}: not JSON ({exc})") from None
-    return out
-
-
-def _corpus_keys(rec: dict) -> list[tuple[str, str]]:
-    return [("pmid", _text(rec.get("pmid"))), ("doi", _text(rec.get("doi")).lower()),
-            ("title", fold(rec.get("title")) and f"{fold(rec.get('title'))} {_year(rec.get('year'))}")]
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ExtractionError(f"{path}: cannot read the table of included studies ({type(exc).__name__})") from None
+    missing = [c for c in STUDY_COLUMNS if c not in table.columns]
+    if missing:
+        raise ExtractionError(f"{path}: missing column(s) {', '.join(missing)}")
+    table = table.apply(lambda col: col.str.strip())
+    for i, row in table.iterrows():
+        at = f"{path}, row {i + 2}"
+        if not row["study_id"]:
+            raise ExtractionError(f"{at}, column 'study_id': must not be empty")
+        if row["design"] and row["design"] not in DESIGNS:
+            raise ExtractionError(f"{at}, column 'design': {row['design'][:40]!r} is not one of {', '.join(DESIGNS)}")
+    twice = table["study_id"][table["study_id"].duplicated()]
+    if not twice.empty:
+        raise ExtractionError(f"{path}: study_id {twice.iloc[0][:60]!r} appears more than once")
+    return table.replace("", None)
 
 
 def _extraction_keys(row: pd.Series) -> list[tuple[str, str]]:
@@ -156,23 +186,22 @@ def _arm_total(rows: list[pd.Series]) -> int | None:
     return max(totals) if totals else None
 
 
-def included_from_screening(state, corpus_records: str | Path, extraction: pd.DataFrame) -> pd.DataFrame:
+def included_from_screening(state, studies: pd.DataFrame, extraction: pd.DataFrame) -> pd.DataFrame:
     """Included reports (full-text ``final == include``, current rows) joined to design and n.
 
-    ``state`` is a ``reviewkit.screening_state.ScreeningState``. The join, per report:
+    ``state`` is a ``reviewkit.screening_state.ScreeningState``, ``studies`` the table of
+    included studies (``load_studies``). The join, per report:
 
     * identifiers, title, first author, year and disorder(s) from the deduplicated
-      record; disorders are the record's ``searches`` (the corpus record's
-      ``retrieved_by`` when the record names none);
+      record; disorders are the record's ``searches``;
     * ``study_id``: the full-text sheet's ``study_id``, or the report's own id;
-    * ``design`` from the corpus record with the same PMID, else DOI, else title and
-      year (``design_from`` names the key; None when no corpus record matches);
+    * ``design`` from the studies table row of that study (``design_from`` says so;
+      None when the study has no row or no design);
     * ``extraction_rows``: the extraction table's ``row_id`` of the rows with the
       same PMID, else DOI, else first-author surname, year and journal (a tuple,
       empty when none matches); ``n`` is the largest ``n_t + n_c`` among them, None
       when no row has both (``n_from`` names the key and the rows matched).
 
-    Raises ReviewkitError when a key matches corpus records that disagree on design.
     """
     sheet = state.sheet("full_text")
     decided = sheet[(sheet["status"] == "") & (sheet["final"] == "include")]
@@ -181,19 +210,13 @@ def included_from_screening(state, corpus_records: str | Path, extraction: pd.Da
     records = records[records["record_id"].isin(set(study_of))]
 
     searches = set(state.search_keys)  # the protocol's searches: one disorder each
-    corpus = _index(read_corpus_records(corpus_records), _corpus_keys)
+    design_of = {sid: d for sid, d in zip(studies["study_id"], studies["design"]) if d}
     rows_by_key = _index((row for _, row in extraction.iterrows()), _extraction_keys)
     out = []
     for _, rec in records.iterrows():
-        title = fold(rec["title"])
-        key_name, hits = _lookup([("pmid", _text(rec["pmid"])), ("doi", _text(rec["doi"]).lower()),
-                                  ("title", title and f"{title} {_year(rec['year'])}")], corpus)
-        designs = sorted({_text(h.get("design")) for h in hits} - {""})
-        if len(designs) > 1:
-            raise ReviewkitError(f"{corpus_records}: records matching {rec['record_id']} by {key_name} disagree on "
-                                 f"design ({', '.join(designs)})")
-        disorders = [s for s in rec["searches"] if s in searches] or \
-            [d for h in hits for d in (h.get("retrieved_by") or []) if d in searches]
+        study = study_of[rec["record_id"]]
+        design = design_of.get(study)
+        disorders = [s for s in rec["searches"] if s in searches]
         n_key, n_rows = _lookup([("pmid", _text(rec["pmid"])), ("doi", _text(rec["doi"]).lower()),
                                  ("author-year-journal",
                                   f"{_surname(rec['first_author'])}|{_year(rec['year'])}|{fold(rec['journal'])}")],
@@ -201,11 +224,11 @@ def included_from_screening(state, corpus_records: str | Path, extraction: pd.Da
         n = _arm_total(n_rows)
         for disorder in dict.fromkeys(disorders):
             out.append({
-                "record_id": rec["record_id"], "study_id": study_of[rec["record_id"]], "disorder": disorder,
-                "design": designs[0] if designs else None, "n": n,
+                "record_id": rec["record_id"], "study_id": study, "disorder": disorder,
+                "design": design, "n": n,
                 "pmid": _text(rec["pmid"]) or None, "doi": _text(rec["doi"]) or None, "title": rec["title"],
                 "first_author": _text(rec["first_author"]) or None, "year": _year(rec["year"]) or None,
-                "design_from": f"corpus by {key_name}" if designs else None,
+                "design_from": f"studies table, {study}" if design else None,
                 "n_from": f"extraction by {n_key}: {', '.join(r['row_id'] for r in n_rows)}" if n_rows else None,
                 "extraction_rows": tuple(r["row_id"] for r in n_rows),
             })

@@ -1,7 +1,7 @@
 """The extraction table: one row per reported outcome comparison of an included study.
 
-``load_extraction(path, protocol)`` reads ``data/extraction/outcomes.csv`` (schema in
-``data/extraction/README.md``), checks it (a row's ``disorder`` is one of the
+``load_extraction(path, protocol)`` reads a project's ``extraction/outcomes.csv`` (schema in
+the worked example's ``data/extraction/README.md``), checks it (a row's ``disorder`` is one of the
 protocol's search keys), and returns a DataFrame with numbers as numbers and
 empty cells as missing. ``analysis_rows(df, pool_group)`` picks
 the rows of one pre-specified analysis. Every problem raises
@@ -17,12 +17,15 @@ import pandas as pd
 
 from .effects import REPORTED_MEASURES, EffectSizeError, check_row, data_kind
 from .errors import ReviewkitError
-from .protocol import Protocol, load_protocol
+from .protocol import Protocol
 
-DESIGNS = ("rct", "crossover_rct", "nonrandomized_controlled", "retrospective_cohort")
+# Study designs, as the extraction and the table of included studies name them.
+DESIGNS = ("rct", "crossover_rct", "nonrandomized_controlled", "retrospective_cohort", "prospective_cohort",
+           "open_label", "case_series", "case_report")
+# Designs whose outcome rows carry a comparison to extract (single-arm designs describe, not compare).
+COMPARATIVE_DESIGNS = ("rct", "crossover_rct", "nonrandomized_controlled", "retrospective_cohort",
+                       "prospective_cohort")
 OUTCOME_TYPES = ("binary", "continuous", "time_to_event")
-
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "extraction" / "outcomes.csv"
 
 TEXT_COLUMNS = (
     "row_id", "study", "participants", "pmid", "doi", "journal", "disorder", "design", "intervention",
@@ -41,13 +44,12 @@ class ExtractionError(ReviewkitError):
     """The extraction table is malformed or holds impossible numbers."""
 
 
-def load_extraction(path: str | Path = DEFAULT_PATH, protocol: Protocol | None = None) -> pd.DataFrame:
+def load_extraction(path: str | Path, protocol: Protocol) -> pd.DataFrame:
     """Read and validate the extraction CSV; returns typed columns (Int64, float, bool, str/None).
 
-    ``protocol`` (default: data/protocol.yml) gives the disorders a row may name: its search keys.
+    ``protocol`` gives the disorders a row may name: its search keys.
     """
     path = Path(path)
-    protocol = protocol or load_protocol()
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError) as exc:
@@ -111,8 +113,8 @@ def validate_extraction(df: pd.DataFrame, disorders: Sequence[str], where: str =
                 raise fail(col, "must not be empty")
         if row["disorder"] not in disorders:
             raise fail("disorder", f"{row['disorder']!r} is not one of {', '.join(disorders)} ({known})")
-        if row["design"] not in DESIGNS:
-            raise fail("design", f"{row['design']!r} is not one of {', '.join(DESIGNS)}")
+        if row["design"] not in COMPARATIVE_DESIGNS:
+            raise fail("design", f"{row['design']!r} is not one of {', '.join(COMPARATIVE_DESIGNS)}")
         if row["outcome_type"] not in OUTCOME_TYPES:
             raise fail("outcome_type", f"{row['outcome_type']!r} is not one of {', '.join(OUTCOME_TYPES)}")
         if row["favourable"] not in ("higher", "lower"):

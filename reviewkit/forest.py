@@ -8,8 +8,8 @@ for its pooled estimate with its heterogeneity, or a line saying there is no
 comparative study. Then the overall diamond, its prediction interval, the
 overall heterogeneity line and the test for subgroup differences.
 
-Positive ``yi`` favours ketamine (``effects`` harmonises direction), so the
-right-hand side of the axis reads "favours ketamine". Ratios are drawn on a
+Positive ``yi`` favours the intervention (``effects`` harmonises direction), so
+the right-hand side of the axis reads "Favours <intervention>". Ratios are drawn on a
 log axis with back-transformed tick labels.
 """
 
@@ -30,6 +30,7 @@ from matplotlib.patches import Polygon  # noqa: E402
 from .effects import RATIO_MEASURES  # noqa: E402
 from .io import atomic_write_bytes  # noqa: E402
 from .meta import PoolResult, SubgroupAnalysis  # noqa: E402
+from .text import in_sentence  # noqa: E402
 
 MEASURE_NAMES = {"OR": "Odds ratio", "RR": "Risk ratio", "RD": "Risk difference",
                  "MD": "Mean difference", "SMD": "Standardised mean difference (g)"}
@@ -86,12 +87,14 @@ def forest(
     title: str | None = None,
     note: str | None = None,
     group_labels: dict[str, str] | None = None,
+    intervention: str = "Intervention",
 ) -> plt.Figure:
     """Draw the forest plot, save ``<path_stem>.png`` and ``.svg``, return the Figure.
 
     ``note`` is printed under the plot (e.g. "Sample corpus, not a complete
     search"). ``group_labels`` maps subgroup keys to headings (e.g. the
     protocol's ``Protocol.labels``; a key without one is its own heading).
+    ``intervention`` names the intervention arm's column and the side it is favoured on.
     """
     labels = group_labels or {}
     ratio = analysis.measure in RATIO_MEASURES
@@ -156,7 +159,7 @@ def forest(
         fig.text(x, y_fig(i), s, **kw)
 
     header_y = top + 0.35 / fig_h
-    for x, s, ha in ((x_study, "Study", "left"), (x_out, "Outcome", "left"), (x_t, "Ketamine", "right"), (x_c, "Control", "right"),
+    for x, s, ha in ((x_study, "Study", "left"), (x_out, "Outcome", "left"), (x_t, intervention, "right"), (x_c, "Control", "right"),
                      (x_eff, f"{analysis.measure} [95% CI]", "left"), (x_w, "Weight", "right")):
         fig.text(x, header_y, s, ha=ha, va="center", fontsize=9, fontweight="bold", color=INK)
     fig.add_artist(plt.Line2D([x_study, x_w], [top + 0.12 / fig_h] * 2, color=INK, lw=0.8))
@@ -226,7 +229,7 @@ def forest(
     cap_y = bottom - 0.6 / fig_h
     null_fig = plot_l + (null - lo_x) / (hi_x - lo_x) * (plot_r - plot_l)
     fig.text(null_fig - 0.008, cap_y, "\u2190 Favours control", ha="right", va="center", fontsize=8.5, color=INK)
-    fig.text(null_fig + 0.008, cap_y, "Favours ketamine \u2192", ha="left", va="center", fontsize=8.5, color=INK)
+    fig.text(null_fig + 0.008, cap_y, f"Favours {in_sentence(intervention)} \u2192", ha="left", va="center", fontsize=8.5, color=INK)
 
     footer = [
         f"{SECONDARY_MARK} at least one number from a news or secondary summary, not the paper itself; "

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import yaml
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -59,3 +61,64 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 yield json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ReviewkitError(f"{path}, line {lineno}: not valid JSON ({exc.msg})") from None
+
+
+MAX_YAML_BYTES = 1024 * 1024
+
+
+def read_yaml(path: str | os.PathLike, what: str, max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """A small YAML file a person wrote (protocol, project file, claims), read with bounds.
+
+    Plain data only (``yaml.safe_load``: no tags that build objects); aliases are
+    refused (a handful of them can expand to gigabytes) and so are files over
+    ``max_bytes``, invalid UTF-8 and nesting deeper than Python can follow. Every
+    problem is a ``ReviewkitError`` naming the file and, where YAML knows it, the line.
+    """
+    from .errors import ReviewkitError
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise ReviewkitError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ReviewkitError(f"{path}: cannot read the {what} ({exc.strerror or type(exc).__name__})") from None
+    if len(data) > max_bytes:
+        raise ReviewkitError(f"{path}: the {what} is larger than {max_bytes // 1024} KiB; is it the right file?")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ReviewkitError(f"{path}: the {what} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 (a SafeLoader without aliases)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ReviewkitError(f"{path}{where}: not valid YAML ({exc.problem or exc.context})") from None
+    except yaml.YAMLError as exc:
+        raise ReviewkitError(f"{path}: not valid YAML ({type(exc).__name__})") from None
+    except RecursionError:
+        raise ReviewkitError(f"{path}: the {what} is nested too deeply") from None
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """SafeLoader without aliases or repeated keys."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in this file",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        # YAML lets a later key silently replace an earlier one; a person who wrote a key twice meant both.
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice in one mapping",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)

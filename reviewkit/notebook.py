@@ -1,96 +1,47 @@
-"""What every review notebook does first, and the few helpers the notebooks share.
+"""What every review notebook does first, and the display helpers the notebooks share.
 
-``start(...)`` turns a notebook's papermill parameters into resolved paths, so
-the same notebook runs from the repository root, from ``notebooks/`` in
-JupyterLab and under ``reviewkit run``. It switches itables to offline mode (its
-JavaScript is inlined into the output, so the HTML report fetches nothing from
-the internet) and shows the banner every output built from the bundled sample
-carries.
+``start(...)`` turns a notebook's papermill parameters into a
+``reviewkit.review.Review`` (the same orchestration the command line uses), so
+the notebook runs from its project's ``notebooks/`` in JupyterLab and under
+``reviewkit run`` alike. It switches itables to offline mode (its JavaScript is
+inlined into the output, so the HTML report fetches nothing from the internet)
+and shows the banner every output built from a sample carries. The helpers
+below only shape what a stage computed into tables and figures for readers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from .errors import ReviewkitError
-from .report import project_root, sample_banner_html
+from .project import Project
+from .report import sample_banner_html
+from .review import Review
 
 
-@dataclass(frozen=True)
-class Context:
-    root: Path
-    snapshot_dir: Path
-    output_dir: Path
-    offline: bool
-    searches: list[str] | None
-    screening_dir: Path
+def start(*, project: str = "", protocol: str = "", offline: bool = True, snapshot: str = "",
+          searches: list[str] | None = None, screening: str = "", output_dir: str = "") -> Review:
+    """The notebook's ``Review``, tables set up for readers, the sample banner shown; every notebook's first call.
 
-    @property
-    def exports(self) -> Path:
-        return self.output_dir / "exports"
-
-    @property
-    def snapshot_info(self) -> dict:
-        from .snapshot import Snapshot
-
-        if not (self.snapshot_dir / "snapshot.json").is_file():
-            return {}
-        return Snapshot.open(self.snapshot_dir).info
-
-    @property
-    def is_sample(self) -> bool:
-        return bool(self.snapshot_info.get("sample"))
-
-
-def resolve_data(name: str, root: Path, kind: str = "snapshots") -> Path:
-    """A bare name is a folder of ``data/<kind>/``; anything else is a path (relative to the project)."""
-    if not name:
-        raise ReviewkitError(f"an empty name for a folder of data/{kind}/; give a name (e.g. sample) or a path")
-    path = Path(name).expanduser()
-    if len(path.parts) == 1 and not path.is_absolute():
-        return root / "data" / kind / name
-    return path if path.is_absolute() else root / path
-
-
-def start(*, offline: bool = True, snapshot: str = "sample", searches: list[str] | None = None,
-          screening: str = "sample", output_dir: str = "") -> Context:
-    """Resolve paths, set up interactive tables, show the sample banner; the first call of every notebook."""
+    ``project`` "" finds the project from the working folder upwards; ``snapshot`` and ``screening`` ""
+    are the project's defaults; ``output_dir`` "" is the project's ``reports/interactive``.
+    """
     import itables
     from IPython.display import HTML, display
 
-    root = project_root()
-    out = Path(output_dir).expanduser() if output_dir else root / "reports" / "interactive"
-    ctx = Context(root, resolve_data(str(snapshot), root, "snapshots"), out if out.is_absolute() else root / out,
-                  bool(offline), list(searches) if searches else None, resolve_data(str(screening), root, "screening"))
-    if ctx.offline and not (ctx.snapshot_dir / "snapshot.json").is_file():
-        raise ReviewkitError(f"offline run: snapshot folder {ctx.snapshot_dir} does not exist or has no snapshot.json")
-    if not ctx.offline and ctx.is_sample:
-        raise ReviewkitError(f"live run: {ctx.snapshot_dir} is the bundled sample; give a new snapshot folder "
-                             "for the live searches to be recorded in")
+    review = Review(Project.find(project or None, protocol=protocol or None), live=not offline,
+                    snapshot=snapshot or None, screening=screening or None, searches=searches or None,
+                    output_dir=output_dir or None, progress=not offline)
     itables.init_notebook_mode(all_interactive=False, connected=False)
     # Plain tables show whole sentences (reasons, notes), not pandas' 50-character cut.
     pd.set_option("display.max_colwidth", None)
     # Titles and reasons are text: left-aligned and wrapped read better than right-aligned and cut.
     itables.options.classes = "display compact"
     itables.options.columnDefs = [{"className": "dt-left", "targets": "_all"}]
-    if ctx.is_sample:
-        display(HTML(sample_banner_html(ctx.snapshot_info.get("note", ""))))
-    return ctx
-
-
-def open_transport(ctx: Context, protocol):
-    """Replay the snapshot offline; live, record every request into it (resuming what is there)."""
-    from .entrez import LiveTransport, ReplayTransport
-    from .snapshot import Snapshot
-
-    if ctx.offline:
-        return ReplayTransport(Snapshot.open(ctx.snapshot_dir))
-    snap = Snapshot.create(ctx.snapshot_dir, sample=False, note="Live PubMed searches recorded by reviewkit.",
-                           protocol_sha256=protocol.sha256)
-    return LiveTransport(snap)
+    if review.is_sample:
+        display(HTML(sample_banner_html(review.sample_note)))
+    return review
 
 
 def search_table(results) -> pd.DataFrame:
@@ -131,17 +82,6 @@ def screening_overview(state) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def awaiting_screening(state, stage: str = "title_abstract") -> pd.DataFrame:
-    """Records of one stage without a final decision; ``new`` marks those this run added."""
-    update = state.updates[stage]
-    sheet = update.sheet
-    waiting = sheet[(sheet["status"] == "") & (sheet["final"] == "")]
-    new = set(update.new_ids)
-    return waiting.assign(new=waiting["record_id"].isin(new))[
-        ["record_id", "new", "title", "authors", "year", "searches", "suggestion", "suggestion_reason"]
-    ].reset_index(drop=True)
-
-
 def show_image(path: str | Path, alt: str, width: int = 900) -> None:
     """Display a figure file the library wrote, so the report shows exactly the exported figure.
 
@@ -168,16 +108,16 @@ def exclusion_reasons(counts) -> pd.DataFrame:
                          "other methods": [om.get(r, 0) for r in reasons]})
 
 
-def pooled_table(analysis, name: str = "") -> pd.DataFrame:
+def pooled_table(analysis, labels: dict[str, str], name: str = "") -> pd.DataFrame:
     """The per-disorder and overall models for readers: ratios back-transformed, rounded, labelled
     with the protocol's names for its searches.
 
-    ``analysis`` None (no included study in the analysis ``name``) gives one row saying so.
+    ``analysis`` None (no included study in the analysis ``name``) gives one row saying so;
+    ``labels``: the protocol's names of its searches (``Protocol.labels``).
     """
     import numpy as np
 
     from .effects import RATIO_MEASURES
-    from .protocol import load_protocol
 
     if analysis is None:
         return pd.DataFrame({"studies (k)": [0], "note": [_nothing_pooled(name)]}, index=["overall"])
@@ -186,7 +126,6 @@ def pooled_table(analysis, name: str = "") -> pd.DataFrame:
     def fmt(values, digits: int) -> list[str]:
         return ["–" if pd.isna(v) else f"{v:.{digits}f}" for v in values]
 
-    labels = load_protocol().labels
     out = pd.DataFrame(index=[labels.get(i, i) for i in table.index])
     out["studies (k)"] = table["k"].astype(int).to_numpy()
     for col, name in (("estimate", analysis.measure), ("ci_low", "95% CI low"), ("ci_high", "95% CI high"),
@@ -210,16 +149,6 @@ def _nothing_pooled(name: str) -> str:
             f"{name or 'chosen'} analysis of the extraction table.")
 
 
-def included_reports(ctx: Context, extraction: pd.DataFrame) -> pd.DataFrame:
-    """This run's included reports joined to design, n and their extraction rows
-    (``reviewkit.evidence.included_from_screening``)."""
-    from .evidence import included_from_screening
-    from .screening_state import build_state
-
-    state = build_state(ctx.snapshot_dir, ctx.screening_dir)
-    return included_from_screening(state, ctx.root / "data" / "corpus" / "records.jsonl", extraction)
-
-
 def extraction_table(extraction: pd.DataFrame, included: pd.DataFrame) -> pd.DataFrame:
     """The extraction table with ``included`` (is the row's study included at full text in this
     run? rows of other studies are not pooled) and ``included study`` (the screening's study id)."""
@@ -229,42 +158,32 @@ def extraction_table(extraction: pd.DataFrame, included: pd.DataFrame) -> pd.Dat
     return extraction.assign(included=[bool(s) for s in studies], **{"included study": studies})
 
 
-def export_meta_analysis(ctx: Context, extraction: pd.DataFrame, included: pd.DataFrame, analysis,
-                         name: str) -> list[Path]:
+def export_meta_analysis(review: Review, analysis, name: str) -> list[Path]:
     """Write the extraction table (with ``included study``) and, when something was pooled, the
     effect sizes with their weights, to the run's exports (CSV and XLSX)."""
     from .exports import write_table
 
-    written = write_table(extraction_table(extraction, included), ctx.exports, "extraction")
+    written = write_table(extraction_table(review.extraction, review.included), review.exports, "extraction")
     if analysis is not None:
-        written += write_table(analysis.studies, ctx.exports, f"effects_{name}")
+        written += write_table(analysis.studies, review.exports, f"effects_{name}")
     return written
 
 
-def forest_plot(ctx: Context, analysis, name: str) -> None:
+def forest_plot(review: Review, analysis, name: str) -> None:
     """Draw, export (PNG, SVG) and show the forest plot of ``analysis``; say so when nothing was pooled."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
 
     from .forest import forest
-    from .protocol import load_protocol
 
     if analysis is None:
         display(Markdown(_nothing_pooled(name)))
         return
-    note = "Sample data: a curated sample of real studies, not a complete PubMed search." if ctx.is_sample else None
-    stem = ctx.exports / f"forest_{name}"
-    plt.close(forest(analysis, stem, title=f"Ketamine vs control: {name}", note=note,
-                     group_labels=load_protocol().labels))
+    note = "Sample data: a curated sample of real studies, not a complete PubMed search." if review.is_sample else None
+    stem = review.exports / f"forest_{name}"
+    plt.close(forest(analysis, stem, title=f"{review.protocol.intervention_label} vs control: {name}", note=note,
+                     group_labels=review.protocol.labels, intervention=review.protocol.intervention_label))
     show_image(stem.with_suffix(".png"), alt=f"Forest plot: {name}")
-
-
-def citation_source(ctx: Context):
-    """Where references are checked: the snapshot's local records offline, PubMed live (recorded in the snapshot)."""
-    from .citations import candidate_source
-    from .snapshot import Snapshot
-
-    return candidate_source(Snapshot.open(ctx.snapshot_dir), live=not ctx.offline)
 
 
 def claims_table(audit) -> pd.DataFrame:
@@ -296,20 +215,20 @@ def included_records(state) -> pd.DataFrame:
     return records[records["record_id"].isin(set(current["record_id"]))].reset_index(drop=True)
 
 
-def key_numbers(counts, analysis, audits: pd.DataFrame) -> pd.DataFrame:
-    """The report in a few lines: search yield, screening, included studies, pooled effect, claims."""
+def key_numbers(counts, analysis, audits: pd.DataFrame | None) -> pd.DataFrame:
+    """The report in a few lines: search yield, screening, included studies, pooled effect, claims
+    (``audits`` None: the project audits no article)."""
     import math
 
     from .effects import RATIO_MEASURES
 
     db, om = counts.databases, counts.other_methods
-    verdicts = audits["verdict"].value_counts()
     if analysis is None:
-        pooled = ("Pooled effect, all disorders", "none: no included study is in the analysis")
+        pooled = ("Pooled effect, all searches", "none: no included study is in the analysis")
     else:
         overall = analysis.overall
         show = math.exp if analysis.measure in RATIO_MEASURES else (lambda v: v)
-        pooled = (f"Pooled {analysis.measure}, all disorders (k = {overall.k})",
+        pooled = (f"Pooled {analysis.measure}, all searches (k = {overall.k})",
                   f"{show(overall.estimate):.2f} (95% CI {show(overall.ci_low):.2f} to {show(overall.ci_high):.2f})")
     rows = [
         ("Records from the PubMed searches", f"{sum(db.identified.values())}"),
@@ -318,8 +237,10 @@ def key_numbers(counts, analysis, audits: pd.DataFrame) -> pd.DataFrame:
         ("Reports assessed in full text", f"{db.reports.assessed + om.reports.assessed}"),
         ("Studies included (reports)", f"{counts.studies_included} ({counts.reports_included})"),
         pooled,
-        ("Article claims audited", f"{len(audits)}: " + ", ".join(f"{n} {v}" for v, n in verdicts.items())),
     ]
+    if audits is not None:
+        verdicts = audits["verdict"].value_counts()
+        rows.append(("Article claims audited", f"{len(audits)}: " + ", ".join(f"{n} {v}" for v, n in verdicts.items())))
     return pd.DataFrame(rows, columns=["", "value"]).set_index("")
 
 
@@ -329,12 +250,3 @@ def files_table(folder: str | Path) -> pd.DataFrame:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     return pd.DataFrame({"file": [str(p.relative_to(folder)) for p in files],
                          "kB": [round(p.stat().st_size / 1024, 1) for p in files]}).set_index("file")
-
-
-def article_audit(ctx: Context, analysis: str = "abstinence", method: str = "REML", hksj: bool = False):
-    """The claims audit for this run's snapshot and screening (``reviewkit.audit.ArticleAudit``)."""
-    from .audit import audit_article
-
-    return audit_article(ctx.snapshot_dir, ctx.screening_dir, citation_source(ctx), analysis=analysis,
-                         method=method, hksj=hksj, article_dir=ctx.root / "data" / "article",
-                         corpus_records=ctx.root / "data" / "corpus" / "records.jsonl")

@@ -1,4 +1,4 @@
-"""The review protocol (``data/protocol.yml``) and the PubMed queries built from it.
+"""The review protocol (a project's ``protocol.yml``) and the PubMed queries built from it.
 
 A search's query is ``(intervention) AND (disorder)`` where each block ORs its
 MeSH headings (``"X"[Mesh]``, exploded as PubMed does by default) and its
@@ -12,25 +12,28 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .errors import ProtocolError
-
-DEFAULT_PROTOCOL = Path(__file__).resolve().parent.parent / "data" / "protocol.yml"
+from .errors import ProtocolError, ReviewkitError
+from .io import read_yaml
 
 _DATE = re.compile(r"^\d{4}(/(0[1-9]|1[0-2])(/(0[1-9]|[12]\d|3[01]))?)?$")
 _DATETYPES = {"pdat", "edat", "mdat"}
+# Characters PubMed reads as query syntax, and the placeholders of the `reviewkit init` template.
+_SYNTAX = '"[]#()'
+_PLACEHOLDER = re.compile(r"^<.*>$")
+METHODS = ("FE", "DL", "REML", "PM", "ML", "HE", "SJ")
 
 
 @dataclass(frozen=True)
 class TermBlock:
-    """MeSH headings and free-text synonyms for one concept."""
+    """MeSH headings and free-text synonyms for one concept (``label``: its name in reports)."""
 
     mesh: tuple[str, ...]
     text: tuple[str, ...]
+    label: str = ""
 
     def query(self) -> str:
         parts = [f'"{m}"[Mesh]' for m in self.mesh] + [_tiab(t) for t in self.text]
@@ -57,6 +60,15 @@ class DateLimits:
 
 
 @dataclass(frozen=True)
+class Analysis:
+    """How the review pools by default (``analysis:`` in the protocol)."""
+
+    default: str | None = None   # the pre-specified analysis shown when none is named
+    method: str = "REML"         # tau^2 estimator
+    hksj: bool = False           # Hartung-Knapp-Sidik-Jonkman confidence intervals
+
+
+@dataclass(frozen=True)
 class Protocol:
     path: Path
     title: str
@@ -67,7 +79,13 @@ class Protocol:
     dates: DateLimits
     searches: dict[str, Search]
     screening_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    analysis: Analysis = field(default_factory=Analysis)
     sha256: str = ""
+
+    @property
+    def intervention_label(self) -> str:
+        """The intervention's name as reports print it ("Favours <label>")."""
+        return self.intervention.label or self.intervention.text[0]
 
     def search(self, key: str) -> Search:
         try:
@@ -95,23 +113,24 @@ def _tiab(term: str) -> str:
     return f'"{term}"[tiab]' if " " in term or "-" in term else f"{term}[tiab]"
 
 
-def load_protocol(path: str | Path | None = None) -> Protocol:
+def load_protocol(path: str | Path) -> Protocol:
     """Read and validate a protocol file; every error names the field and the file."""
-    path = Path(path) if path else DEFAULT_PROTOCOL
+    path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProtocolError(f"protocol file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ProtocolError(f"{path}: not valid YAML ({exc})") from None
+        raw = read_yaml(path, "protocol file")
+    except ProtocolError:
+        raise
+    except ReviewkitError as exc:
+        raise ProtocolError(str(exc)) from None
     v = _Validator(path)
     root = v.mapping(raw, "(top level)", required={"review", "database", "intervention", "searches"},
-                     optional={"dates", "screening"})
+                     optional={"dates", "screening", "analysis"})
     review = v.mapping(root["review"], "review", required={"title", "question"}, optional={"eligibility"})
+    title, question = v.text(review["title"], "review.title"), v.text(review["question"], "review.question")
     eligibility = v.mapping(review.get("eligibility") or {}, "review.eligibility",
                             optional={"population", "intervention", "comparators", "outcomes", "designs"})
     if root["database"] != "PubMed":
-        raise ProtocolError(f"{path}: field 'database' must be PubMed (got {root['database']!r})")
+        raise ProtocolError(f"{path}: field 'database' must be PubMed (got {_short(root['database'])})")
     intervention = v.block(root["intervention"], "intervention")
     dates_raw = v.mapping(root.get("dates") or {}, "dates", optional={"datetype", "mindate", "maxdate"})
     dates = v.dates(dates_raw)
@@ -121,26 +140,28 @@ def load_protocol(path: str | Path | None = None) -> Protocol:
     searches = {}
     for key, body in searches_raw.items():
         if not re.fullmatch(r"[a-z][a-z0-9_]*", str(key)):
-            raise ProtocolError(f"{path}: search key {key!r} must be lower-case letters, digits or _")
+            raise ProtocolError(f"{path}: search key {_short(key)} must be lower-case letters, digits or _")
         body = v.mapping(body, f"searches.{key}", required={"label", "mesh", "text"})
-        searches[key] = Search(key, str(body["label"]), v.block(body, f"searches.{key}"))
+        searches[key] = Search(key, v.text(body["label"], f"searches.{key}.label"), v.block(body, f"searches.{key}"))
     screening_raw = v.mapping(root.get("screening") or {}, "screening",
                               optional={"title_abstract_reasons", "full_text_reasons"})
     reasons = {
-        stage: v.terms(screening_raw[name], f"screening.{name}")
+        stage: v.strings(screening_raw[name], f"screening.{name}")
         for stage, name in (("title_abstract", "title_abstract_reasons"), ("full_text", "full_text_reasons"))
         if name in screening_raw
     }
+    analysis = v.analysis(root.get("analysis") or {})
     return Protocol(
         path=path,
-        title=str(review["title"]),
-        question=" ".join(str(review["question"]).split()),
+        title=title,
+        question=question,
         eligibility={k: str(val) for k, val in eligibility.items()},
         database="PubMed",
         intervention=intervention,
         dates=dates,
         searches=searches,
         screening_reasons=reasons,
+        analysis=analysis,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
     )
 
@@ -166,21 +187,53 @@ class _Validator:
                 raise self.fail(name, f"has unknown key(s) {', '.join(map(str, unknown))} (allowed: {allowed})")
         return value
 
-    def terms(self, value: Any, name: str) -> tuple[str, ...]:
+    def strings(self, value: Any, name: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not value:
-            raise self.fail(name, "must be a non-empty list of terms")
+            raise self.fail(name, "must be a non-empty list")
         out = []
-        for i, term in enumerate(value):
-            if not isinstance(term, str) or not term.strip():
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
                 raise self.fail(f"{name}[{i}]", "must be a non-empty string")
-            if any(c in term for c in '"[]#'):
-                raise self.fail(f"{name}[{i}]", f"contains a character PubMed treats as syntax: {term!r}")
-            out.append(term.strip())
+            if _PLACEHOLDER.match(item.strip()):
+                raise self.fail(f"{name}[{i}]", f"still holds the template's placeholder {_short(item)}: "
+                                                "replace it with your own")
+            out.append(" ".join(item.split()))
+        if len(set(out)) != len(out):
+            raise self.fail(name, "lists the same entry twice")
         return tuple(out)
+
+    def terms(self, value: Any, name: str) -> tuple[str, ...]:
+        out = self.strings(value, name)
+        for i, term in enumerate(out):
+            if any(c in term for c in _SYNTAX):
+                raise self.fail(f"{name}[{i}]", f"contains a character PubMed treats as syntax ({_SYNTAX}): "
+                                                f"{_short(term)}")
+        return out
+
+    def text(self, value: Any, name: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(name, "must be a non-empty string")
+        if _PLACEHOLDER.match(value.strip()):
+            raise self.fail(name, f"still holds the template's placeholder {_short(value)}: replace it with your own")
+        return " ".join(value.split())
 
     def block(self, value: Any, name: str) -> TermBlock:
         body = self.mapping(value, name, required={"mesh", "text"}, optional={"label"})
-        return TermBlock(self.terms(body["mesh"], f"{name}.mesh"), self.terms(body["text"], f"{name}.text"))
+        label = self.text(body["label"], f"{name}.label") if "label" in body else ""
+        return TermBlock(self.terms(body["mesh"], f"{name}.mesh"), self.terms(body["text"], f"{name}.text"), label)
+
+    def analysis(self, raw: Any) -> Analysis:
+        body = self.mapping(raw, "analysis", optional={"default", "method", "hksj"})
+        default = body.get("default")
+        if default is not None and (not isinstance(default, str) or not default.strip()):
+            raise self.fail("analysis.default", "must be the name of an analysis")
+        method = body.get("method", "REML")
+        if method not in METHODS:
+            raise self.fail("analysis.method", f"must be one of {', '.join(METHODS)} (got {_short(str(method))})")
+        hksj = body.get("hksj", False)
+        if not isinstance(hksj, bool):
+            raise self.fail("analysis.hksj", f"must be true or false (got {_short(str(hksj))})")
+        return Analysis(default.strip() if default else None, method, hksj)
 
     def dates(self, raw: dict) -> DateLimits:
         datetype = str(raw.get("datetype", "pdat"))
@@ -192,10 +245,22 @@ class _Validator:
             if value is not None:
                 value = str(value)
                 if not _DATE.match(value):
-                    raise self.fail(f"dates.{name}", f"must be YYYY, YYYY/MM or YYYY/MM/DD (got {value!r})")
+                    raise self.fail(f"dates.{name}", f"must be YYYY, YYYY/MM or YYYY/MM/DD (got {_short(value)})")
+                parts = [int(p) for p in value.split("/")]
+                if len(parts) == 3:
+                    try:
+                        date(*parts)
+                    except ValueError:
+                        raise self.fail(f"dates.{name}", f"{value} is not a day of the calendar") from None
             values[name] = value
         if (values["mindate"] is None) != (values["maxdate"] is None):
             raise self.fail("dates", "needs both mindate and maxdate, or neither (E-utilities requires the pair)")
         if values["mindate"] and values["mindate"] > values["maxdate"]:
             raise self.fail("dates", f"mindate {values['mindate']} is after maxdate {values['maxdate']}")
         return DateLimits(datetype, values["mindate"], values["maxdate"])
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A value quoted in a message: repr'd and cut, so a hostile file cannot flood the terminal."""
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -1,10 +1,10 @@
-"""One process-wide pace for every E-utilities request.
+"""One pace for every E-utilities request a process sends.
 
-NCBI allows 3 requests a second per IP without an API key and 10 with one;
-every live request in the process waits its turn here, whichever transport,
-search or thread sends it. Bio.Entrez paces itself too, but only inside its own
-``_open`` and without a lock; reviewkit clears that pacing so requests are
-paced once, here.
+NCBI allows 3 requests a second per client (IP) without an API key and 10 with
+one, so the limit belongs to the process, not to one transport: every live
+request waits its turn at ``LIMITER``, whichever transport, search or thread
+sends it (a transport can be given its own limiter, as tests do). Bio.Entrez
+paces inside its own sending function, which reviewkit does not use.
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._next = 0.0
 
-    def wait(self, rate: float) -> None:
+    def wait(self, rate: float) -> float:
+        """Sleep until this request's slot; returns the seconds waited."""
         with self._lock:  # reserve a slot, then sleep outside the lock
             now = self._clock()
             slot = max(now, self._next)
             self._next = slot + _MARGIN / rate
         if slot > now:
             self._sleep(slot - now)
+        return max(0.0, slot - now)
 
 
 LIMITER = RateLimiter()

@@ -1,7 +1,7 @@
 """Run the review notebooks with papermill and turn them into one self-contained HTML report.
 
-The notebooks in ``notebooks/`` named ``NN_<part>.ipynb`` run in order. The
-first failure stops the run and names the notebook and cell. The executed
+The project's notebooks named ``NN_<part>.ipynb`` (``Project.notebooks``) run in
+order. The first failure stops the run and names the notebook and cell. The executed
 notebooks are then merged into a single ``index.html``: code hidden, images
 embedded, every script and style inlined, so the file can be e-mailed and
 opened anywhere without fetching anything from the internet.
@@ -14,9 +14,10 @@ import html
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Mapping
 
 import nbformat
 import yaml
@@ -25,40 +26,10 @@ from .errors import ReviewkitError
 from .io import atomic_write_text
 
 KERNEL_NAME = "python3"
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
 # Parameter names that look like credentials. Papermill writes parameters into
 # the executed notebook, so a key passed this way would end up in the report.
 CREDENTIAL_WORDS = ("key", "email", "token", "password", "secret")
-
-
-def project_root() -> Path:
-    """The checkout that holds ``notebooks/`` and ``data/``.
-
-    ``REVIEWKIT_ROOT`` wins; otherwise the folder above the installed package
-    (an editable install or a checkout on ``sys.path``); otherwise the current
-    folder or one of its parents (so a notebook opened from ``notebooks/``
-    finds the project).
-    """
-    env = os.environ.get("REVIEWKIT_ROOT")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[1])
-    cwd = Path.cwd().resolve()
-    candidates.extend([cwd, *cwd.parents])
-    for candidate in candidates:
-        if (candidate / "notebooks").is_dir() and (candidate / "data").is_dir():
-            return candidate
-    raise ReviewkitError(
-        "cannot find the reviewkit project folder (one holding notebooks/ and data/); "
-        "run from the checkout or set REVIEWKIT_ROOT"
-    )
-
-
-def list_notebooks(root: Path | None = None) -> list[Path]:
-    found = sorted((root or project_root()).joinpath("notebooks").glob(NOTEBOOK_GLOB))
-    if not found:
-        raise ReviewkitError(f"no notebooks matching {NOTEBOOK_GLOB} in {(root or project_root()) / 'notebooks'}")
-    return found
 
 
 def notebook_parameters(path: Path) -> dict[str, str]:
@@ -117,6 +88,38 @@ def check_kernel() -> None:
         )
 
 
+@contextmanager
+def kernel_environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Add ``variables`` to the environment the notebook kernels start with, for the block only.
+
+    Kernels inherit this process's environment; values that must not be written into the
+    executed notebooks (keys, handed-over state) travel this way, never as parameters.
+    """
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def declared_parameters(notebooks: list[Path]) -> dict[str, dict[str, str]]:
+    """Notebook name -> the parameters its ``parameters`` cell declares (with their default source)."""
+    return {nb.name: notebook_parameters(nb) for nb in notebooks}
+
+
+def check_parameters(parameters: Mapping[str, object], declared: Mapping[str, Mapping[str, str]]) -> None:
+    """A parameter no notebook declares is an error (most likely a typo), raised before anything runs."""
+    known = {name for names in declared.values() for name in names}
+    unknown = sorted(set(parameters) - known)
+    if unknown:
+        raise ReviewkitError(f"unknown parameter(s) {', '.join(unknown)}; the notebooks take: {', '.join(sorted(known))}")
+
+
 @dataclass(frozen=True)
 class NotebookRun:
     name: str
@@ -141,12 +144,8 @@ def execute_notebooks(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    declared = {nb.name: notebook_parameters(nb) for nb in notebooks}
-    unknown = sorted(set(parameters) - {name for names in declared.values() for name in names})
-    if unknown:
-        known = sorted({name for names in declared.values() for name in names})
-        raise ReviewkitError(f"unknown parameter(s) {', '.join(unknown)}; the notebooks take: {', '.join(known)}")
-
+    declared = declared_parameters(notebooks)
+    check_parameters(parameters, declared)
     check_kernel()
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = []

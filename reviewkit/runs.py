@@ -18,6 +18,9 @@ from pathlib import Path
 
 from .errors import ReviewkitError
 from .io import atomic_write_json
+from .prisma import PrismaCounts
+from .screening_state import ScreeningState, awaiting_screening
+from .snapshot import Snapshot
 
 MANIFEST = "run.json"
 FINISHED = ("ok", "count-drop")
@@ -94,41 +97,31 @@ def write_manifest(run_dir: Path, manifest: dict) -> Path:
     return atomic_write_json(run_dir / MANIFEST, manifest)
 
 
-def snapshot_facts(snapshot_dir: Path, screening_dir: Path, searches: list[str] | None = None) -> dict:
+def snapshot_facts(snapshot: Snapshot, state: ScreeningState, prisma: PrismaCounts, *, snapshot_path: str,
+                   screening_path: str, searches: list[str] | None = None) -> dict:
     """What a run manifest records about the data it ran on.
 
-    Computed from the snapshot and the screening folder with the same library
-    calls the notebooks make, not scraped from notebook outputs.
+    Computed from the snapshot and the screening state the notebooks were handed, not scraped
+    from notebook outputs. Paths are given as the report shows them (relative to the project).
     """
-    from .notebook import awaiting_screening
-    from .prisma import prisma_counts
-    from .screening_state import build_state
-    from .snapshot import Snapshot
-
-    summary = search_summary(snapshot_dir)
+    summary = search_summary(snapshot)
     if searches:
         summary = {k: v for k, v in summary.items() if k in searches}
-    state = build_state(snapshot_dir, screening_dir)
-    prisma = prisma_counts(state)
-    counts = prisma.boxes()
     return {
-        "snapshot": {"path": str(snapshot_dir), **Snapshot.open(snapshot_dir).info},
-        "screening": str(screening_dir),
+        "snapshot": {"path": snapshot_path, **snapshot.info},
+        "screening": screening_path,
         "searches": summary,
-        "counts": counts,
+        "counts": prisma.boxes(),
         "prisma": prisma.to_dict(),
         "awaiting_screening": awaiting_screening(state)["record_id"].tolist(),
     }
 
 
-def search_summary(snapshot_dir: Path) -> dict[str, dict]:
+def search_summary(snapshot: Snapshot) -> dict[str, dict]:
     """Per search: the PRISMA-S facts a rerun is compared on."""
-    from .snapshot import Snapshot
-
-    snap = Snapshot.open(snapshot_dir)
     out = {}
-    for key in snap.search_keys():
-        m = snap.manifest(key)
+    for key in snapshot.search_keys():
+        m = snapshot.manifest(key)
         out[key] = {
             "count": m.get("count"),
             "pmids": sorted(str(p) for p in m.get("pmids", [])),

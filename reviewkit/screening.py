@@ -61,7 +61,7 @@ _REVIEW_TYPES = {"Review", "Systematic Review", "Meta-Analysis", "Scoping Review
 _OPINION_TYPES = {"Editorial", "Comment", "Letter", "News", "Newspaper Article"}
 
 
-def suggest(record: pd.Series, intervention_terms: tuple[str, ...] = ("ketamine", "esketamine")) -> tuple[str, str]:
+def suggest(record: pd.Series, intervention_terms: tuple[str, ...]) -> tuple[str, str]:
     """A hint for the screener, ``(suggestion, reason)``; never a decision.
 
     ``exclude`` for animal-only records (MeSH Animals without Humans), reviews
@@ -92,10 +92,10 @@ def _text(value) -> str:
     return str(value)
 
 
-def build_sheet(candidates: pd.DataFrame, stage: str,
-                intervention_terms: tuple[str, ...] = ("ketamine", "esketamine")) -> pd.DataFrame:
+def build_sheet(candidates: pd.DataFrame, stage: str, intervention_terms: tuple[str, ...]) -> pd.DataFrame:
     """A blank sheet for ``candidates`` (records-table rows): info columns filled,
-    decision columns empty."""
+    decision columns empty; ``intervention_terms`` (the protocol's free-text intervention terms)
+    feed the suggestions."""
     rows = []
     for _, rec in candidates.iterrows():
         suggestion, reason = suggest(rec, intervention_terms)

@@ -4,7 +4,13 @@
 records (``other_methods/*.ris|csv``), deduplicates them, and carries the
 screening folder's decisions onto fresh sheets for both stages. It writes
 nothing; ``write_state`` saves the sheets and the deduplication logs
-atomically. Notebooks and the ``screen`` / ``prisma`` commands share this path.
+atomically. Notebooks and the commands reach it through
+``reviewkit.review.Review.state``.
+
+``reviewkit run`` builds the state once and hands it to the notebooks it runs
+(``handoff``): pickled into a private temporary file with an HMAC whose key
+exists only in the run's environment, so no file planted on disk is ever
+unpickled.
 
 Screening folder layout::
 
@@ -15,21 +21,33 @@ Screening folder layout::
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import pickle
+import secrets
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from .dedupe import DATABASE_SOURCES, DedupeResult, deduplicate
-from .io import atomic_write_text
+from .errors import ReviewkitError, SnapshotError
+from .io import atomic_write_bytes, atomic_write_text
 from .other_methods import read_other_methods_folder
-from .protocol import Protocol, load_protocol
+from .protocol import Protocol
 from .records import load_records
 from .screening import (STAGES, Agreement, SheetUpdate, agreement, build_sheet, conflicts, read_sheet,
                         update_sheet, write_sheet)
-from .errors import SnapshotError
 from .snapshot import Snapshot
+
+# Environment of the notebooks a `reviewkit run` executes: where its state is, and the key that signs it.
+HANDOFF_FILE = "REVIEWKIT_STATE_FILE"
+HANDOFF_KEY = "REVIEWKIT_STATE_KEY"
 
 
 @dataclass(frozen=True)
@@ -40,6 +58,8 @@ class ScreeningState:
     ``agreement`` / ``conflicts``: dual screening per stage."""
 
     snapshot: Path
+    screening_dir: Path
+    protocol_sha256: str
     sample: bool
     note: str
     search_keys: tuple[str, ...]
@@ -69,10 +89,10 @@ def full_text_candidates(records: pd.DataFrame, title_abstract: pd.DataFrame) ->
     return pd.concat([records[from_db & records["record_id"].isin(included)], records[~from_db]])
 
 
-def build_state(snapshot: str | Path, screening_dir: str | Path, protocol: Protocol | None = None,
+def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, protocol: Protocol,
                 progress: bool = False) -> ScreeningState:
-    protocol = protocol or load_protocol()
-    snap = Snapshot.open(snapshot)
+    """Records identified, deduplicated, and the decisions of ``screening_dir`` on fresh sheets."""
+    snap = snapshot if isinstance(snapshot, Snapshot) else Snapshot.open(snapshot)
     if not snap.search_keys():
         raise SnapshotError(f"snapshot {snap.root} has no searches recorded yet; run `reviewkit search` first")
     keys = tuple(protocol.searches)
@@ -97,7 +117,8 @@ def build_state(snapshot: str | Path, screening_dir: str | Path, protocol: Proto
     steps.close()
     updates = {"title_abstract": title_abstract, "full_text": full_text}
     return ScreeningState(
-        snapshot=snap.root, sample=snap.is_sample, note=snap.info.get("note", ""), search_keys=keys,
+        snapshot=snap.root.resolve(), screening_dir=Path(screening_dir).resolve(), protocol_sha256=protocol.sha256,
+        sample=snap.is_sample, note=snap.info.get("note", ""), search_keys=keys,
         identified=identified, dedupe=dedupe, updates=updates,
         agreement={s: agreement(u.sheet, s) for s, u in updates.items()},
         conflicts={s: conflicts(u.sheet) for s, u in updates.items()},
@@ -114,3 +135,52 @@ def write_state(state: ScreeningState, screening_dir: str | Path) -> list[Path]:
             atomic_write_text(path, text)
             changed.append(path)
     return changed
+
+
+def awaiting_screening(state: ScreeningState, stage: str = "title_abstract") -> pd.DataFrame:
+    """Records of one stage without a final decision; ``new`` marks those this run added."""
+    update = state.updates[stage]
+    sheet = update.sheet
+    waiting = sheet[(sheet["status"] == "") & (sheet["final"] == "")]
+    new = set(update.new_ids)
+    return waiting.assign(new=waiting["record_id"].isin(new))[
+        ["record_id", "new", "title", "authors", "year", "searches", "suggestion", "suggestion_reason"]
+    ].reset_index(drop=True)
+
+
+def _signed(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, hashlib.sha256).digest()
+
+
+@contextmanager
+def handoff(state: ScreeningState) -> Iterator[dict[str, str]]:
+    """The environment that hands ``state`` to notebook kernels: a private file, signed with a fresh key.
+
+    Yields the variables to add to the kernels' environment; the file is removed afterwards.
+    """
+    key = secrets.token_bytes(32)
+    data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    with tempfile.TemporaryDirectory(prefix="reviewkit-state-") as folder:
+        path = Path(folder) / "state.pickle"
+        atomic_write_bytes(path, _signed(key, data) + data)
+        os.chmod(path, 0o600)
+        yield {HANDOFF_FILE: str(path), HANDOFF_KEY: key.hex()}
+
+
+def handed_state(snapshot: Path, screening_dir: Path, protocol: Protocol) -> ScreeningState | None:
+    """The state ``reviewkit run`` handed to this process, if it was built from the same inputs."""
+    path, key = os.environ.get(HANDOFF_FILE), os.environ.get(HANDOFF_KEY)
+    if not path or not key:
+        return None
+    try:
+        blob = Path(path).read_bytes()
+        key_bytes = bytes.fromhex(key)
+    except (OSError, ValueError):
+        return None
+    signature, data = blob[:32], blob[32:]
+    if not hmac.compare_digest(signature, _signed(key_bytes, data)):
+        raise ReviewkitError(f"{HANDOFF_FILE}: the handed-over screening state is not the one reviewkit run wrote")
+    state = pickle.loads(data)  # noqa: S301 (authenticated above with this run's key)
+    same = (state.snapshot, state.screening_dir, state.protocol_sha256) == \
+        (Path(snapshot).resolve(), Path(screening_dir).resolve(), protocol.sha256)
+    return state if same else None

@@ -30,7 +30,6 @@ CREDENTIAL_PARAMS = frozenset({"api_key", "email"})
 # Not part of an exchange id: identify the client or a server-side session, not the request.
 VOLATILE_PARAMS = CREDENTIAL_PARAMS | {"tool", "WebEnv", "webenv", "query_key"}
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "snapshots" / "sample"
 
 
 def utcnow() -> str:
@@ -60,21 +59,30 @@ class Exchange:
 
 
 class Snapshot:
-    """A snapshot folder on disk. Writing is append-only apart from manifests."""
+    """A snapshot folder on disk. Writing is append-only apart from manifests.
 
-    def __init__(self, root: str | Path, clock: Callable[[], str] = utcnow):
+    A sample snapshot (``"sample": true``, such as the worked example's) is read-only: whoever
+    asks, nothing is recorded into it. Only ``create`` of a new sample (the sample builder) writes one.
+    """
+
+    def __init__(self, root: str | Path, clock: Callable[[], str] = utcnow, *, writable: bool = True):
         self.root = Path(root)
         self.clock = clock
+        self.writable = writable
 
     # -- the snapshot itself -------------------------------------------------
     @classmethod
     def create(cls, root: str | Path, *, sample: bool, note: str, protocol_sha256: str = "",
-               clock: Callable[[], str] = utcnow) -> "Snapshot":
+               clock: Callable[[], str] = utcnow, name: str | None = None) -> "Snapshot":
+        """A new snapshot folder (or the existing one). ``name`` (default: the folder's) names the
+        screening folder its decisions live in, so a copy elsewhere keeps the same decisions."""
         snap = cls(root, clock)
         if (snap.root / "snapshot.json").exists():
-            return snap
+            existing = cls.open(root)
+            existing.clock = clock
+            return existing
         atomic_write_json(snap.root / "snapshot.json", {
-            "name": snap.root.name,
+            "name": name or snap.root.name,
             "sample": sample,
             "note": note,
             "created": clock(),
@@ -88,7 +96,13 @@ class Snapshot:
         snap = cls(root)
         if not (snap.root / "snapshot.json").is_file():
             raise SnapshotError(f"{snap.root} is not a reviewkit snapshot (no snapshot.json)")
+        snap.writable = not snap.is_sample
         return snap
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise SnapshotError(f"snapshot {self.root} is a sample and read-only; record live searches in a "
+                                "snapshot of their own (e.g. `--snapshot live`)")
 
     @property
     def info(self) -> dict:
@@ -126,6 +140,7 @@ class Snapshot:
 
     def put(self, utility: str, params: dict[str, Any], body: bytes, *, method: str = "GET",
             status: int = 200) -> Exchange:
+        self._check_writable()
         ex_id = exchange_id(utility, params)
         meta_path, body_path = self._paths(ex_id)
         stored = clean_params(params)
@@ -140,6 +155,7 @@ class Snapshot:
 
     # -- manifests -----------------------------------------------------------
     def write_manifest(self, key: str, manifest: dict) -> Path:
+        self._check_writable()
         return atomic_write_json(self.root / "searches" / f"{key}.json", manifest)
 
     def manifest(self, key: str) -> dict:
@@ -154,3 +170,17 @@ class Snapshot:
     def search_keys(self) -> list[str]:
         folder = self.root / "searches"
         return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+    # -- lookups (records fetched for citation checks, outside every search) --------
+    def record_lookup(self, utility: str, params: dict[str, Any]) -> None:
+        """List a recorded exchange in ``lookups/manifest.json`` so offline checks find its records."""
+        self._check_writable()
+        path = self.root / "lookups" / "manifest.json"
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
+            "purpose": "records fetched by live citation checks", "pmids": [], "exchanges": []}
+        ex_id = exchange_id(utility, params)
+        if ex_id not in manifest["exchanges"]:
+            manifest["exchanges"].append(ex_id)
+            manifest["pmids"] = sorted(set(manifest["pmids"]) | set(str(params.get("id", "")).split(",")) - {""},
+                                       key=int)
+            atomic_write_json(path, manifest)

@@ -21,14 +21,16 @@
 #   MAILTO=you@example.org
 #   0 6 * * 1  REVIEWKIT_ENV_FILE=$HOME/.config/reviewkit/ncbi.env /path/to/reviewkit/scripts/living-review.sh >> /path/to/reviewkit/reports/living.log 2>&1
 #
-# Other settings: REVIEWKIT_REPORTS (output root), REVIEWKIT_BIN (the reviewkit
-# executable; default .venv/bin/reviewkit). Extra arguments go to `reviewkit run`
-# (e.g. --max-count-drop 2, -p screening data/screening/mine).
+# Other settings: REVIEWKIT_PROJECT (the review's folder; default: the folder
+# above this script), REVIEWKIT_REPORTS (output root), REVIEWKIT_BIN (the
+# reviewkit executable; default .venv/bin/reviewkit). Extra arguments go to
+# `reviewkit run` (e.g. --max-count-drop 2, -p screening mine).
 set -euo pipefail
 
-project="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+project="${REVIEWKIT_PROJECT:-$here}"
 reports="${REVIEWKIT_REPORTS:-$project/reports/living}"
-reviewkit="${REVIEWKIT_BIN:-$project/.venv/bin/reviewkit}"
+reviewkit="${REVIEWKIT_BIN:-$here/.venv/bin/reviewkit}"
 
 if [ -n "${REVIEWKIT_ENV_FILE:-}" ]; then
   if [ ! -r "$REVIEWKIT_ENV_FILE" ]; then
@@ -52,7 +54,7 @@ fi
 
 echo "living-review: $(date -u +%Y-%m-%dT%H:%M:%SZ) live run into $reports"
 status=0
-"$reviewkit" run --live --no-progress --output "$reports" "$@" || status=$?
+"$reviewkit" run --live --no-progress --project "$project" --output "$reports" "$@" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "living-review: error: reviewkit run exited with status $status; the reason is printed above" >&2
 fi

@@ -136,7 +136,7 @@ LI_2010 = {
 
 def test_live_path_through_the_emulator_checks_every_candidate_and_records_lookups(tmp_path):
     from reviewkit.citations import PubMedLookup, local_store
-    from reviewkit.emulator import Emulator
+    from reviewkit.testing.emulator import Emulator
     from reviewkit.entrez import Credentials, LiveTransport
     from reviewkit.references import read_references
     from reviewkit.snapshot import Snapshot

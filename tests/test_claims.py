@@ -11,19 +11,22 @@ import pandas as pd
 import pytest
 
 from reviewkit.citations import LocalRecords, check_reference
-from reviewkit.claims import (
-    PooledEffect,
-    audit_claims,
-    load_claims,
-    summarize_evidence,
-)
+from reviewkit.claims import audit_claims, load_claims, summarize_evidence
 from reviewkit.cli import main
 from reviewkit.errors import ReviewkitError
-from reviewkit.evidence import included_from_screening, pooled_from_extraction
+from reviewkit.evidence import PooledEffect, included_from_screening, load_studies, pool_analysis, pooled_effects
 from reviewkit.extraction import load_extraction
 from reviewkit.references import parse_lines, read_references
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import EXTRACTION, PROTOCOL, ROOT, STUDIES
+
+LABELS = PROTOCOL.labels
+KEYS = tuple(PROTOCOL.searches)
+
+
+def pooled_from_extraction(table, pool_group="abstinence", method="REML", included=None):
+    return pooled_effects(pool_analysis(table, pool_group, method, False, disorders=KEYS, included=included),
+                          label=pool_group, intervention="ketamine")
 
 TRIAL = {"record_id": "PMID:1", "pmid": "1", "doi": None, "title": "Ketamine for drinking: a randomized trial",
          "authors": ["Smith J", "Jones K"], "journal": "Addiction", "journal_iso": None, "year": 2019,
@@ -42,9 +45,9 @@ def make_claims(tmp_path, cites="Smith 2019", **asserts):
 
 def run(tmp_path, included, pooled=None, reference=CITED, records=(TRIAL,), cites="Smith 2019", **asserts):
     refs = parse_lines(reference)
-    claims = load_claims(make_claims(tmp_path, cites, **asserts), refs)
+    claims = load_claims(make_claims(tmp_path, cites, **asserts), refs, LABELS)
     checks = {r: check_reference(r, LocalRecords(pd.DataFrame(list(records)))) for r in refs}
-    return audit_claims(claims, checks, included, pooled)[0]
+    return audit_claims(claims, checks, included, pooled, LABELS, "ketamine")[0]
 
 
 def included(*rows):
@@ -54,8 +57,8 @@ def included(*rows):
 
 
 # Direction is harmonised (reviewkit.effects): a ratio above 1 favours ketamine.
-BENEFIT = {"aud": PooledEffect("OR", 2.0, 1.2, 3.4, 3, "ketamine", "abstinence", "REML")}
-NULL = {"aud": PooledEffect("OR", 1.25, 0.48, 3.23, 2, "neither", "abstinence", "REML")}
+BENEFIT = {"aud": PooledEffect("OR", 2.0, 1.2, 3.4, 3, "intervention", "abstinence", "REML", "ketamine")}
+NULL = {"aud": PooledEffect("OR", 1.25, 0.48, 3.23, 2, "neither", "abstinence", "REML", "ketamine")}
 
 
 def test_supported_when_the_cited_trial_is_real_and_the_pooled_effect_agrees(tmp_path):
@@ -112,11 +115,12 @@ def test_no_evidence_when_the_disorder_has_no_human_study(tmp_path):
 
 def test_evidence_counts_studies_by_design_and_randomized_participants():
     ev = summarize_evidence(included({}, {"record_id": "PMID:2", "pmid": "2", "n": None},
-                                      {"record_id": "PMID:3", "pmid": "3", "design": "case_report", "n": 1}))["aud"]
+                                      {"record_id": "PMID:3", "pmid": "3", "design": "case_report", "n": 1}),
+                            None, LABELS)["aud"]
     assert ev.by_design == (("rct", 2), ("case_report", 1))
     assert (ev.studies, ev.reports, ev.controlled, ev.randomized_participants, ev.randomized_without_n) == \
         (3, 3, 2, 40, 1)
-    assert "no controlled study found" in summarize_evidence(included({"design": "case_report"}))["aud"].text()
+    assert "no controlled study found" in summarize_evidence(included({"design": "case_report"}), None, LABELS)["aud"].text()
 
 
 def test_a_study_reported_twice_counts_once_with_its_main_reports_design():
@@ -124,7 +128,7 @@ def test_a_study_reported_twice_counts_once_with_its_main_reports_design():
     rows = included({"study_id": "PMID:1", "n": 40},
                     {"record_id": "PMID:2", "study_id": "PMID:1", "pmid": "2", "design": "crossover_rct", "n": 40},
                     {"record_id": "PMID:3", "study_id": "PMID:3", "pmid": "3", "n": 20})
-    ev = summarize_evidence(rows)["aud"]
+    ev = summarize_evidence(rows, None, LABELS)["aud"]
     assert (ev.studies, ev.reports, ev.randomized_participants, ev.randomized_without_n) == (2, 3, 60, 0)
     assert ev.by_design == (("rct", 2),)
     assert ev.text().startswith("2 human studies (3 reports): 2 RCT; 60 randomized participants")
@@ -135,20 +139,20 @@ def test_claims_file_errors_name_the_claim(tmp_path):
     path.write_text(json.dumps({"claims": [{"id": "Z9", "section": "s", "quote": "q", "cites": "Nobody 1999",
                                             "asserts": {"design": "study"}}]}), encoding="utf-8")
     with pytest.raises(ReviewkitError, match=r"claim Z9: cites 'Nobody 1999', which matches 0 references"):
-        load_claims(path, parse_lines(CITED))
+        load_claims(path, parse_lines(CITED), LABELS)
 
 
 def test_a_claims_disorders_and_their_names_are_the_protocols_searches(tmp_path):
-    from reviewkit.claims import in_sentence
+    from reviewkit.text import in_sentence
 
     path = make_claims(tmp_path)
     path.write_text(path.read_text(encoding="utf-8").replace('"aud"', '"cannabis"'), encoding="utf-8")
     with pytest.raises(ReviewkitError, match=r"claim X1: unknown disorder 'cannabis' \(the protocol's searches: "
                                              r"aud, oud, cocaine, gambling\)"):
-        load_claims(path, parse_lines(CITED))
+        load_claims(path, parse_lines(CITED), LABELS)
     labels = {"cannabis": "Cannabis use disorder"}
     claims = load_claims(path, parse_lines(CITED), labels)
-    audit = audit_claims(claims, {}, included(), None, labels)[0]
+    audit = audit_claims(claims, {}, included(), None, labels, "ketamine")[0]
     assert audit.verdict == "no evidence"
     assert "no human study of ketamine for cannabis use disorder in this review's evidence" in audit.reason
     assert [in_sentence(x) for x in ("Alcohol use disorder", "HIV-related drug use", "A")] == \
@@ -156,7 +160,7 @@ def test_a_claims_disorders_and_their_names_are_the_protocols_searches(tmp_path)
 
 
 def test_article_claims_resolve_and_quotes_are_short():
-    claims = load_claims(ROOT / "data/article/claims.yml", read_references(ROOT / "data/article/references.txt"))
+    claims = load_claims(ROOT / "data/article/claims.yml", read_references(ROOT / "data/article/references.txt"), LABELS)
     assert len(claims) == 11 and all(len(c.quote.split()) <= 25 for c in claims)
     assert {c.reference.first_author for c in claims if c.reference} >= {"Krupitsky E", "Berman RM", "Holze F"}
 
@@ -167,7 +171,7 @@ def _or_and_variance(a, n1, c, n2):
 
 
 def test_pooled_from_extraction_on_the_sample_equals_a_hand_computation():
-    pooled = pooled_from_extraction(load_extraction(), "abstinence", "REML")
+    pooled = pooled_from_extraction(load_extraction(EXTRACTION, PROTOCOL), "abstinence", "REML")
     assert set(pooled) == {"aud", "cocaine"}  # no OUD or gambling row enters the abstinence analysis
     # AUD: Dakwar 2020 (14/17 vs 15/23) and Grabski 2022 (relapse OR 0.80, 0.31 to 2.10, inverted to no relapse).
     y1, v1 = _or_and_variance(14, 17, 15, 23)
@@ -188,19 +192,19 @@ def test_pooled_from_extraction_on_the_sample_equals_a_hand_computation():
     # Cocaine: Dakwar 2019 alone (13/27 vs 3/28), the study's own z-based CI.
     y, v = _or_and_variance(13, 27, 3, 28)
     cocaine = pooled["cocaine"]
-    assert cocaine.k == 1 and cocaine.favours == "ketamine"
+    assert cocaine.k == 1 and cocaine.favours == "intervention"
     assert (cocaine.estimate, cocaine.ci_low, cocaine.ci_high) == pytest.approx(
         (math.exp(y), math.exp(y - 1.959964 * math.sqrt(v)), math.exp(y + 1.959964 * math.sqrt(v))), rel=1e-6)
 
 
 def test_pooled_effects_are_harmonised_so_that_above_one_favours_ketamine():
-    table = load_extraction()
+    table = load_extraction(EXTRACTION, PROTOCOL)
     # A relapse OR of 0.5 (0.3 to 0.5^2/0.3, symmetric on the log scale): fewer relapses on ketamine,
     # i.e. a no-relapse OR of 2.0 (1.2 to 3.33).
     rows = table[table["row_id"] == "grabski2022-relapse"].assign(estimate=0.5, ci_low=0.3, ci_high=0.25 / 0.3)
     aud = pooled_from_extraction(rows)["aud"]
     assert (aud.estimate, aud.ci_low, aud.ci_high) == pytest.approx((2.0, 1.2, 1 / 0.3), rel=1e-5)
-    assert aud.favours == "ketamine"
+    assert aud.favours == "intervention" and aud.text().endswith("favours ketamine")
     worse = pooled_from_extraction(rows.assign(estimate=2.0, ci_low=1.2, ci_high=4 / 1.2))["aud"]
     assert worse.favours == "control" and worse.estimate == pytest.approx(0.5)
 
@@ -217,28 +221,33 @@ def _record(**fields):
             "year": 2001, "journal": "Journal of Tests", "searches": ["oud"], **fields}
 
 
-def test_included_from_screening_joins_design_by_title_and_n_by_author_year_journal(tmp_path):
-    corpus = tmp_path / "records.jsonl"
-    corpus.write_text("\n".join(json.dumps(r) for r in [
-        {"pmid": None, "doi": None, "title": "A Trial.", "year": 2001, "design": "rct", "retrieved_by": ["oud"]},
-        {"pmid": None, "doi": None, "title": "A trial", "year": 1999, "design": "case_report"},
-    ]), encoding="utf-8")
-    extraction = load_extraction().head(1).assign(study="Doe 2001", pmid=None, doi=None, journal="Journal of tests",
-                                                  n_t=12, n_c=10, row_id="doe-1")
-    state = _screening([{"record_id": "CIT:x"}, {"record_id": "CIT:y", "final": "exclude"}],
-                       [_record(), _record(record_id="CIT:y", title="Other")])
-    row = included_from_screening(state, corpus, extraction).iloc[0]
+def test_included_from_screening_joins_design_by_study_and_n_by_author_year_journal(tmp_path):
+    studies = pd.DataFrame([{"study_id": "CIT:x", "study": "Doe 2001", "design": "rct", "source": "test"}])
+    extraction = load_extraction(EXTRACTION, PROTOCOL).head(1).assign(
+        study="Doe 2001", pmid=None, doi=None, journal="Journal of tests", n_t=12, n_c=10, row_id="doe-1")
+    state = _screening([{"record_id": "CIT:x"}, {"record_id": "CIT:y", "final": "exclude"},
+                        {"record_id": "CIT:z", "study_id": "CIT:x"}],
+                       [_record(), _record(record_id="CIT:y", title="Other"),
+                        _record(record_id="CIT:z", title="A later report", year=2004)])
+    rows = included_from_screening(state, studies, extraction).set_index("record_id")
+    assert list(rows.index) == ["CIT:x", "CIT:z"]
+    row = rows.loc["CIT:x"]
     assert (row["study_id"], row["disorder"], row["design"], row["n"]) == ("CIT:x", "oud", "rct", 22)
-    assert row["design_from"] == "corpus by title" and row["n_from"] == "extraction by author-year-journal: doe-1"
+    assert row["design_from"] == "studies table, CIT:x" and row["n_from"] == "extraction by author-year-journal: doe-1"
+    # A second report of the study takes the study's design; a study without a row in the table has none.
+    assert rows.loc["CIT:z", "design"] == "rct" and rows.loc["CIT:z", "study_id"] == "CIT:x"
+    assert included_from_screening(state, studies.iloc[0:0], extraction)["design"].isna().all()
 
 
-def test_included_from_screening_refuses_corpus_records_that_disagree_on_design(tmp_path):
-    corpus = tmp_path / "records.jsonl"
-    corpus.write_text("\n".join(json.dumps({"pmid": "9", "title": t, "design": d})
-                                 for t, d in (("a", "rct"), ("b", "case_series"))), encoding="utf-8")
-    state = _screening([{"record_id": "PMID:9"}], [_record(record_id="PMID:9", pmid="9")])
-    with pytest.raises(ReviewkitError, match=r"records matching PMID:9 by pmid disagree on design \(case_series, rct\)"):
-        included_from_screening(state, corpus, load_extraction())
+def test_the_studies_table_is_checked(tmp_path):
+    path = tmp_path / "studies.csv"
+    path.write_text("study_id,study,design,source\nPMID:1,Doe 2001,rct,x\nPMID:1,Doe 2001,rct,x\n", encoding="utf-8")
+    with pytest.raises(ReviewkitError, match="study_id 'PMID:1' appears more than once"):
+        load_studies(path)
+    path.write_text("study_id,study,design,source\nPMID:1,Doe 2001,trial,x\n", encoding="utf-8")
+    with pytest.raises(ReviewkitError, match=r"studies.csv, row 2, column 'design': 'trial' is not one of rct"):
+        load_studies(path)
+    assert load_studies(tmp_path / "absent.csv").empty
 
 
 def _sheet_rows():
@@ -249,8 +258,8 @@ def _sheet_rows():
 def test_included_from_screening_on_the_sample_counts_each_study_once():
     from reviewkit.screening_state import build_state
 
-    state = build_state(ROOT / "data/snapshots/sample", ROOT / "data/screening/sample")
-    inc = included_from_screening(state, ROOT / "data/corpus/records.jsonl", load_extraction())
+    state = build_state(ROOT / "data/snapshots/sample", ROOT / "data/screening/sample", PROTOCOL)
+    inc = included_from_screening(state, load_studies(STUDIES), load_extraction(EXTRACTION, PROTOCOL))
     sheet = _sheet_rows()
     assert set(inc["record_id"]) == {r["record_id"] for r in sheet}
     assert inc["study_id"].nunique() == len({r["study_id"] or r["record_id"] for r in sheet})
@@ -261,32 +270,35 @@ def test_included_from_screening_on_the_sample_counts_each_study_once():
     n = dict(zip(inc["record_id"], inc["n"]))
     assert (n[dakwar_2020], n["CIT:doi:10.1176/appi.ajp.2021.21030277"], n["CIT:corpus-line-101"]) == (40, 96, 53)
     assert inc["design"].notna().all() and inc["design_from"].notna().all()
-    aud = summarize_evidence(inc)["aud"]
+    aud = summarize_evidence(inc, None, LABELS)["aud"]
     aud_sheet = [r for r in sheet if "aud" in r["searches"].split("; ")]
     assert aud.reports == len(aud_sheet) and aud.studies == len({r["study_id"] or r["record_id"] for r in aud_sheet})
     assert aud.randomized_participants == 40 + 96  # Rothberg 2021 adds no one
 
 
 def test_only_rows_of_included_studies_are_pooled():
-    from reviewkit.evidence import included_rows, pool_analysis
+    from reviewkit.evidence import included_rows
     from reviewkit.screening_state import build_state
 
-    table = load_extraction()
-    state = build_state(ROOT / "data/snapshots/sample", ROOT / "data/screening/sample")
-    inc = included_from_screening(state, ROOT / "data/corpus/records.jsonl", table)
+    def analysis(table, group="abstinence", included=None):
+        return pool_analysis(table, group, "REML", False, disorders=KEYS, included=included)
+
+    table = load_extraction(EXTRACTION, PROTOCOL)
+    state = build_state(ROOT / "data/snapshots/sample", ROOT / "data/screening/sample", PROTOCOL)
+    inc = included_from_screening(state, load_studies(STUDIES), table)
     # On the sample every extraction row belongs to an included report, so nothing changes.
     assert set(included_rows(table, inc)["row_id"]) == set(table["row_id"])
-    assert pool_analysis(table, included=inc) == pool_analysis(table)
+    assert analysis(table, included=inc) == analysis(table)
     # Exclude Dakwar 2019 (the only cocaine study in the abstinence analysis) at full text.
     without = inc[inc["pmid"] != "31230464"]
-    model = pool_analysis(table, included=without)
+    model = analysis(table, included=without)
     assert model.subgroups["cocaine"] is None and model.subgroups["aud"].k == 2 and model.overall.k == 2
     assert set(pooled_from_extraction(table, included=without)) == {"aud"}
     # No included study in the analysis: nothing pooled, but a mistyped analysis is still an error.
-    assert pool_analysis(table, included=inc.iloc[0:0]) is None
+    assert analysis(table, included=inc.iloc[0:0]) is None
     assert pooled_from_extraction(table, included=inc.iloc[0:0]) == {}
     with pytest.raises(ReviewkitError, match="no rows in pool_group 'abstinance'"):
-        pool_analysis(table, "abstinance", included=inc)
+        analysis(table, "abstinance", included=inc)
 
 
 def test_audit_end_to_end_offline_on_the_sample(capsys):
@@ -339,11 +351,10 @@ def test_audit_live_end_to_end_through_the_emulator(tmp_path, monkeypatch, capsy
     the answers are recorded in the snapshot, and an offline audit of that snapshot replays the same verdicts."""
     import shutil
 
-    from reviewkit.emulator import Emulator
-    from reviewkit.protocol import load_protocol
+    from reviewkit.testing.emulator import Emulator
     from reviewkit.records import load_lookup_records, load_records
 
-    sample, protocol = ROOT / "data/snapshots/sample", load_protocol()
+    sample, protocol = ROOT / "data/snapshots/sample", PROTOCOL
     served = _served(load_records(sample)) + _served(load_lookup_records(sample))
     snapshot, screening = tmp_path / "live", tmp_path / "screening"
     shutil.copytree(ROOT / "data/screening/sample", screening)

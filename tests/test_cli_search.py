@@ -4,6 +4,8 @@ import sys
 
 from reviewkit.cli import main
 
+from helpers import PROTOCOL
+
 
 def test_offline_search_prints_counts_and_says_it_is_a_sample(capsys):
     assert main(["search", "--offline"]) == 0
@@ -30,7 +32,8 @@ def test_unknown_search_exits_non_zero_with_a_message(capsys):
 
 def test_missing_snapshot_is_a_clear_error(tmp_path, capsys):
     assert main(["search", "--snapshot", str(tmp_path / "none")]) == 2
-    assert "is not a reviewkit snapshot" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "does not exist (no snapshot.json)" in err and "reviewkit search --live" in err
 
 
 def test_python_dash_m_entry_point():
@@ -40,10 +43,9 @@ def test_python_dash_m_entry_point():
 
 
 def test_live_rerun_reports_new_and_dropped_pmids(tmp_path, monkeypatch, capsys):
-    from reviewkit.emulator import Emulator, synthetic_records
-    from reviewkit.protocol import load_protocol
+    from reviewkit.testing.emulator import Emulator, synthetic_records
 
-    protocol = load_protocol()
+    protocol = PROTOCOL
     records = synthetic_records(30, terms=["gambling"], first_pmid=96_000_001)
     aliases = {protocol.query(k): k for k in protocol.searches}
     snapshot = tmp_path / "live"

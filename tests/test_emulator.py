@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from Bio import Entrez
 
-from reviewkit.emulator import ESEARCH_CAP, Emulator, Faults, parse_term, synthetic_records
+from reviewkit.testing.emulator import ESEARCH_CAP, Emulator, Faults, parse_term, synthetic_records
 
 ROOT = Path(__file__).resolve().parents[1]
 NCBI = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
@@ -168,7 +168,7 @@ def test_esummary_epost_and_ecitmatch(small, entrez):
 
 
 def test_efetch_serves_real_corpus_records_that_parse_back_field_for_field(entrez):
-    from reviewkit.emulator import load_records
+    from reviewkit.testing.emulator import load_records
     from reviewkit.pubmed import read_pubmed_xml
 
     recs = load_records(ROOT / "data/corpus/records.jsonl")
@@ -309,7 +309,7 @@ def test_command_line_serves_a_records_file(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reviewkit.emulator", "--port", str(port),
+        [sys.executable, "-m", "reviewkit.testing.emulator", "--port", str(port),
          "--records", str(ROOT / "data/corpus/records.jsonl"), "--no-rate-limit"],
         stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )

@@ -7,24 +7,25 @@ import pandas as pd
 import pytest
 
 from reviewkit.effects import effect_sizes
-from reviewkit.extraction import DEFAULT_PATH, ExtractionError, analysis_rows, load_extraction, pool_measure
+from reviewkit.extraction import ExtractionError, analysis_rows, load_extraction, pool_measure
 from reviewkit.meta import pool_by_disorder
-from reviewkit.protocol import DEFAULT_PROTOCOL, load_protocol
+from reviewkit.protocol import load_protocol
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import EXTRACTION, PROTOCOL, ROOT
+
 RECORDS = [json.loads(line) for line in (ROOT / "data/corpus/records.jsonl").read_text().splitlines() if line]
 OUTCOMES = [json.loads(line) for line in (ROOT / "data/corpus/outcomes.jsonl").read_text().splitlines() if line]
 
 
 @pytest.fixture(scope="module")
 def table():
-    return load_extraction()
+    return load_extraction(EXTRACTION, PROTOCOL)
 
 
 def test_one_row_per_corpus_outcome_of_an_included_study(table):
     assert len(table) == len(OUTCOMES)
     assert sorted(table["study"]) == sorted(o["study"] for o in OUTCOMES)
-    assert set(table["disorder"]) <= set(load_protocol().searches)
+    assert set(table["disorder"]) <= set(PROTOCOL.searches)
 
 
 def test_identifiers_come_from_the_matching_included_record(table):
@@ -62,7 +63,7 @@ def test_the_abstinence_analysis(table):
     assert pool_measure(rows) == "OR"
     e = effect_sizes(rows, "OR")
     assert list(e["flipped"]) == [False, True, False]  # relapse inverted to "no relapse"
-    sub = pool_by_disorder(e, disorders=tuple(load_protocol().searches))
+    sub = pool_by_disorder(e, disorders=tuple(PROTOCOL.searches))
     assert [k for k, r in sub.subgroups.items() if r is None] == ["oud", "gambling"]
     assert sub.subgroups["cocaine"].k == 1 and sub.overall.k == 3
 
@@ -81,7 +82,7 @@ def test_news_sourced_rows_say_so(table):
 
 
 def write_variant(tmp_path, edit):
-    df = pd.read_csv(DEFAULT_PATH, dtype=str, keep_default_na=False)
+    df = pd.read_csv(EXTRACTION, dtype=str, keep_default_na=False)
     edited = edit(df)  # an edit either changes df in place or returns a new frame
     df = df if edited is None else edited
     path = tmp_path / "outcomes.csv"
@@ -112,13 +113,13 @@ def set_cell(row_id, col, value):
 def test_bad_rows_name_file_row_study_and_column(tmp_path, edit, message):
     path = write_variant(tmp_path, edit)
     with pytest.raises(ExtractionError, match=message):
-        load_extraction(path)
+        load_extraction(path, PROTOCOL)
 
 
 def test_missing_column_and_unknown_pool_group(tmp_path, table):
     path = write_variant(tmp_path, lambda df: df.drop(columns=["source"]))
     with pytest.raises(ExtractionError, match="missing column"):
-        load_extraction(path)
+        load_extraction(path, PROTOCOL)
     with pytest.raises(ExtractionError, match="no rows in pool_group 'craving'; groups in the table: abstinence"):
         analysis_rows(table, "craving")
 
@@ -127,12 +128,12 @@ def test_the_disorders_are_the_protocols_searches(tmp_path):
     """A review that adds a search (here cannabis) can extract outcomes for it: nothing else lists disorders."""
     import yaml
 
-    raw = yaml.safe_load(DEFAULT_PROTOCOL.read_text(encoding="utf-8"))
+    raw = yaml.safe_load(PROTOCOL.path.read_text(encoding="utf-8"))
     raw["searches"]["cannabis"] = {"label": "Cannabis use disorder", "mesh": ["Marijuana Abuse"], "text": ["cannabis"]}
     (tmp_path / "protocol.yml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     protocol = load_protocol(tmp_path / "protocol.yml")
     path = write_variant(tmp_path, set_cell("krupitsky2007-abstinence", "disorder", "cannabis"))
     with pytest.raises(ExtractionError, match="'cannabis' is not one of aud, oud, cocaine, gambling"):
-        load_extraction(path)
+        load_extraction(path, PROTOCOL)
     table = load_extraction(path, protocol)
     assert table.loc[table["row_id"] == "krupitsky2007-abstinence", "disorder"].item() == "cannabis"

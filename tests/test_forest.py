@@ -6,9 +6,8 @@ import pandas as pd
 
 from reviewkit.forest import forest, heterogeneity_text
 from reviewkit.meta import pool, pool_by_disorder
-from reviewkit.protocol import load_protocol
 
-PROTOCOL = load_protocol()
+from helpers import PROTOCOL
 
 
 def analysis(measure="OR"):
@@ -27,7 +26,7 @@ def svg_text(path):
 
 def test_writes_png_and_svg_with_every_element(tmp_path):
     fig = forest(analysis(), tmp_path / "fp", title="Test", note="Sample corpus, not a complete search.",
-                 group_labels=PROTOCOL.labels)
+                 group_labels=PROTOCOL.labels, intervention=PROTOCOL.intervention_label)
     png, svg = tmp_path / "fp.png", tmp_path / "fp.svg"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = svg_text(svg)

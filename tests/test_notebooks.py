@@ -25,12 +25,14 @@ import rispy
 from reviewkit import report
 from reviewkit.cli import main
 from reviewkit.io import read_jsonl
-from reviewkit.sample import CORPUS, build_sample
+from reviewkit.review import Review
+from tools.build_sample import CORPUS, build_sample
 from test_report import external_resources
 
-ROOT = report.project_root()
-NOTEBOOKS = report.list_notebooks(ROOT)
-SHARED_PARAMETERS = {"offline", "snapshot", "searches", "screening", "output_dir"}
+from helpers import EXAMPLE, PROTOCOL, ROOT
+
+NOTEBOOKS = EXAMPLE.notebooks()
+SHARED_PARAMETERS = {"project", "protocol", "offline", "snapshot", "searches", "screening", "output_dir"}
 # Recognisable credentials: a run must leave neither in any file it writes.
 CANARY_EMAIL = "canary-7c1e@reviewkit-test.invalid"
 CANARY_KEY = "rkcanary5d0f1b2a9e8c7d6f5a4b3c2d1e0f"
@@ -58,87 +60,74 @@ def test_committed_notebook_is_clean_with_a_parameters_cell(path):
 # --- the helpers the notebooks call (fast, on the sample) ------------------------
 
 @pytest.fixture(scope="module")
-def sample_ctx(tmp_path_factory):
-    from reviewkit.notebook import Context
-
-    return Context(ROOT, ROOT / "data" / "snapshots" / "sample", tmp_path_factory.mktemp("out"), True, None,
-                   ROOT / "data" / "screening" / "sample")
+def sample_review(tmp_path_factory):
+    return Review(EXAMPLE, output_dir=tmp_path_factory.mktemp("out"))
 
 
-def test_screening_helpers_agree_with_prisma(sample_ctx):
+def test_screening_helpers_agree_with_prisma(sample_review):
     from reviewkit import notebook
-    from reviewkit.prisma import prisma_report
-    from reviewkit.screening_state import build_state
+    from reviewkit.screening_state import awaiting_screening
 
-    state = build_state(sample_ctx.snapshot_dir, sample_ctx.screening_dir)
+    state = sample_review.state
     overview = notebook.screening_overview(state).set_index("stage")
-    prisma = prisma_report(state)
+    prisma = sample_review.prisma
     table = notebook.prisma_table(prisma)
     assert list(table.columns) == ["all searches", *state.search_keys]
     assert overview.loc["title/abstract", "excluded"] == table.loc["records excluded", "all searches"]
     assert table.loc["studies included", "all searches"] == prisma.overall.studies_included
     assert len(notebook.included_records(state)) == prisma.overall.reports_included
-    assert notebook.awaiting_screening(state).empty  # the sample's sheets are complete
+    assert awaiting_screening(state).empty  # the sample's sheets are complete
     reasons = notebook.exclusion_reasons(prisma.overall)
     assert reasons[["databases", "other methods"]].to_numpy().sum() == table.loc["reports excluded", "all searches"]
 
 
-def test_article_audit_weighs_every_claim(sample_ctx):
+def test_article_audit_weighs_every_claim(sample_review):
     import yaml
 
     from reviewkit import notebook
     from reviewkit.claims import CLAIM_VERDICTS
-    from reviewkit.prisma import prisma_counts
 
-    audit = notebook.article_audit(sample_ctx)
+    audit = sample_review.audit()
     claims = yaml.safe_load((ROOT / "data" / "article" / "claims.yml").read_text(encoding="utf-8"))
     assert len(audit.checks) == 9
     assert len(audit.table) == len(claims["claims"])
     assert set(audit.table["verdict"]) <= set(CLAIM_VERDICTS)
     refs = notebook.citation_table(audit.checks.values())
     assert set(refs["verdict"]) <= {"verified", "exists with errors", "not found", "ambiguous"}
-    numbers = notebook.key_numbers(prisma_counts(audit.state), audit.model, audit.table)
-    assert numbers.loc[f"Pooled OR, all disorders (k = {audit.model.overall.k})", "value"].count("95% CI") == 1
+    numbers = notebook.key_numbers(sample_review.prisma.overall, audit.model, audit.table)
+    assert numbers.loc[f"Pooled OR, all searches (k = {audit.model.overall.k})", "value"].count("95% CI") == 1
     shown = notebook.claims_table(audit).set_index("id")
     assert shown.notna().all().all()  # a reader sees words, not NaN
     assert shown.loc["C01", "disorder"] == "(mechanism)" and shown.loc["C02", "cites"] == "(none)"
 
 
-def test_meta_analysis_helpers_pool_only_included_studies(sample_ctx, tmp_path):
-    from dataclasses import replace
-
+def test_meta_analysis_helpers_pool_only_included_studies(sample_review, tmp_path):
     from reviewkit import notebook
-    from reviewkit.evidence import pool_analysis
-    from reviewkit.extraction import load_extraction
-    from reviewkit.prisma import prisma_counts
 
-    table = load_extraction()
-    included = notebook.included_reports(sample_ctx, table)
+    table, included = sample_review.extraction, sample_review.included
     shown = notebook.extraction_table(table, included)
     assert shown["included"].all() and (shown["included study"] != "").all()  # every sample row is included
     assert shown.loc[shown["row_id"] == "dakwar2020-abstinence", "included study"].item() == \
         "CIT:doi:10.1176/appi.ajp.2019.19070684"
 
-    model = pool_analysis(table, included=included)
-    shown = notebook.pooled_table(model, "abstinence")
+    model = sample_review.analysis()
+    shown = notebook.pooled_table(model, PROTOCOL.labels, "abstinence")
     lo, hi = model.overall.tau2_ci_low, model.overall.tau2_ci_high
     assert shown.loc["overall", "τ² 95% CI"] == f"{lo:.3f} to {hi:.3f}" and lo < model.overall.tau2 < hi
     assert shown.loc["Cocaine and other stimulant use", "τ² 95% CI"] == "–"  # k = 1
     assert shown.loc["Gambling disorder", "studies (k)"] == 0
 
     # A screening with no includes: nothing pooled, and every reader-facing helper says so.
-    empty = included.iloc[0:0]
-    assert not notebook.extraction_table(table, empty)["included"].any()
-    assert pool_analysis(table, included=empty) is None
-    row = notebook.pooled_table(None, "abstinence").loc["overall"]
+    empty = Review(EXAMPLE, screening=str(tmp_path / "no-decisions"), output_dir=tmp_path)
+    assert empty.included.empty and not notebook.extraction_table(table, empty.included)["included"].any()
+    assert empty.analysis() is None
+    row = notebook.pooled_table(None, PROTOCOL.labels, "abstinence").loc["overall"]
     assert row["studies (k)"] == 0 and "Nothing pooled" in row["note"] and "abstinence" in row["note"]
-    audit = notebook.article_audit(sample_ctx)
-    numbers = notebook.key_numbers(prisma_counts(audit.state), None, audit.table)
-    assert numbers.loc["Pooled effect, all disorders", "value"] == "none: no included study is in the analysis"
-    ctx = replace(sample_ctx, output_dir=tmp_path)
-    written = notebook.export_meta_analysis(ctx, table, empty, None, "abstinence")
+    numbers = notebook.key_numbers(empty.prisma.overall, None, empty.audit().table)
+    assert numbers.loc["Pooled effect, all searches", "value"] == "none: no included study is in the analysis"
+    written = notebook.export_meta_analysis(empty, None, "abstinence")
     assert sorted(p.name for p in written) == ["extraction.csv", "extraction.xlsx"]
-    notebook.forest_plot(ctx, None, "abstinence")
+    notebook.forest_plot(empty, None, "abstinence")
     assert not list(tmp_path.rglob("forest_*"))
 
 
@@ -171,7 +160,7 @@ def runs(tmp_path_factory, canary_env):
 
     results = []
     # sample; sample again (no change); newer snapshot (one new record); sample again (a count falls)
-    for extra in ([], [], ["-p", "snapshot", str(newer)], []):
+    for extra in ([], [], ["-p", "snapshot", str(newer), "-p", "screening", "sample"], []):
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             code = main(["run", "--no-progress", "--output", str(root), *extra])
@@ -188,7 +177,7 @@ def test_every_notebook_runs_and_the_run_is_recorded(runs):
     manifest = json.loads((folder / "run.json").read_text())
     assert manifest["status"] == "ok" and manifest["mode"] == "offline"
     assert [n["name"] for n in manifest["notebooks"]] == [p.name for p in NOTEBOOKS]
-    assert manifest["snapshot"]["sample"] is True and manifest["parameters"]["snapshot"] == "sample"
+    assert manifest["snapshot"]["sample"] is True and manifest["parameters"]["snapshot"] == "data/snapshots/sample"
     assert set(manifest["searches"]) == {"aud", "oud", "cocaine", "gambling"}
     assert manifest["counts"]["studies included"] > 0
     for nb in NOTEBOOKS:
@@ -380,7 +369,7 @@ def test_scheduled_script_reads_credentials_from_a_file(tmp_path):
     fake.chmod(0o755)
     proc = living_review(script_env(tmp_path, REVIEWKIT_ENV_FILE=str(env_file), REVIEWKIT_BIN=str(fake)))
     assert proc.returncode == 0
-    assert f"email={CANARY_EMAIL}" in proc.stdout and "args=run --live --no-progress --output" in proc.stdout
+    assert f"email={CANARY_EMAIL}" in proc.stdout and "args=run --live --no-progress --project " in proc.stdout
 
 
 def test_ci_workflow_runs_the_script_on_a_schedule_with_secrets_from_the_environment():
@@ -403,10 +392,9 @@ def test_scheduled_live_run_keeps_dated_reports_and_fails_loudly(tmp_path):
     """Live runs against the loopback E-utilities emulator: a dated report per run, no credential
     in any file, exit 3 naming the search when its count falls, exit 2 naming the notebook when
     PubMed cannot be reached."""
-    from reviewkit.emulator import Emulator, synthetic_records
-    from reviewkit.protocol import load_protocol
+    from reviewkit.testing.emulator import Emulator, synthetic_records
 
-    protocol = load_protocol()
+    protocol = PROTOCOL
     records = [r for i, key in enumerate(protocol.searches)
                for r in synthetic_records(3, terms=[key], first_pmid=91_000_001 + 100 * i, seed=i)]
     aliases = {protocol.query(key): key for key in protocol.searches}
@@ -438,5 +426,6 @@ def test_scheduled_live_run_keeps_dated_reports_and_fails_loudly(tmp_path):
     # the emulator is gone: the search cannot reach PubMed
     down = living_review({**env, "REVIEWKIT_EUTILS_URL": emu.base_url})
     assert down.returncode == 2
-    assert "notebook 01_search.ipynb failed at cell" in down.stderr
+    assert re.search(r"reviewkit run: error: esearch failed \d+ times, last with URLError", down.stderr)
+    assert "retry 1 of" in down.stderr  # each retry is logged
     assert CANARY_KEY not in down.stderr + down.stdout and CANARY_EMAIL not in down.stderr + down.stdout

@@ -13,20 +13,18 @@ from reviewkit.errors import ReviewkitError
 from reviewkit.flow_diagram import draw
 from reviewkit.io import read_jsonl
 from reviewkit.prisma import check, prisma_counts, prisma_report
-from reviewkit.protocol import load_protocol
 from reviewkit.screening import read_sheet
 from reviewkit.screening_state import build_state, write_state
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "snapshots" / "sample"
-SCREENING = ROOT / "data" / "screening" / "sample"
+from helpers import PROTOCOL, ROOT, SAMPLE_DIR as SAMPLE, SAMPLE_SCREENING as SCREENING
+
 KEYS = ["aud", "oud", "cocaine", "gambling"]
-REASONS = load_protocol().screening_reasons
+REASONS = PROTOCOL.screening_reasons
 
 
 @pytest.fixture(scope="module")
 def state():
-    return build_state(SAMPLE, SCREENING)
+    return build_state(SAMPLE, SCREENING, PROTOCOL)
 
 
 def corpus_expectation(key=None):
@@ -126,7 +124,7 @@ def test_arithmetic_errors_fail_loudly(state):
 
 
 def test_pending_records_are_counted_not_hidden(tmp_path):
-    state = build_state(SAMPLE, tmp_path)  # no decisions yet
+    state = build_state(SAMPLE, tmp_path, PROTOCOL)  # no decisions yet
     c = prisma_counts(state)
     assert (c.databases.records_screened, c.databases.records_awaiting) == (0, 56)
     assert c.other_methods.reports.awaiting == 54 and not c.complete
@@ -156,7 +154,7 @@ def test_shipped_sheets_are_what_screen_would_write(state, tmp_path):
     (not shipped) are written on demand and hold the same sheets."""
     shutil.copytree(SCREENING, tmp_path / "s", ignore=shutil.ignore_patterns("*.xlsx"))
     before = {p.name: p.read_bytes() for p in (tmp_path / "s").glob("*.csv")}
-    write_state(build_state(SAMPLE, tmp_path / "s"), tmp_path / "s")
+    write_state(build_state(SAMPLE, tmp_path / "s", PROTOCOL), tmp_path / "s")
     assert {p.name: p.read_bytes() for p in (tmp_path / "s").glob("*.csv")} == before
     for stage in ("title_abstract", "full_text"):
         (tmp_path / "s" / f"{stage}.csv").rename(tmp_path / f"{stage}.csv")  # read the XLSX alone

@@ -4,11 +4,13 @@ import pytest
 import yaml
 
 from reviewkit.errors import ProtocolError
-from reviewkit.protocol import DEFAULT_PROTOCOL, load_protocol
+from reviewkit.protocol import load_protocol
+
+from helpers import PROTOCOL
 
 
 def write(tmp_path: Path, mutate) -> Path:
-    data = yaml.safe_load(DEFAULT_PROTOCOL.read_text())
+    data = yaml.safe_load(PROTOCOL.path.read_text())
     mutate(data)
     path = tmp_path / "protocol.yml"
     path.write_text(yaml.safe_dump(data))
@@ -16,14 +18,14 @@ def write(tmp_path: Path, mutate) -> Path:
 
 
 def test_bundled_protocol_has_the_four_searches():
-    protocol = load_protocol()
+    protocol = PROTOCOL
     assert list(protocol.searches) == ["aud", "oud", "cocaine", "gambling"]
     assert protocol.screening_reasons["title_abstract"]
     assert protocol.screening_reasons["full_text"]
 
 
 def test_query_combines_intervention_and_disorder_blocks():
-    query = load_protocol().query("oud")
+    query = PROTOCOL.query("oud")
     intervention, disorder = query.split(" AND ", 1)
     assert '"Ketamine"[Mesh]' in intervention and "esketamine[tiab]" in intervention
     assert '"Opioid-Related Disorders"[Mesh]' in disorder
@@ -32,13 +34,13 @@ def test_query_combines_intervention_and_disorder_blocks():
 
 
 def test_date_limits_become_esearch_parameters():
-    params = load_protocol().dates.params()
+    params = PROTOCOL.dates.params()
     assert params == {"datetype": "pdat", "mindate": "1966/01/01", "maxdate": "2026/10/31"}
 
 
 def test_unknown_search_key_names_the_known_ones():
     with pytest.raises(ProtocolError, match="unknown search 'nicotine'.*aud, oud, cocaine, gambling"):
-        load_protocol().query("nicotine")
+        PROTOCOL.query("nicotine")
 
 
 @pytest.mark.parametrize("mutate, message", [

@@ -146,13 +146,6 @@ def test_external_resource_check_catches_cdn_scripts():
     assert not external_resources('<a href="https://pubmed.ncbi.nlm.nih.gov/1/">PubMed</a>')
 
 
-def test_project_root_found_from_notebooks_folder(monkeypatch):
-    root = report.project_root()
-    monkeypatch.chdir(root / "notebooks")
-    assert report.project_root() == root
-    assert [p.name for p in report.list_notebooks()][0] == "01_search.ipynb"
-
-
 # --- manifests and changes ---------------------------------------------------
 
 def manifest(run_id, status="ok", **counts):
@@ -218,12 +211,20 @@ def test_run_refuses_credentials_and_reserved_parameters(tmp_path, capsys):
     assert "--output" in capsys.readouterr().err
 
 
-def test_failed_run_leaves_a_failed_manifest(tmp_path, capsys):
+def test_a_missing_snapshot_is_refused_before_a_run_folder_exists(tmp_path, capsys):
     code = main(["run", "--no-progress", "--output", str(tmp_path), "-p", "snapshot", str(tmp_path / "nowhere")])
     assert code == 2
+    assert "nowhere does not exist" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_failed_run_leaves_a_failed_manifest(tmp_path, capsys):
+    code = main(["run", "--no-progress", "--output", str(tmp_path), "-p", "analysis", "craving"])
+    assert code == 2
     err = capsys.readouterr().err
-    assert "01_search.ipynb" in err and "nowhere" in err
+    assert "04_meta_analysis.ipynb" in err and "no rows in pool_group 'craving'" in err
     (manifest_path,) = tmp_path.glob("*/run.json")
     saved = json.loads(manifest_path.read_text())
-    assert saved["status"] == "failed" and "01_search.ipynb" in saved["error"]
+    assert saved["status"] == "failed" and "04_meta_analysis.ipynb" in saved["error"]
     assert not (manifest_path.parent / "index.html").exists()

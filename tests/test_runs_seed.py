@@ -3,12 +3,12 @@
 import json
 
 from reviewkit import runs
-from reviewkit.emulator import Emulator, synthetic_records
+from reviewkit.testing.emulator import Emulator, synthetic_records
 from reviewkit.entrez import Credentials, LiveTransport, run_search
-from reviewkit.protocol import load_protocol
 from reviewkit.snapshot import Snapshot
 
-PROTOCOL = load_protocol()
+from helpers import PROTOCOL
+
 KEY = Credentials(email="seed-test@example.org", api_key="seed-test-key")
 
 

@@ -13,6 +13,7 @@ from reviewkit.screening import (agreement, build_sheet, cohen_kappa, conflicts,
 
 TA = ("animal study", "review or meta-analysis", "other")
 FT = ("wrong population", "other")
+TERMS = ("ketamine", "esketamine")  # the worked example's free-text intervention terms
 
 
 def records(ids):
@@ -24,25 +25,25 @@ def records(ids):
 
 def test_suggestions_are_hints_with_reasons():
     base = {"title": "Ketamine for AUD", "abstract": "", "publication_types": [], "is_human": False, "is_animal": False}
-    assert suggest(pd.Series({**base, "is_animal": True})) == ("exclude", "animal-only (MeSH Animals without Humans)")
-    assert suggest(pd.Series({**base, "publication_types": ["Review"]}))[1].startswith("review")
-    assert suggest(pd.Series({**base, "title": "Naltrexone for AUD"}))[1] == "no ketamine or esketamine in title or abstract"
-    assert suggest(pd.Series({**base, "publication_types": ["Case Reports"]}))[0] == "check"
-    assert suggest(pd.Series(base)) == ("", "")
+    assert suggest(pd.Series({**base, "is_animal": True}), TERMS) == ("exclude", "animal-only (MeSH Animals without Humans)")
+    assert suggest(pd.Series({**base, "publication_types": ["Review"]}), TERMS)[1].startswith("review")
+    assert suggest(pd.Series({**base, "title": "Naltrexone for AUD"}), TERMS)[1] == "no ketamine or esketamine in title or abstract"
+    assert suggest(pd.Series({**base, "publication_types": ["Case Reports"]}), TERMS)[0] == "check"
+    assert suggest(pd.Series(base), TERMS) == ("", "")
 
 
 def test_rerun_adds_new_keeps_decisions_and_gone_records():
-    first = build_sheet(records([1, 2, 3]), "title_abstract")
+    first = build_sheet(records([1, 2, 3]), "title_abstract", TERMS)
     first.loc[0, ["reviewer1", "final"]] = ["include", "include"]
     first.loc[2, ["final", "exclusion_reason", "notes"]] = ["exclude", "other", "why"]
-    upd = update_sheet(first, build_sheet(records([1, 2, 4]), "title_abstract"), "title_abstract")
+    upd = update_sheet(first, build_sheet(records([1, 2, 4]), "title_abstract", TERMS), "title_abstract")
     s = upd.sheet.set_index("record_id")
     assert upd.new_ids == ("PMID:4",) and upd.kept_ids == ("PMID:3",)
     assert s.loc["PMID:1", "final"] == "include" and s.loc["PMID:3", "notes"] == "why"
     assert s.loc["PMID:3", "status"] == "no longer retrieved" and s.loc["PMID:1", "status"] == ""
     assert list(s.index) == ["PMID:1", "PMID:2", "PMID:3", "PMID:4"]
     # the record comes back: its decision is still there and active
-    again = update_sheet(upd.sheet, build_sheet(records([1, 2, 3, 4]), "title_abstract"), "title_abstract").sheet
+    again = update_sheet(upd.sheet, build_sheet(records([1, 2, 3, 4]), "title_abstract", TERMS), "title_abstract").sheet
     assert again.set_index("record_id").loc["PMID:3", ["final", "status"]].tolist() == ["exclude", ""]
 
 
@@ -52,7 +53,7 @@ def test_rerun_adds_new_keeps_decisions_and_gone_records():
     ("record_id", "PMID:1", "row 3: record PMID:1 appears again (first at row 2)"),
 ])
 def test_bad_sheet_names_file_and_row_and_writes_nothing(tmp_path, column, value, message):
-    sheet = build_sheet(records([1, 2]), "title_abstract")
+    sheet = build_sheet(records([1, 2]), "title_abstract", TERMS)
     assert write_sheet(tmp_path, "title_abstract", sheet)
     bad = sheet.copy()
     bad.loc[1, column] = value
@@ -64,17 +65,17 @@ def test_bad_sheet_names_file_and_row_and_writes_nothing(tmp_path, column, value
 
 
 def test_full_text_rules(tmp_path):
-    sheet = build_sheet(records([1]), "full_text")
+    sheet = build_sheet(records([1]), "full_text", TERMS)
     sheet.loc[0, ["final"]] = ["exclude"]
     with pytest.raises(ReviewkitError, match="needs a reason"):
-        import_decisions(build_sheet(records([1]), "full_text"), sheet, "full_text", FT, "x.csv")
+        import_decisions(build_sheet(records([1]), "full_text", TERMS), sheet, "full_text", FT, "x.csv")
     sheet.loc[0, ["retrieved", "exclusion_reason"]] = ["no", "Wrong Population"]
     with pytest.raises(ReviewkitError, match="not retrieved cannot have a final decision"):
-        import_decisions(build_sheet(records([1]), "full_text"), sheet, "full_text", FT, "x.csv")
+        import_decisions(build_sheet(records([1]), "full_text", TERMS), sheet, "full_text", FT, "x.csv")
 
 
 def test_csv_and_xlsx_edits_are_combined_and_conflicts_refused(tmp_path):
-    sheet = build_sheet(records([1, 2]), "title_abstract")
+    sheet = build_sheet(records([1, 2]), "title_abstract", TERMS)
     write_sheet(tmp_path, "title_abstract", sheet)
     csv, xlsx = sheet.copy(), sheet.copy()
     csv.loc[0, "final"] = "include"
@@ -90,7 +91,7 @@ def test_csv_and_xlsx_edits_are_combined_and_conflicts_refused(tmp_path):
 
 
 def test_import_refuses_unknown_ids_and_changes(tmp_path):
-    sheet = build_sheet(records([1, 2]), "title_abstract")
+    sheet = build_sheet(records([1, 2]), "title_abstract", TERMS)
     sheet.loc[0, "reviewer1"] = "include"
     with pytest.raises(ReviewkitError, match=r"r2.csv, row 2: record PMID:9 is not in"):
         import_decisions(sheet, pd.DataFrame({"record_id": ["PMID:9"], "reviewer2": ["include"]}), "title_abstract", TA, "r2.csv")
@@ -107,7 +108,7 @@ def test_kappa_and_conflicts():
     r2 = ["include"] * 20 + ["exclude"] * 5 + ["include"] * 10 + ["exclude"] * 15
     assert cohen_kappa(r1, r2) == pytest.approx(0.4)
     assert cohen_kappa(["include"] * 3, ["include"] * 3) is None
-    sheet = build_sheet(records(range(50)), "title_abstract")
+    sheet = build_sheet(records(range(50)), "title_abstract", TERMS)
     sheet["reviewer1"], sheet["reviewer2"] = r1, r2
     a = agreement(sheet, "title_abstract")
     assert (a.n_both, a.n_agree, round(a.kappa, 6)) == (50, 35, 0.4)
@@ -115,7 +116,7 @@ def test_kappa_and_conflicts():
 
 
 def test_crash_mid_write_keeps_old_files(tmp_path):
-    sheet = build_sheet(records([1]), "title_abstract")
+    sheet = build_sheet(records([1]), "title_abstract", TERMS)
     sheet.loc[0, "final"] = "include"
     write_sheet(tmp_path, "title_abstract", sheet)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -128,7 +129,7 @@ def test_crash_mid_write_keeps_old_files(tmp_path):
 
 
 def test_unchanged_sheet_is_not_rewritten(tmp_path):
-    sheet = build_sheet(records([1]), "title_abstract")
+    sheet = build_sheet(records([1]), "title_abstract", TERMS)
     assert write_sheet(tmp_path, "title_abstract", sheet) is True
     assert write_sheet(tmp_path, "title_abstract", read_sheet(tmp_path, "title_abstract", TA)) is False
 
@@ -152,7 +153,7 @@ def test_no_human_decision_is_ever_lost_or_changed(tmp_path_factory, steps):
 
     def rerun():
         existing = read_sheet(folder, "title_abstract", TA)
-        sheet = update_sheet(existing, build_sheet(records(sorted(retrieved)), "title_abstract"), "title_abstract").sheet
+        sheet = update_sheet(existing, build_sheet(records(sorted(retrieved)), "title_abstract", TERMS), "title_abstract").sheet
         write_sheet(folder, "title_abstract", sheet)
         return sheet
 

@@ -4,16 +4,17 @@ import pytest
 
 from reviewkit.entrez import run_search
 from reviewkit.errors import SnapshotError
-from reviewkit.protocol import load_protocol
-from reviewkit.pubmed_render import esearch_xml
+from reviewkit.testing.render import esearch_xml
 from reviewkit.screening_state import build_state
 from reviewkit.snapshot import Snapshot
+
+from helpers import PROTOCOL
 
 
 def test_a_snapshot_without_searches_is_a_clear_error(tmp_path):
     Snapshot.create(tmp_path / "snap", sample=False, note="new")
     with pytest.raises(SnapshotError, match="no searches recorded yet"):
-        build_state(tmp_path / "snap", tmp_path / "screening")
+        build_state(tmp_path / "snap", tmp_path / "screening", PROTOCOL)
 
 
 def test_a_search_that_found_nothing_gives_empty_sheets(tmp_path):
@@ -26,6 +27,6 @@ def test_a_search_that_found_nothing_gives_empty_sheets(tmp_path):
         def request(self, utility, params, reuse=False):
             return snap.put(utility, params, esearch_xml(0, [], 0, params["term"])).body
 
-    run_search(NothingFound(), load_protocol(), "gambling", progress=False)
-    state = build_state(tmp_path / "snap", tmp_path / "screening")
+    run_search(NothingFound(), PROTOCOL, "gambling", progress=False)
+    state = build_state(tmp_path / "snap", tmp_path / "screening", PROTOCOL)
     assert state.sheet("title_abstract").empty and state.sheet("full_text").empty

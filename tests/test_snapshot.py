@@ -11,8 +11,10 @@ from reviewkit.errors import SnapshotError
 from reviewkit.io import read_jsonl
 from reviewkit.protocol import load_protocol
 from reviewkit.records import RECORD_COLUMNS, load_lookup_records, load_records
-from reviewkit.sample import CORPUS, build_sample
-from reviewkit.snapshot import SAMPLE_DIR, Snapshot, exchange_id
+from tools.build_sample import CORPUS, build_sample
+from reviewkit.snapshot import Snapshot, exchange_id
+
+from helpers import PROTOCOL, SAMPLE_DIR
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,7 @@ def corpus():
 
 
 def test_replaying_the_sample_reproduces_its_manifests():
-    protocol = load_protocol()
+    protocol = PROTOCOL
     snap = Snapshot.open(SAMPLE_DIR)
     assert snap.is_sample and "not a complete PubMed search" in snap.info["note"]
     for key in protocol.searches:

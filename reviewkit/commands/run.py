@@ -1,5 +1,9 @@
 """``reviewkit run``: execute every notebook, write the HTML report, the manifest and what changed.
 
+Live, the searches run here first (recorded in the run folder's snapshot,
+started from the previous live run's), so the notebooks only replay them. The
+screening state is built once and handed to every notebook.
+
 Exit codes: 0 done; 2 a notebook failed or the input is wrong (the message
 names the notebook and cell); 3 the report was written but a search count
 fell since the previous run (a scheduled run must not pass quietly).
@@ -8,36 +12,41 @@ fell since the previous run (a scheduled run must not pass quietly).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import report, runs
 from ..errors import ReviewkitError
-from ..notebook import resolve_data
-from ..protocol import load_protocol
+from .common import open_project
 
 COUNT_DROP_EXIT = 3
+# Set by reviewkit run itself, never by -p.
+RESERVED = {"offline": "--offline/--live", "output_dir": "--output", "project": "--project",
+            "protocol": "--protocol"}
+
+log = logging.getLogger("reviewkit.run")
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "run",
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "run", parents=[common],
         help="run the review notebooks and write the HTML report",
-        description="Execute the notebooks in order with papermill and write, in a new dated folder of the "
-                    "output root: the executed notebooks, index.html (one self-contained report), run.json "
+        description="Execute the project's notebooks in order with papermill and write, in a new dated folder of "
+                    "the output root: the executed notebooks, index.html (one self-contained report), run.json "
                     "and exports. Compares the run with the previous one in the same output root.",
     )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--offline", dest="offline", action="store_true", default=True,
-                      help="replay a recorded snapshot (default; the bundled sample unless -p snapshot is given)")
-    mode.add_argument("--live", dest="offline", action="store_false",
+    mode.add_argument("--offline", dest="live", action="store_false",
+                      help="replay a recorded snapshot (default; the project's, or -p snapshot NAME|DIR)")
+    mode.add_argument("--live", dest="live", action="store_true",
                       help="run the searches against PubMed and record them in <run folder>/snapshot "
                            "(starting from the previous live run's, so only new records are fetched); "
                            "credentials come from NCBI_EMAIL / NCBI_API_KEY")
+    p.set_defaults(live=False)
     p.add_argument("--output", type=Path, default=None, metavar="DIR",
-                   help="output root holding one dated folder per run (default: reports/ in the project)")
+                   help="output root holding one dated folder per run (default: the project's reports folder)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
                    help="notebook parameter, VALUE read as YAML (e.g. -p searches '[aud, oud]'); repeatable")
     p.add_argument("--max-count-drop", type=int, default=0, metavar="N",
@@ -47,54 +56,72 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = report.project_root()
-    notebooks = report.list_notebooks(root)
-    output_root = (args.output or root / "reports").expanduser().resolve()
+    from .. import report, runs
+    from ..review import LIVE_NOTE, Review
+    from ..screening_state import handoff
+    from ..snapshot import Snapshot
+
+    project = open_project(args)
+    notebooks = project.notebooks()
     user = report.parse_parameters(args.parameter)
-    for reserved in ("offline", "output_dir"):
-        if reserved in user:
-            raise ReviewkitError(f"parameter {reserved!r} is set by reviewkit run itself (use --offline/--live, --output)")
-
-    if not args.offline and "snapshot" in user:
+    for name, option in RESERVED.items():
+        if name in user:
+            raise ReviewkitError(f"parameter {name!r} is set by reviewkit run itself (use {option})")
+    if args.live and "snapshot" in user:
         raise ReviewkitError("--live records a new snapshot in the run folder; -p snapshot is for --offline")
-    # As `reviewkit screen` does: the sample's decisions offline, data/screening/live/ for live searches.
-    user.setdefault("screening", "sample" if args.offline else "live")
-    user["screening"] = _from_here(user["screening"])
+    report.check_parameters(user, report.declared_parameters(notebooks))
+    output_root = (args.output.expanduser().resolve() if args.output else project.path("reports"))
 
+    snapshot, screening = user.pop("snapshot", None), user.pop("screening", None)
+    if not args.live:  # a missing snapshot or bad protocol is refused before a run folder exists
+        Review(project, snapshot=snapshot, screening=screening).snapshot
     started = datetime.now(timezone.utc)
     run_dir = runs.make_run_dir(output_root, runs.new_run_id(started))
-    snapshot = _from_here(user.pop("snapshot", "sample")) if args.offline else str(run_dir / "snapshot")
-    params = {"offline": args.offline, "snapshot": str(snapshot), "output_dir": str(run_dir), **user}
-    snapshot_dir = resolve_data(str(snapshot), root, "snapshots")
-    if not args.offline:
-        seeded = runs.seed_snapshot(output_root, run_dir.name, snapshot_dir)
+    if args.live:
+        snapshot = run_dir / "snapshot"
+        seeded = runs.seed_snapshot(output_root, run_dir.name, snapshot)
         if seeded:
-            print(f"reviewkit run: starting from the previous live run's snapshot ({seeded}); "
-                  "only new records will be fetched", flush=True)
-
-    print(f"reviewkit run: {'offline' if args.offline else 'live'}, snapshot {snapshot_dir}, "
-          f"{len(notebooks)} notebooks, output {run_dir}", flush=True)
+            log.info("starting from the previous live run's snapshot (%s); only new records will be fetched",
+                     project.relative(seeded))
+        else:
+            Snapshot.create(snapshot, sample=False, note=LIVE_NOTE, name=project.snapshots["live"],
+                            protocol_sha256=project.protocol().sha256)
+    review = Review(project, live=args.live, snapshot=snapshot, screening=screening,
+                    searches=user.get("searches") or None, output_dir=run_dir, progress=args.progress)
+    rel = project.relative
+    params = {"project": str(project.root), "protocol": str(project.protocol_file or ""), "offline": True,
+              "snapshot": str(review.snapshot_dir), "screening": str(review.screening_dir),
+              "output_dir": str(run_dir), **user}
+    log.info("%s run, snapshot %s, %d notebooks, output %s", "live" if args.live else "offline",
+             rel(review.snapshot_dir), len(notebooks), rel(run_dir))
     manifest = {
         "run_id": run_dir.name,
         "status": "running",
         "started": started.isoformat(timespec="seconds"),
-        "mode": "offline" if args.offline else "live",
-        "parameters": params,
+        "mode": "live" if args.live else "offline",
+        "parameters": {**params, "project": ".", "protocol": rel(project.protocol_path),
+                       "snapshot": rel(review.snapshot_dir), "screening": rel(review.screening_dir),
+                       "output_dir": rel(run_dir)},
         "versions": report.versions(),
         "notebooks": [],
     }
     t0 = time.perf_counter()
     try:
-        executed = report.execute_notebooks(notebooks, run_dir / "notebooks", params, progress=args.progress,
-                                            log=lambda msg: print(msg, flush=True))
+        if args.live:
+            review.search_results  # the notebooks replay what this records
+        state = review.state
+        with handoff(state) as env, report.kernel_environment(env):
+            executed = report.execute_notebooks(notebooks, run_dir / "notebooks", params, progress=args.progress,
+                                                log=log.info)
     except ReviewkitError as exc:
         manifest.update(status="failed", error=str(exc), finished=_now())
         runs.write_manifest(run_dir, manifest)
         raise
 
     manifest["notebooks"] = [{"name": r.name, "seconds": round(r.seconds, 2)} for r in executed]
-    manifest.update(runs.snapshot_facts(snapshot_dir, resolve_data(str(params["screening"]), root, "screening"),
-                                        params.get("searches") or None))
+    manifest.update(runs.snapshot_facts(review.snapshot, state, review.prisma.overall,
+                                        snapshot_path=rel(review.snapshot_dir), screening_path=rel(review.screening_dir),
+                                        searches=review.searches or None))
     previous = runs.previous_manifest(output_root, before=run_dir.name)
     changes = runs.compare(previous, manifest)
     problems = runs.count_drops(changes, args.max_count_drop)
@@ -106,15 +133,15 @@ def run(args: argparse.Namespace) -> int:
         finished=_now(),
     )
 
-    print("writing index.html", flush=True)
+    log.info("writing index.html")
     info = {
-        "title": f"{load_protocol().title}: review report",
+        "title": f"{review.protocol.title}: review report",
         "run_id": run_dir.name,
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
         "mode": manifest["mode"],
-        "snapshot": str(snapshot),
-        "sample_note": manifest["snapshot"].get("note") if manifest["snapshot"].get("sample") else "",
-        "parameters": params,
+        "snapshot": rel(review.snapshot_dir),
+        "sample_note": review.sample_note,
+        "parameters": manifest["parameters"],
         "snapshot_info": manifest["snapshot"],
         "versions": manifest["versions"],
         "changes_html": runs.changes_html(changes),
@@ -133,14 +160,6 @@ def run(args: argparse.Namespace) -> int:
               "(or allow it with --max-count-drop)", file=sys.stderr)
         return COUNT_DROP_EXIT
     return 0
-
-
-def _from_here(value):
-    """A folder given as a relative path means relative to where the user typed it; a bare name is left
-    for the notebooks to find under data/."""
-    if isinstance(value, str) and len(Path(value).parts) > 1:
-        return str(Path(value).expanduser().resolve())
-    return value
 
 
 def _now() -> str:

@@ -1,9 +1,8 @@
 """``reviewkit screen`` and ``reviewkit prisma``: screening sheets and PRISMA 2020 counts.
 
-Both read a snapshot (offline: the bundled sample; ``--live``: the live
-snapshot a ``search --live`` recorded; or ``--snapshot``) and the screening
-folder (default ``data/screening/<snapshot name>``). ``screen`` writes or
-updates the sheets; ``prisma`` only reads.
+Both read a snapshot and its screening folder (``--snapshot``, ``--screening``;
+the project's defaults otherwise). ``screen`` writes or updates the sheets;
+``prisma`` only reads.
 """
 
 from __future__ import annotations
@@ -12,53 +11,38 @@ import argparse
 import json
 from pathlib import Path
 
-from ..flow_diagram import draw
-from ..prisma import PrismaCounts, prisma_report
-from ..protocol import load_protocol
-from ..screening import STAGE_LABELS, STAGES
-from ..screening_state import ScreeningState, build_state, write_state
-from ..snapshot import SAMPLE_DIR
-from .search import LIVE_DEFAULT, add_mode_arguments
-
-SCREENING_ROOT = Path("data") / "screening"
+from .common import add_data_options, open_review, sample_notice
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("screen", help="write or update the screening sheets (title/abstract, full text)",
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("screen", parents=[common],
+                       help="write or update the screening sheets (title/abstract, full text)",
                        description="Write or update the screening sheets (CSV and XLSX). Existing decisions "
                                    "are kept; new records are added unscreened.")
-    _common(p)
+    add_data_options(p)
     p.set_defaults(func=run_screen)
-    p = sub.add_parser("prisma", help="PRISMA 2020 counts (and flow diagram) from the screening state",
+    p = sub.add_parser("prisma", parents=[common],
+                       help="PRISMA 2020 counts (and flow diagram) from the screening state",
                        description="Print PRISMA 2020 counts computed from the records and screening sheets.")
-    _common(p)
+    add_data_options(p)
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.add_argument("--diagram", type=Path, metavar="PATH",
                    help="also draw the flow diagram to PATH.png and PATH.svg")
     p.set_defaults(func=run_prisma)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    add_mode_arguments(p)
-    p.add_argument("--protocol", type=Path, default=None, help="protocol file (default: data/protocol.yml)")
-    p.add_argument("--screening", type=Path, default=None, metavar="DIR",
-                   help="screening folder (default: data/screening/<snapshot folder name>)")
-
-
-def _state(args: argparse.Namespace, progress: bool) -> tuple[ScreeningState, Path]:
-    snapshot = args.snapshot or (LIVE_DEFAULT if args.live else SAMPLE_DIR)
-    folder = args.screening or SCREENING_ROOT / Path(snapshot).name
-    return build_state(snapshot, folder, load_protocol(args.protocol), progress=progress), folder
-
-
 def run_screen(args: argparse.Namespace) -> int:
-    state, folder = _state(args, progress=True)
-    if state.sample:
-        print(f"NOTE: {state.note}")
-    changed = write_state(state, folder)
+    from ..screening import STAGE_LABELS, STAGES
+
+    review = open_review(args)
+    if notice := sample_notice(review):
+        print(notice)
+    state = review.state
+    changed = review.save_screening()
+    rel = review.project.relative
     print(f"records: {len(state.identified)} identified, {len(state.dedupe.records)} after deduplication "
           f"({len(state.dedupe.merges)} merged, {len(state.dedupe.review)} uncertain pairs to review in "
-          f"{folder / 'dedupe_review.csv'})")
+          f"{rel(review.screening_dir / 'dedupe_review.csv')})")
     for stage in STAGES:
         update, sheet = state.updates[stage], state.sheet(stage)
         current = sheet[sheet["status"] == ""]
@@ -70,11 +54,11 @@ def run_screen(args: argparse.Namespace) -> int:
         if update.kept_ids:
             print(f"  kept {len(update.kept_ids)} decision(s) for records no longer retrieved: "
                   + ", ".join(update.kept_ids[:10]) + (" ..." if len(update.kept_ids) > 10 else ""))
-    print("wrote: " + (", ".join(str(p) for p in changed) if changed else "nothing (sheets already up to date)"))
+    print("wrote: " + (", ".join(rel(p) for p in changed) if changed else "nothing (sheets already up to date)"))
     return 0
 
 
-def _summary(name: str, c: PrismaCounts) -> str:
+def _summary(name: str, c) -> str:
     db, om = c.databases, c.other_methods
     excluded = lambda r: ", ".join(f"{k} {v}" for k, v in r.excluded.items()) or "none"  # noqa: E731
     return "\n".join([
@@ -94,20 +78,22 @@ def _summary(name: str, c: PrismaCounts) -> str:
 
 
 def run_prisma(args: argparse.Namespace) -> int:
-    state, _ = _state(args, progress=not args.json)
-    report = prisma_report(state)
+    review = open_review(args, progress=not args.json)
+    report = review.prisma
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        if state.sample:
-            print(f"NOTE: {state.note}")
+        if notice := sample_notice(review):
+            print(notice)
         print(_summary("overall", report.overall))
         for key, counts in report.by_disorder.items():
             print(_summary(key, counts))
         print("Per-search counts overlap: a record found by several searches counts in each.")
     if args.diagram:
-        title = "PRISMA 2020 flow diagram" + (" (SAMPLE)" if state.sample else "")
-        paths = draw(report.overall, args.diagram, title=title, note=state.note if state.sample else None)
+        from ..flow_diagram import draw
+
+        title = "PRISMA 2020 flow diagram" + (" (SAMPLE)" if review.is_sample else "")
+        paths = draw(report.overall, args.diagram, title=title, note=review.sample_note or None)
         if not args.json:
             print("diagram: " + ", ".join(str(p) for p in paths))
     return 0

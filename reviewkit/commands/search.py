@@ -4,75 +4,42 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from ..entrez import Credentials, LiveTransport, ReplayTransport, run_search
-from ..protocol import load_protocol
-from ..snapshot import SAMPLE_DIR, Snapshot
-
-LIVE_DEFAULT = Path("data") / "snapshots" / "live"
+from .common import add_data_options, open_review, sample_notice
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("search", help="run the PubMed searches (offline: replay a snapshot)",
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("search", parents=[common], help="run the PubMed searches (offline: replay a snapshot)",
                        description="Run the protocol's PubMed searches. Offline (the default) replays a "
-                                   "snapshot, the bundled sample unless --snapshot is given; --live queries "
-                                   "NCBI and records every exchange in the snapshot.")
-    add_mode_arguments(p)
-    p.add_argument("--protocol", type=Path, default=None, help="protocol file (default: data/protocol.yml)")
+                                   "snapshot; --live queries NCBI and records every exchange in the snapshot.")
+    add_data_options(p, screening=False)
     p.add_argument("--only", nargs="+", metavar="KEY", help="run only these searches (e.g. aud oud)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
 
-def add_mode_arguments(p: argparse.ArgumentParser) -> None:
-    """--offline/--live and --snapshot, shared by every command that reads searches."""
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--offline", dest="live", action="store_false", help="replay a snapshot (default)")
-    mode.add_argument("--live", dest="live", action="store_true",
-                      help="query NCBI (credentials from NCBI_EMAIL / NCBI_API_KEY)")
-    p.set_defaults(live=False)
-    p.add_argument("--snapshot", type=Path, default=None,
-                   help=f"snapshot folder (offline default: the bundled sample; live default: {LIVE_DEFAULT})")
-
-
-def resolve_snapshot(args: argparse.Namespace, protocol_sha256: str = "") -> Snapshot:
-    if args.live:
-        root = args.snapshot or LIVE_DEFAULT
-        return Snapshot.create(root, sample=False, note="PubMed searches run live by reviewkit",
-                               protocol_sha256=protocol_sha256)
-    return Snapshot.open(args.snapshot or SAMPLE_DIR)
-
-
 def run(args: argparse.Namespace) -> int:
-    protocol = load_protocol(args.protocol)
-    snapshot = resolve_snapshot(args, protocol.sha256)
-    transport = LiveTransport(snapshot, Credentials.from_env()) if args.live else ReplayTransport(snapshot)
-    sample = snapshot.is_sample
+    review = open_review(args, progress=not args.json, searches=args.only)
     if not args.json:
-        if sample:
-            print(f"NOTE: {snapshot.info['note']}")
-        print(f"{'live' if args.live else 'offline'}: snapshot {snapshot.root}")
-    results = []
-    for search in protocol.select(args.only):
-        if not args.json:
-            print(f"[{search.key}] {search.label}: searching PubMed")
-        result = run_search(transport, protocol, search.key, progress=not args.json)
-        results.append(result)
-        if not args.json:
-            print(f"[{result.key}] query: {result.query}")
-            print(f"[{result.key}] Count {result.count}, records retrieved {result.retrieved}")
-            if result.new_pmids is not None:
-                print(f"[{result.key}] since the previous run: {_changes(result)}")
+        if notice := sample_notice(review):
+            print(notice)
+        print(f"{'live' if review.live else 'offline'}: snapshot {review.project.relative(review.snapshot_dir)}")
+    results = review.search_results
     if args.json:
         print(json.dumps({
-            "sample": sample,
-            "snapshot": str(snapshot.root),
+            "sample": review.is_sample,
+            "snapshot": review.project.relative(review.snapshot_dir),
             "searches": [{"key": r.key, "query": r.query, "count": r.count, "retrieved": r.retrieved,
                           "pmids": r.pmids,
                           **({"new_pmids": r.new_pmids, "dropped_pmids": r.dropped_pmids}
                              if r.new_pmids is not None else {})} for r in results],
         }, indent=2))
+        return 0
+    for result in results:
+        print(f"[{result.key}] query: {result.query}")
+        print(f"[{result.key}] Count {result.count}, records retrieved {result.retrieved}")
+        if result.new_pmids is not None:
+            print(f"[{result.key}] since the previous run: {_changes(result)}")
     return 0
 
 

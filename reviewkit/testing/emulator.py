@@ -25,7 +25,7 @@ and an empty core match every record.
 
 Run one by hand::
 
-    python -m reviewkit.emulator --port 8765 --records records.jsonl
+    python -m reviewkit.testing.emulator --port 8765 --records records.jsonl
     REVIEWKIT_EUTILS_URL=http://127.0.0.1:8765/entrez/eutils/ reviewkit search ...
 """
 
@@ -50,8 +50,8 @@ from typing import Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from .io import read_jsonl
-from .pubmed_render import pubmed_xml
+from ..io import read_jsonl
+from .render import pubmed_xml
 
 ESEARCH_CAP = 9999  # PubMed ESearch returns at most 9,999 ids; retstart <= 9998
 EUTILS_PATH = "/entrez/eutils/"
@@ -723,7 +723,7 @@ def _make_handler(emu: Emulator):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m reviewkit.emulator",
+        prog="python -m reviewkit.testing.emulator",
         description="Serve an NCBI E-utilities (PubMed) emulator on 127.0.0.1 over a record collection.",
     )
     parser.add_argument("--port", type=int, default=8765)

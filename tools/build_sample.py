@@ -1,6 +1,6 @@
 """Build the bundled offline sample snapshot from the curated corpus.
 
-``python -m reviewkit.sample`` rebuilds ``data/snapshots/sample/`` from
+``python -m tools.build_sample`` (``make sample``) rebuilds ``data/snapshots/sample/`` from
 ``data/corpus/records.jsonl`` through the same code path a live search takes:
 ``run_search`` talks to ``CorpusTransport``, which answers ESearch and EFetch
 the way PubMed would if PubMed held only the corpus. So the sample has the
@@ -29,14 +29,18 @@ from pathlib import Path
 
 import rispy
 
-from .entrez import efetch_params, run_search
-from .errors import ReviewkitError
-from .io import atomic_write_json, atomic_write_text, read_jsonl
-from .protocol import Protocol, load_protocol
-from .pubmed_render import esearch_xml, is_et_al, pubmed_xml
-from .snapshot import SAMPLE_DIR, Snapshot
+from reviewkit.entrez import efetch_params, run_search
+from reviewkit.errors import ReviewkitError
+from reviewkit.io import atomic_write_json, atomic_write_text, read_jsonl
+from reviewkit.protocol import Protocol, load_protocol
+from reviewkit.snapshot import Snapshot
+from reviewkit.testing.render import esearch_xml, is_et_al, pubmed_xml
 
-CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus" / "records.jsonl"
+# A repository tool: it builds the worked example in the repository's own data/.
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "data" / "corpus" / "records.jsonl"
+PROTOCOL = ROOT / "data" / "protocol.yml"
+SAMPLE_DIR = ROOT / "data" / "snapshots" / "sample"
 # The day this sample was built from the corpus; fixed so a rebuild is byte-identical.
 BUILT = "2026-11-26T00:00:00Z"
 SAMPLE_NOTE = (
@@ -112,7 +116,7 @@ def corpus_ris_id(rec: dict, index: int) -> str:
 
 def build_sample(out: Path = SAMPLE_DIR, corpus_path: Path = CORPUS, protocol: Protocol | None = None,
                  progress: bool = False) -> Snapshot:
-    protocol = protocol or load_protocol()
+    protocol = protocol or load_protocol(PROTOCOL)
     corpus = list(read_jsonl(corpus_path))
     if out.exists():
         shutil.rmtree(out)

@@ -1,6 +1,6 @@
 """Build the bundled sample's screening decisions from the curated corpus.
 
-``python -m reviewkit.sample_screening`` writes ``data/screening/sample/``:
+``python -m tools.build_sample_screening`` writes ``data/screening/sample/``:
 the curator's ``would_include`` / ``exclusion_reason`` become ONE reviewer's
 decisions (``reviewer1`` and ``final``; ``reviewer2`` stays empty, so no
 kappa). data/screening/README.md says what is and is not claimed.
@@ -29,14 +29,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import read_jsonl
-from .protocol import load_protocol
-from .sample import CORPUS, corpus_ris_id
-from .screening import import_decisions
-from .screening_state import build_state, write_state
-from .snapshot import SAMPLE_DIR
+from reviewkit.io import read_jsonl
+from reviewkit.protocol import load_protocol
+from reviewkit.screening import import_decisions
+from reviewkit.screening_state import build_state, write_state
 
-SAMPLE_SCREENING = Path(__file__).resolve().parent.parent / "data" / "screening" / "sample"
+from .build_sample import CORPUS, PROTOCOL, ROOT, SAMPLE_DIR, corpus_ris_id
+
+SAMPLE_SCREENING = ROOT / "data" / "screening" / "sample"
 
 # Curator text (lower case) -> exclusion reason; first match wins. Study
 # designs come first, so "animal study; ... not a human treatment study" is an
@@ -116,7 +116,7 @@ def decisions_from_corpus(corpus: list[dict], other_method_ids: set[str]) -> dic
 
 def build_sample_screening(out: Path = SAMPLE_SCREENING, snapshot: Path = SAMPLE_DIR,
                            corpus_path: Path = CORPUS) -> list[Path]:
-    protocol = load_protocol()
+    protocol = load_protocol(PROTOCOL)
     corpus = list(read_jsonl(corpus_path))
     state = build_state(snapshot, out, protocol)
     other_ids = set(state.identified.loc[state.identified["source"] != "PubMed", "record_id"])
