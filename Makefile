@@ -8,10 +8,12 @@ OUTPUT ?= output
 
 .PHONY: report test sample bench clean
 
-$(STAMP): pyproject.toml
+# The exact environment of requirements.lock (hashes checked), then reviewkit itself on top.
+$(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 report: $(STAMP)

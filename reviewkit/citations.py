@@ -27,12 +27,11 @@ Verdicts:
 
 from __future__ import annotations
 
-import json
 import re
-import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Protocol
+from typing import Protocol
 
 import pandas as pd
 from rapidfuzz import fuzz
@@ -146,7 +145,8 @@ def _value(record: Mapping, key: str):
 
 def compare(ref: Reference, record: Mapping) -> Match:
     """Score one record against one reference, field by field (the only rule, live or offline)."""
-    authors = [a for a in (record.get("authors") if record.get("authors") is not None else [])]
+    listed = record.get("authors")
+    authors = list(listed) if listed is not None else []
     rec_year = int(record["year"]) if _present(record.get("year")) else None
     title_sim = title_similarity(ref.title, record.get("title"))
     first_ok = bool(ref.authors and authors and _same_person(ref.authors[0], authors[0]))

@@ -23,18 +23,18 @@ docs/claims-audit.md); its reason is one line built from the numbers.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import pandas as pd
 import yaml
 
 from .citations import CitationCheck, Match
-from .evidence import PooledEffect
-from .text import fold, in_sentence
 from .errors import ReviewkitError
+from .evidence import PooledEffect
 from .references import Reference, Unparsed
+from .text import fold, in_sentence
 
 CLAIM_VERDICTS = ("supported", "partly supported", "overstated", "unsupported", "no evidence")
 RANDOMIZED = ("rct", "crossover_rct")
@@ -216,6 +216,7 @@ def _cited(claim: Claim, citation: CitationCheck | None) -> str:
     if citation.verdict == "ambiguous":
         return f"cited {claim.cites} matches {len(citation.candidates)} records {where}"
     m = citation.match
+    assert m is not None  # verified or exists_with_errors: one record is identified
     errors = f" with errors in {', '.join(citation.field_errors)}" if citation.field_errors else ""
     return f"cited {claim.cites} is {m.first_author} {m.year} ({m.journal}){errors}"
 
@@ -240,6 +241,7 @@ def judge(claim: Claim, citation: CitationCheck | None, evidence: Evidence | Non
         # 1. Mechanism claims: the review holds no evidence on mechanism, only on the citation.
         if not found:
             return "unsupported", f"{cited}; mechanism claim outside this review's question"
+        assert citation is not None
         if _included_row(citation.match, included, None) is None:
             return "partly supported", (f"{cited}, a real record, but not an included study of {intervention} in "
                                         "this review, so it shows no effect on the review's question")

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is when a message comes (tests and notebooks swap it)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):
         return sys.stderr
 

@@ -40,9 +40,11 @@ import random
 import socket
 import time
 import urllib.request
-from datetime import date, timedelta
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol as TypingProtocol
+from datetime import date, timedelta
+from typing import Any
+from typing import Protocol as TypingProtocol
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
@@ -51,8 +53,8 @@ from lxml import etree
 
 from .errors import EntrezError, SnapshotError
 from .protocol import Protocol
-from .ratelimit import LIMITER, RateLimiter, ncbi_rate
 from .pubmed import iter_pubmed_xml
+from .ratelimit import LIMITER, RateLimiter, ncbi_rate
 from .snapshot import Snapshot, clean_params, exchange_id
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class Credentials:
     api_key: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_env(cls, email: str | None = None, api_key: str | None = None) -> "Credentials":
+    def from_env(cls, email: str | None = None, api_key: str | None = None) -> Credentials:
         return cls(email or os.environ.get("NCBI_EMAIL") or None,
                    api_key or os.environ.get("NCBI_API_KEY") or None)
 
@@ -201,7 +203,7 @@ class LiveTransport:
             if recorded is not None:
                 return recorded.body
         full = {**params, **self.credentials.params()}
-        last_problem = "no attempt made"
+        last_problem: str | None = "no attempt made"
         for attempt in range(1, self.max_attempts + 1):
             wait = None
             try:
@@ -218,7 +220,7 @@ class LiveTransport:
             except NETWORK_ERRORS as exc:
                 last_problem = type(exc).__name__
             if attempt < self.max_attempts:
-                delay = self.backoff * 2 ** (attempt - 1) * (1 + random.random())
+                delay = self.backoff * 2 ** (attempt - 1) * (1 + random.random())  # noqa: S311 (jitter, not a secret)
                 pause = min(self.max_backoff, wait if wait is not None else delay)
                 log.warning("%s: %s; retry %d of %d in %.1f s%s (%s)", utility, last_problem, attempt,
                             self.max_attempts - 1, pause, " (Retry-After)" if wait is not None else "",
@@ -388,11 +390,11 @@ def find_pmids(transport: Transport, query: str, date_params: dict[str, str], wh
         if uids is None:
             # One day over the cap. The PMIDs PubMed did return bound a middle range;
             # the ranges either side of it hold the rest.
-            got = sorted(int(i) for i in res.ids)
-            ranges = [(1, got[0] - 1), (got[0], got[-1]), (got[-1] + 1, UID_MAX)]
+            pmids = sorted(int(i) for i in res.ids)
+            ranges = [(1, pmids[0] - 1), (pmids[0], pmids[-1]), (pmids[-1] + 1, UID_MAX)]
         elif uids[0] < uids[1]:
-            mid = (uids[0] + uids[1]) // 2
-            ranges = [(uids[0], mid), (mid + 1, uids[1])]
+            middle = (uids[0] + uids[1]) // 2
+            ranges = [(uids[0], middle), (middle + 1, uids[1])]
         else:
             raise EntrezError(f"{label}: one PMID cannot match {res.count} records; PubMed answered inconsistently")
         return [pmid for r in ranges if r[0] <= r[1] for pmid in window(lo, hi, r)]
@@ -486,7 +488,7 @@ def run_search(transport: Transport, protocol: Protocol, key: str, *, batch_size
         before = set(previous.get("pmids", []))
         new = sorted(set(pmids) - before, key=int)
         dropped = sorted(before - set(pmids), key=int)
-    manifest = {
+    manifest: dict[str, Any] = {
         "key": key,
         "label": protocol.search(key).label,
         "database": protocol.database,
@@ -507,7 +509,7 @@ def run_search(transport: Transport, protocol: Protocol, key: str, *, batch_size
     }
     if found.slices:
         manifest["split_into_windows"] = found.slices
-    if new is not None:
+    if previous is not None and new is not None:
         manifest["changes_since_previous_run"] = {
             "previous_date_run": previous.get("date_run"), "new_pmids": new, "dropped_pmids": dropped}
     if transport.records:

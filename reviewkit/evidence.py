@@ -20,14 +20,13 @@ arguments, so a notebook can pass exactly what it shows.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
 from .effects import RATIO_MEASURES, effect_sizes
-from .errors import ReviewkitError
 from .extraction import DESIGNS, ExtractionError, analysis_rows, pool_measure
 from .meta import SubgroupAnalysis, pool_by_disorder
 from .text import fold

@@ -10,8 +10,8 @@ the rows of one pre-specified analysis. Every problem raises
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -104,7 +104,7 @@ def validate_extraction(df: pd.DataFrame, disorders: Sequence[str], where: str =
     for i, row in df.iterrows():
         at = f"{where}, row {i + 2} ({row['study']}, {row['row_id']})"
 
-        def fail(col: str, why: str) -> ExtractionError:
+        def fail(col: str, why: str, at: str = at) -> ExtractionError:
             return ExtractionError(f"{at}, column {col!r}: {why}")
 
         for col in ("row_id", "study", "participants", "disorder", "design", "outcome", "outcome_type",

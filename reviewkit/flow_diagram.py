@@ -198,11 +198,11 @@ def draw(counts: PrismaCounts, path: str | Path, title: str | None = None, note:
     fig = figure(counts, title, note)
     written = []
     try:
-        for suffix, extra in ((".png", {"dpi": 200}), (".svg", {})):
+        for suffix, dpi in ((".png", 200), (".svg", None)):
             buffer = io.BytesIO()
             # A fixed date keeps reruns byte-identical; the flow, not the clock, is the content.
             metadata = {"Date": None} if suffix == ".svg" else {}
-            fig.savefig(buffer, format=suffix[1:], facecolor="white", metadata=metadata, **extra)
+            fig.savefig(buffer, format=suffix[1:], facecolor="white", metadata=metadata, dpi=dpi or "figure")
             written.append(atomic_write_bytes(Path(path).with_suffix(suffix), buffer.getvalue()))
     finally:
         plt.close(fig)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -39,7 +40,9 @@ DERIVED_MARK = "\u2021"    # double dagger: events derived from a reported perce
 INK, GREY, ACCENT = "#1a1a1a", "#6b6b6b", "#1f4e79"
 
 
-def _fmt_p(p: float) -> str:
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return "p not estimable"
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
 
 
@@ -101,7 +104,7 @@ def forest(
     studies = analysis.studies
 
     # Layout: one list of rows from top to bottom, each a (kind, payload) pair.
-    rows: list[tuple[str, object]] = []
+    rows: list[tuple[str, Any]] = []
     for key, res in analysis.subgroups.items():
         rows.append(("heading", labels.get(key, key)))
         if res is None:
@@ -159,7 +162,8 @@ def forest(
         fig.text(x, y_fig(i), s, **kw)
 
     header_y = top + 0.35 / fig_h
-    for x, s, ha in ((x_study, "Study", "left"), (x_out, "Outcome", "left"), (x_t, intervention, "right"), (x_c, "Control", "right"),
+    for x, s, ha in ((x_study, "Study", "left"), (x_out, "Outcome", "left"), (x_t, intervention, "right"),
+                     (x_c, "Control", "right"),
                      (x_eff, f"{analysis.measure} [95% CI]", "left"), (x_w, "Weight", "right")):
         fig.text(x, header_y, s, ha=ha, va="center", fontsize=9, fontweight="bold", color=INK)
     fig.add_artist(plt.Line2D([x_study, x_w], [top + 0.12 / fig_h] * 2, color=INK, lw=0.8))
@@ -229,7 +233,8 @@ def forest(
     cap_y = bottom - 0.6 / fig_h
     null_fig = plot_l + (null - lo_x) / (hi_x - lo_x) * (plot_r - plot_l)
     fig.text(null_fig - 0.008, cap_y, "\u2190 Favours control", ha="right", va="center", fontsize=8.5, color=INK)
-    fig.text(null_fig + 0.008, cap_y, f"Favours {in_sentence(intervention)} \u2192", ha="left", va="center", fontsize=8.5, color=INK)
+    fig.text(null_fig + 0.008, cap_y, f"Favours {in_sentence(intervention)} \u2192", ha="left", va="center",
+             fontsize=8.5, color=INK)
 
     footer = [
         f"{SECONDARY_MARK} at least one number from a news or secondary summary, not the paper itself; "
@@ -242,9 +247,9 @@ def forest(
         fig.text(x_study, (0.5 - 0.17 * j) / fig_h, line, fontsize=7.5, color=GREY, va="center")
 
     path_stem = Path(path_stem)
-    for ext, kw in (("png", {"dpi": 300}), ("svg", {})):
+    for ext, dpi in (("png", 300), ("svg", None)):
         buf = io.BytesIO()
         with plt.rc_context({"svg.fonttype": "none"}):  # SVG text stays text, editable by journals
-            fig.savefig(buf, format=ext, facecolor="white", **kw)
+            fig.savefig(buf, format=ext, facecolor="white", dpi=dpi or "figure")
         atomic_write_bytes(path_stem.with_suffix(f".{ext}"), buf.getvalue())
     return fig

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -105,14 +106,14 @@ def read_yaml(path: str | os.PathLike, what: str, max_bytes: int = MAX_YAML_BYTE
 class _PlainLoader(yaml.SafeLoader):
     """SafeLoader without aliases or repeated keys."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in this file",
                                               event.start_mark)
         return super().compose_node(parent, index)
 
-    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+    def construct_mapping(self, node, deep=False):
         # YAML lets a later key silently replace an earlier one; a person who wrote a key twice meant both.
         seen: set = set()
         for key_node, _ in node.value:

@@ -71,7 +71,8 @@ def _row(entry: dict, method: str, where: str, known_searches: set[str] | None) 
         unknown = [s for s in searches if s not in known_searches]
         if unknown:
             raise ReviewkitError(f"{where}: unknown search key(s) {unknown}; known: {sorted(known_searches)}")
-    row = {c: (str(entry[c]).strip() or None) if entry.get(c) not in (None, "") else None for c in _TEXT_COLUMNS}
+    row: dict[str, object] = {c: (str(entry[c]).strip() or None) if entry.get(c) not in (None, "") else None
+                              for c in _TEXT_COLUMNS}
     row.update(record_id=f"{prefix}:{local}", source=method, doi=_clean_doi(entry.get("doi")),
                title=title, abstract=entry.get("abstract") or "", authors=authors,
                first_author=authors[0] if authors else None, year=year,
@@ -84,7 +85,7 @@ def _from_ris(path: Path) -> list[dict]:
     try:
         with open(path, encoding="utf-8-sig") as fh:
             entries = rispy.load(fh)
-    except (OSError, UnicodeDecodeError, IOError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ReviewkitError(f"{path}: cannot read RIS file ({exc})") from None
     out = []
     for e in entries:

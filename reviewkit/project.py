@@ -78,7 +78,7 @@ class Project:
     # -- finding a project ----------------------------------------------------
     @classmethod
     def find(cls, folder: str | os.PathLike | None = None, *, start: str | os.PathLike | None = None,
-             protocol: str | os.PathLike | None = None) -> "Project":
+             protocol: str | os.PathLike | None = None) -> Project:
         """The project named by ``folder``, else ``$REVIEWKIT_PROJECT``, else the first folder
         holding ``reviewkit.yml`` from ``start`` (default: the current folder) upwards.
 
@@ -93,15 +93,16 @@ class Project:
                                    "create one with `reviewkit init DIR`")
         else:
             here = Path(start or Path.cwd()).expanduser().resolve()
-            root = next((d for d in (here, *here.parents) if (d / MARKER).is_file()), None)
-            if root is None:
+            found = next((d for d in (here, *here.parents) if (d / MARKER).is_file()), None)
+            if found is None:
                 raise ProjectError(f"no reviewkit project here: neither {here} nor a folder above it holds "
                                    f"{MARKER}; run inside a review folder, give --project DIR (or set "
                                    f"{ENV_VAR}), or create one with `reviewkit init DIR`")
+            root = found
         return cls.load(root, protocol=protocol)
 
     @classmethod
-    def load(cls, root: str | os.PathLike, *, protocol: str | os.PathLike | None = None) -> "Project":
+    def load(cls, root: str | os.PathLike, *, protocol: str | os.PathLike | None = None) -> Project:
         """The project whose marker file is ``root/reviewkit.yml`` (checked: every path stays inside)."""
         root = Path(root).resolve()
         marker = root / MARKER
@@ -137,7 +138,7 @@ class Project:
     def protocol_path(self) -> Path:
         return self.protocol_file or self.path("protocol")
 
-    def protocol(self) -> "Protocol":
+    def protocol(self) -> Protocol:
         """The review protocol, read and checked (``reviewkit.protocol.load_protocol``)."""
         from .protocol import load_protocol
 

@@ -54,7 +54,7 @@ class DateLimits:
     maxdate: str | None
 
     def params(self) -> dict[str, str]:
-        if not self.mindate and not self.maxdate:
+        if not self.mindate or not self.maxdate:  # the protocol loader sets both or neither
             return {}
         return {"datetype": self.datetype, "mindate": self.mindate, "maxdate": self.maxdate}
 
@@ -173,7 +173,7 @@ class _Validator:
     def fail(self, field_name: str, problem: str) -> ProtocolError:
         return ProtocolError(f"{self.path}: field '{field_name}' {problem}")
 
-    def mapping(self, value: Any, name: str, required: set[str] = frozenset(),
+    def mapping(self, value: Any, name: str, required: frozenset[str] | set[str] = frozenset(),
                 optional: set[str] | None = None) -> dict:
         if not isinstance(value, dict):
             raise self.fail(name, f"must be a mapping (got {type(value).__name__})")
@@ -255,7 +255,8 @@ class _Validator:
             values[name] = value
         if (values["mindate"] is None) != (values["maxdate"] is None):
             raise self.fail("dates", "needs both mindate and maxdate, or neither (E-utilities requires the pair)")
-        if values["mindate"] and values["mindate"] > values["maxdate"]:
+        low, high = values["mindate"], values["maxdate"]
+        if low and high and low > high:
             raise self.fail("dates", f"mindate {values['mindate']} is after maxdate {values['maxdate']}")
         return DateLimits(datetype, values["mindate"], values["maxdate"])
 

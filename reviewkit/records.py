@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import SnapshotError
-from .pubmed import COLUMNS as PUBMED_COLUMNS, iter_pubmed_xml, records_frame
+from .pubmed import COLUMNS as PUBMED_COLUMNS
+from .pubmed import iter_pubmed_xml, records_frame
 from .snapshot import Snapshot
 
 RECORD_COLUMNS = ["record_id", "source", *PUBMED_COLUMNS, "searches"]

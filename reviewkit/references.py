@@ -20,6 +20,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import bibtexparser
 import rispy
@@ -186,12 +187,13 @@ def parse_bibtex(text: str, source: str = "input.bib") -> list[Reference | Unpar
     """BibTeX entries in file order; broken blocks become ``Unparsed`` naming their line."""
     logging.getLogger("bibtexparser").setLevel(logging.ERROR)  # failures are reported as Unparsed instead
     library = bibtexparser.parse_string(text)
-    blocks = sorted([*library.entries, *library.failed_blocks], key=lambda b: b.start_line)
+    blocks: list[Any] = sorted([*library.entries, *library.failed_blocks], key=lambda b: b.start_line or 0)
     items: list[Reference | Unparsed] = []
     for block in blocks:
-        where = f"{source}, line {block.start_line + 1}"
+        where = f"{source}, line {(block.start_line or 0) + 1}"
         if block in library.failed_blocks:
-            items.append(Unparsed(block.raw.strip(), where, f"{where}: BibTeX block cannot be read ({str(block.error) or type(block.error).__name__})"))
+            why = str(block.error) or type(block.error).__name__
+            items.append(Unparsed(block.raw.strip(), where, f"{where}: BibTeX block cannot be read ({why})"))
             continue
         fields = {k.lower(): re.sub(r"[{}]", "", str(f.value)) for k, f in block.fields_dict.items()}
         names = [n for n in re.split(r"\s+and\s+", fields.get("author", "")) if n.strip()]

@@ -14,10 +14,10 @@ import html
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 import nbformat
 import yaml
@@ -53,7 +53,8 @@ def parse_parameters(pairs: list[tuple[str, str]] | None) -> dict[str, object]:
         try:
             params[name] = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as exc:
-            raise ReviewkitError(f"parameter {name!r}: cannot read value {raw!r} ({exc.problem})") from None
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise ReviewkitError(f"parameter {name!r}: cannot read value {raw!r} ({problem})") from None
     return params
 
 
@@ -63,7 +64,7 @@ def runs_this_python(executable: str) -> bool:
     jupyter_client replaces a bare ``python``, ``python3`` or ``python3.X`` by
     ``sys.executable``; anything else must be this interpreter's path.
     """
-    bare = {"python", f"python{sys.version_info[0]}", "python%i.%i" % sys.version_info[:2]}
+    bare = {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
     return executable in bare or Path(executable).resolve() == Path(sys.executable).resolve()
 
 
@@ -200,7 +201,8 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block data_png scoped -%}
 <div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
 <img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
-{%- set width = output | get_metadata('width', 'image/png') %}{% if width is not none %} width="{{ width | escape_html }}"{% endif %}
+{%- set width = output | get_metadata('width', 'image/png') %}
+{%- if width is not none %} width="{{ width | escape_html }}"{% endif %}
 {%- set alt = output | get_metadata('alt', 'image/png') %}{% if alt is not none %} alt="{{ alt | escape_html }}"{% endif %}>
 </div>
 {%- endblock data_png -%}

@@ -62,7 +62,7 @@ class Review:
 
     def __init__(self, project: Project, *, live: bool = False, snapshot: str | Path | None = None,
                  screening: str | Path | None = None, searches: list[str] | tuple[str, ...] | None = None,
-                 output_dir: str | Path | None = None, credentials: "Credentials | None" = None,
+                 output_dir: str | Path | None = None, credentials: Credentials | None = None,
                  progress: bool = False):
         self.project = project
         self.live = bool(live)
@@ -74,6 +74,7 @@ class Review:
             project.path("reports") / "interactive"
         self.credentials = credentials
         self.progress = progress
+        self._searched: list[SearchResult] | None = None
 
     def __repr__(self) -> str:
         return (f"Review({self.project.root.name!r}, {'live' if self.live else 'offline'}, "
@@ -85,7 +86,7 @@ class Review:
 
     # -- searches ---------------------------------------------------------------
     @cached_property
-    def snapshot(self) -> "Snapshot":
+    def snapshot(self) -> Snapshot:
         from .snapshot import Snapshot
 
         if self.live:
@@ -118,22 +119,24 @@ class Review:
             return LiveTransport(self.snapshot, self.credentials or Credentials.from_env())
         return ReplayTransport(self.snapshot)
 
-    @cached_property
-    def search_results(self) -> list["SearchResult"]:
-        """Run (live) or replay (offline) the chosen searches; live runs record every exchange."""
+    def search(self) -> list[SearchResult]:
+        """Run (live) or replay (offline) the chosen searches, once; live runs record every exchange."""
         from .entrez import run_searches
 
-        log.info("%s searches: %s", "running" if self.live else "replaying",
-                 ", ".join(self.searches or self.protocol.searches))
-        return run_searches(self.transport(), self.protocol, self.searches or None, progress=self.progress)
+        if self._searched is None:
+            log.info("%s searches: %s", "running" if self.live else "replaying",
+                     ", ".join(self.searches or self.protocol.searches))
+            self._searched = run_searches(self.transport(), self.protocol, self.searches or None,
+                                          progress=self.progress)
+        return self._searched
 
-    def records(self) -> "pd.DataFrame":
+    def records(self) -> pd.DataFrame:
         """The PubMed records of the chosen searches, one row per PMID."""
         from .records import load_records
 
         return load_records(self.snapshot, self.searches or None)
 
-    def other_records(self) -> "pd.DataFrame":
+    def other_records(self) -> pd.DataFrame:
         """Records identified by other methods (the snapshot's ``other_methods/``)."""
         from .other_methods import read_other_methods_folder
 
@@ -142,7 +145,7 @@ class Review:
 
     # -- screening --------------------------------------------------------------
     @cached_property
-    def state(self) -> "ScreeningState":
+    def state(self) -> ScreeningState:
         """Records deduplicated and the screening decisions carried onto fresh sheets."""
         from .screening_state import build_state, handed_state
 
@@ -161,7 +164,7 @@ class Review:
         return write_state(self.state, Path(folder) if folder else self.screening_dir)
 
     @cached_property
-    def prisma(self) -> "PrismaReport":
+    def prisma(self) -> PrismaReport:
         from .prisma import prisma_report
 
         return prisma_report(self.state)
@@ -176,20 +179,20 @@ class Review:
         return self.project.path("extraction") / STUDIES_FILE
 
     @cached_property
-    def extraction(self) -> "pd.DataFrame":
+    def extraction(self) -> pd.DataFrame:
         from .extraction import load_extraction
 
         return load_extraction(self.extraction_file, self.protocol)
 
     @cached_property
-    def included(self) -> "pd.DataFrame":
+    def included(self) -> pd.DataFrame:
         """The reports included at full text, with their study's design and extraction rows."""
         from .evidence import included_from_screening, load_studies
 
         return included_from_screening(self.state, load_studies(self.studies_file), self.extraction)
 
     def analysis(self, name: str | None = None, method: str | None = None,
-                 hksj: bool | None = None) -> "SubgroupAnalysis | None":
+                 hksj: bool | None = None) -> SubgroupAnalysis | None:
         """The pre-specified analysis ``name`` (default: the protocol's) of the included studies, by search;
         None when there is nothing to pool: no analysis named, nothing extracted yet, or no included
         study with a row in it."""
@@ -228,7 +231,7 @@ class Review:
         return candidate_source(self.snapshot, live=self.live)
 
     def audit(self, analysis: str | None = None, method: str | None = None,
-              hksj: bool | None = None) -> "ArticleAudit":
+              hksj: bool | None = None) -> ArticleAudit:
         """The article's references checked and its claims weighed against this review's evidence."""
         from .audit import audit_article
 

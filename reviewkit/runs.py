@@ -13,7 +13,7 @@ import html
 import json
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import ReviewkitError
@@ -28,7 +28,7 @@ FINISHED = ("ok", "count-drop")
 
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, filesystem-safe UTC timestamp, e.g. ``2026-01-31T070000Z``."""
-    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H%M%SZ")
+    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H%M%SZ")
 
 
 def make_run_dir(output_root: Path, run_id: str) -> Path:

@@ -27,10 +27,10 @@ import os
 import pickle
 import secrets
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -41,8 +41,17 @@ from .io import atomic_write_bytes, atomic_write_text
 from .other_methods import read_other_methods_folder
 from .protocol import Protocol
 from .records import load_records
-from .screening import (STAGES, Agreement, SheetUpdate, agreement, build_sheet, conflicts, read_sheet,
-                        update_sheet, write_sheet)
+from .screening import (
+    STAGES,
+    Agreement,
+    SheetUpdate,
+    agreement,
+    build_sheet,
+    conflicts,
+    read_sheet,
+    update_sheet,
+    write_sheet,
+)
 from .snapshot import Snapshot
 
 # Environment of the notebooks a `reviewkit run` executes: where its state is, and the key that signs it.
@@ -72,7 +81,7 @@ class ScreeningState:
     def sheet(self, stage: str) -> pd.DataFrame:
         return self.updates[stage].sheet
 
-    def with_sheet(self, stage: str, sheet: pd.DataFrame) -> "ScreeningState":
+    def with_sheet(self, stage: str, sheet: pd.DataFrame) -> ScreeningState:
         """This state with one stage's sheet replaced (e.g. after importing decisions)."""
         updates = {**self.updates, stage: replace(self.updates[stage], sheet=sheet)}
         return replace(self, updates=updates, agreement={**self.agreement, stage: agreement(sheet, stage)},

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import __version__
 from .errors import SnapshotError
@@ -33,7 +34,7 @@ VOLATILE_PARAMS = CREDENTIAL_PARAMS | {"tool", "WebEnv", "webenv", "query_key"}
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def clean_params(params: dict[str, Any]) -> dict[str, str]:
@@ -73,7 +74,7 @@ class Snapshot:
     # -- the snapshot itself -------------------------------------------------
     @classmethod
     def create(cls, root: str | Path, *, sample: bool, note: str, protocol_sha256: str = "",
-               clock: Callable[[], str] = utcnow, name: str | None = None) -> "Snapshot":
+               clock: Callable[[], str] = utcnow, name: str | None = None) -> Snapshot:
         """A new snapshot folder (or the existing one). ``name`` (default: the folder's) names the
         screening folder its decisions live in, so a copy elsewhere keeps the same decisions."""
         snap = cls(root, clock)
@@ -92,7 +93,7 @@ class Snapshot:
         return snap
 
     @classmethod
-    def open(cls, root: str | Path) -> "Snapshot":
+    def open(cls, root: str | Path) -> Snapshot:
         snap = cls(root)
         if not (snap.root / "snapshot.json").is_file():
             raise SnapshotError(f"{snap.root} is not a reviewkit snapshot (no snapshot.json)")
@@ -176,7 +177,7 @@ class Snapshot:
         """List a recorded exchange in ``lookups/manifest.json`` so offline checks find its records."""
         self._check_writable()
         path = self.root / "lookups" / "manifest.json"
-        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
             "purpose": "records fetched by live citation checks", "pmids": [], "exchanges": []}
         ex_id = exchange_id(utility, params)
         if ex_id not in manifest["exchanges"]:

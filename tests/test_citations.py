@@ -136,10 +136,10 @@ LI_2010 = {
 
 def test_live_path_through_the_emulator_checks_every_candidate_and_records_lookups(tmp_path):
     from reviewkit.citations import PubMedLookup, local_store
-    from reviewkit.testing.emulator import Emulator
     from reviewkit.entrez import Credentials, LiveTransport
     from reviewkit.references import read_references
     from reviewkit.snapshot import Snapshot
+    from reviewkit.testing.emulator import Emulator
 
     refs = read_references(Path(__file__).resolve().parents[1] / "data" / "article" / "references.txt")
     berman, holze, li = refs[0], refs[4], refs[6]
@@ -149,12 +149,12 @@ def test_live_path_through_the_emulator_checks_every_candidate_and_records_looku
         results = [check_reference(r, source) for r in (berman, holze, li)]
         utilities = [ex.utility for ex in emu.log]
     assert {"ecitmatch", "esearch", "efetch"} <= set(utilities)
-    b, h, l = results
+    b, h, low = results
     # ECitMatch offered PMID 99999; field by field it is not the cited work, so it is not taken.
     assert b.verdict == "exists_with_errors" and b.pmid == "10686270" and b.mode == "live"
     assert b.field_errors == ("year", "journal", "volume", "issue", "pages") and not b.live_could_change
     assert h.verdict == "not_found" and h.pmid is None
-    assert l.verdict == "verified" and l.pmid == "20724638"
+    assert low.verdict == "verified" and low.pmid == "20724638"
     # The looked-up records are now part of the local store: offline gives the same verdicts.
     offline = LocalRecords(local_store(snapshot.root))
     assert [check_reference(r, offline).verdict for r in (berman, li)] == ["exists_with_errors", "verified"]

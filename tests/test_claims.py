@@ -4,7 +4,6 @@ meta-analysis (reviewkit.evidence), and the audit end to end offline on the bund
 import csv
 import json
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -351,8 +350,8 @@ def test_audit_live_end_to_end_through_the_emulator(tmp_path, monkeypatch, capsy
     the answers are recorded in the snapshot, and an offline audit of that snapshot replays the same verdicts."""
     import shutil
 
-    from reviewkit.testing.emulator import Emulator
     from reviewkit.records import load_lookup_records, load_records
+    from reviewkit.testing.emulator import Emulator
 
     sample, protocol = ROOT / "data/snapshots/sample", PROTOCOL
     served = _served(load_records(sample)) + _served(load_lookup_records(sample))

@@ -168,8 +168,8 @@ def test_esummary_epost_and_ecitmatch(small, entrez):
 
 
 def test_efetch_serves_real_corpus_records_that_parse_back_field_for_field(entrez):
-    from reviewkit.testing.emulator import load_records
     from reviewkit.pubmed import read_pubmed_xml
+    from reviewkit.testing.emulator import load_records
 
     recs = load_records(ROOT / "data/corpus/records.jsonl")
     with Emulator(recs, rate_limit=False) as emu:

@@ -1,7 +1,6 @@
 """The extraction table: schema checks, identifiers traced to the corpus, one comparison per trial."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest

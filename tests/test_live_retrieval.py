@@ -19,14 +19,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reviewkit.testing.emulator import Emulator, Faults, synthetic_records
 from reviewkit.entrez import Credentials, LiveTransport, ReplayTransport, find_pmids, run_search, run_searches
 from reviewkit.errors import EntrezError
-from reviewkit.protocol import load_protocol
 from reviewkit.records import load_records
 from reviewkit.snapshot import Snapshot
+from reviewkit.testing.emulator import Emulator, Faults, synthetic_records
 
 from helpers import PROTOCOL, ROOT
+
 KEY = Credentials(email="live-test@example.org", api_key="test-key")
 FAST = (100, 400)  # emulator limits for volume tests; the client is told the matching rate
 

@@ -27,9 +27,9 @@ from reviewkit.cli import main
 from reviewkit.io import read_jsonl
 from reviewkit.review import Review
 from tools.build_sample import CORPUS, build_sample
-from test_report import external_resources
 
 from helpers import EXAMPLE, PROTOCOL, ROOT
+from test_report import external_resources
 
 NOTEBOOKS = EXAMPLE.notebooks()
 SHARED_PARAMETERS = {"project", "protocol", "offline", "snapshot", "searches", "screening", "output_dir"}
@@ -310,7 +310,8 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     # page, the page height, and how many tables itables made interactive.
     probe = ("<script>window.addEventListener('load', () => setTimeout(() => {"
              "document.body.dataset.rkImages = JSON.stringify([...document.images].map(i => {"
-             "const r = i.getBoundingClientRect(); return [i.alt, i.naturalWidth, r.left, r.top + scrollY, r.width, r.height];}));"
+             "const r = i.getBoundingClientRect();"
+             "return [i.alt, i.naturalWidth, r.left, r.top + scrollY, r.width, r.height];}));"
              "document.body.dataset.rkHeight = document.documentElement.scrollHeight;"
              "document.body.dataset.rkTables = document.querySelectorAll('.dt-container').length;}, 500));</script>")
     probed = tmp_path / "probe.html"

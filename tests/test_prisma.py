@@ -4,7 +4,6 @@ import json
 import shutil
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,9 @@ from reviewkit.prisma import check, prisma_counts, prisma_report
 from reviewkit.screening import read_sheet
 from reviewkit.screening_state import build_state, write_state
 
-from helpers import PROTOCOL, ROOT, SAMPLE_DIR as SAMPLE, SAMPLE_SCREENING as SCREENING
+from helpers import PROTOCOL, ROOT
+from helpers import SAMPLE_DIR as SAMPLE
+from helpers import SAMPLE_SCREENING as SCREENING
 
 KEYS = ["aud", "oud", "cocaine", "gambling"]
 REASONS = PROTOCOL.screening_reasons

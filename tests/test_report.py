@@ -53,7 +53,8 @@ def executed_nb(path: Path, html_outputs=(), image=False) -> Path:
 
 
 INFO = {
-    "title": "Ketamine for addictive disorders: review report", "run_id": "2026-01-01T000000Z", "mode": "offline", "snapshot": "sample", "sample_note": "A curated sample.",
+    "title": "Ketamine for addictive disorders: review report", "run_id": "2026-01-01T000000Z", "mode": "offline",
+    "snapshot": "sample", "sample_note": "A curated sample.",
     "parameters": {"offline": True, "searches": ["aud", "oud"]}, "snapshot_info": {"name": "sample"},
     "versions": {"python": "3.11"}, "problems": [],
 }

@@ -3,9 +3,9 @@
 import json
 
 from reviewkit import runs
-from reviewkit.testing.emulator import Emulator, synthetic_records
 from reviewkit.entrez import Credentials, LiveTransport, run_search
 from reviewkit.snapshot import Snapshot
+from reviewkit.testing.emulator import Emulator, synthetic_records
 
 from helpers import PROTOCOL
 

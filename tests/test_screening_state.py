@@ -4,9 +4,9 @@ import pytest
 
 from reviewkit.entrez import run_search
 from reviewkit.errors import SnapshotError
-from reviewkit.testing.render import esearch_xml
 from reviewkit.screening_state import build_state
 from reviewkit.snapshot import Snapshot
+from reviewkit.testing.render import esearch_xml
 
 from helpers import PROTOCOL
 

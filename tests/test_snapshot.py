@@ -11,8 +11,8 @@ from reviewkit.errors import SnapshotError
 from reviewkit.io import read_jsonl
 from reviewkit.protocol import load_protocol
 from reviewkit.records import RECORD_COLUMNS, load_lookup_records, load_records
-from tools.build_sample import CORPUS, build_sample
 from reviewkit.snapshot import Snapshot, exchange_id
+from tools.build_sample import CORPUS, build_sample
 
 from helpers import PROTOCOL, SAMPLE_DIR
 

@@ -15,8 +15,9 @@ import argparse
 import logging
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..errors import ReviewkitError
 from .common import open_project
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     project = open_project(args)
     notebooks = project.notebooks()
-    user = report.parse_parameters(args.parameter)
+    user: dict[str, Any] = report.parse_parameters(args.parameter)
     for name, option in RESERVED.items():
         if name in user:
             raise ReviewkitError(f"parameter {name!r} is set by reviewkit run itself (use {option})")
@@ -74,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
     snapshot, screening = user.pop("snapshot", None), user.pop("screening", None)
     if not args.live:  # a missing snapshot or bad protocol is refused before a run folder exists
-        Review(project, snapshot=snapshot, screening=screening).snapshot
-    started = datetime.now(timezone.utc)
+        replayed = Review(project, snapshot=snapshot, screening=screening).snapshot
+        log.debug("replaying snapshot %s", project.relative(replayed.root))
+    started = datetime.now(UTC)
     run_dir = runs.make_run_dir(output_root, runs.new_run_id(started))
     if args.live:
         snapshot = run_dir / "snapshot"
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
               "output_dir": str(run_dir), **user}
     log.info("%s run, snapshot %s, %d notebooks, output %s", "live" if args.live else "offline",
              rel(review.snapshot_dir), len(notebooks), rel(run_dir))
-    manifest = {
+    manifest: dict[str, Any] = {
         "run_id": run_dir.name,
         "status": "running",
         "started": started.isoformat(timespec="seconds"),
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         if args.live:
-            review.search_results  # the notebooks replay what this records
+            review.search()  # the notebooks replay what this records
         state = review.state
         with handoff(state) as env, report.kernel_environment(env):
             executed = report.execute_notebooks(notebooks, run_dir / "notebooks", params, progress=args.progress,
@@ -163,4 +165,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

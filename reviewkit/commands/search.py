@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         if notice := sample_notice(review):
             print(notice)
         print(f"{'live' if review.live else 'offline'}: snapshot {review.project.relative(review.snapshot_dir)}")
-    results = review.search_results
+    results = review.search()
     if args.json:
         print(json.dumps({
             "sample": review.is_sample,

@@ -44,9 +44,10 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
@@ -151,12 +152,12 @@ def synthetic_records(
     """``n`` clearly synthetic records (title says so, journal "Synthetic Journal of
     Emulator Tests") for volume tests. ``crowded_day=(day, k)`` puts ``k`` of them on
     one publication day, so that a single day exceeds the ESearch cap."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (synthetic test data)
     span = (end - start).days
     crowded = crowded_day[1] if crowded_day else 0
     records = []
     for i in range(n):
-        day = crowded_day[0] if i < crowded else start + dt.timedelta(days=rng.randrange(span + 1))
+        day = crowded_day[0] if crowded_day and i < crowded else start + dt.timedelta(days=rng.randrange(span + 1))
         pmid = first_pmid + i
         records.append({
             "pmid": str(pmid),
@@ -242,7 +243,9 @@ class _Query:
 
 
 def parse_term(term: str) -> _Query:
-    core, filters, fields = [], [], []
+    core: list[str] = []
+    filters: list[tuple[str, Any, Any]] = []
+    fields: list[tuple[str, str]] = []
     for part in _split_and(term):
         bare = normalise_term(part)
         if m := _UID_RANGE.match(bare):
@@ -370,7 +373,7 @@ class Emulator:
         self.aliases = {normalise_term(k): normalise_term(v) for k, v in (aliases or {}).items()}
         self.log: list[Exchange] = []
         self._lock = threading.Lock()
-        self._rng = random.Random(faults.seed)
+        self._rng = random.Random(faults.seed)  # noqa: S311 (reproducible faults)
         self._queued: collections.deque[tuple[str, str | None]] = collections.deque()
         self._history: dict[str, dict[int, _HistorySet]] = {}
         self._windows: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
@@ -541,8 +544,8 @@ class Emulator:
         if p.get("rettype") == "uilist":
             found = [str(i) for i in ids if i in self._records]
             return 200, "text/plain; charset=UTF-8", ("\n".join(found) + "\n").encode()
-        found = [self._records[i].data for i in ids if i in self._records]
-        return 200, "text/xml; charset=UTF-8", pubmed_xml(found)
+        articles = [dict(self._records[i].data) for i in ids if i in self._records]
+        return 200, "text/xml; charset=UTF-8", pubmed_xml(articles)
 
     def esummary(self, p: Mapping[str, str]):
         ids, error = self._requested_ids(p)
@@ -597,7 +600,7 @@ class Emulator:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{EUTILS_PATH}"
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), _make_handler(self))
         self._server.daemon_threads = True
         self._server.block_on_close = False
@@ -611,7 +614,7 @@ class Emulator:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -646,7 +649,7 @@ def _make_handler(emu: Emulator):
         def _serve(self, query: str):
             path = urlsplit(self.path).path
             name = path[len(EUTILS_PATH):] if path.startswith(EUTILS_PATH) else None
-            utility = _UTILITIES.get(name)
+            utility = _UTILITIES.get(name or "")
             params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
             if utility is None:
                 return self._send(404, "text/plain", b"Not Found\n", utility or path, params, None)

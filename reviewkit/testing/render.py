@@ -11,7 +11,7 @@ publication_types, mesh_terms, abstract).
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from lxml import etree
 
