@@ -10,6 +10,12 @@ that look alike but do not meet a rule (different year, different first author,
 conflicting identifiers, an erratum, retraction, reply or comment about the
 other) go to a review list and stay separate until a person decides.
 
+Cost grows about linearly with the number of records: identifiers and exact
+titles are looked up in dictionaries, and fuzzy titles are compared only
+within blocks of the same year and first author (all pairs the merge rule can
+accept) and within a sorted neighbourhood (for the review list); see
+:func:`_fuzzy_pass`.
+
 Which record is kept: a database record before a record from another method
 (PRISMA 2020 counts a citation-searched record that the databases already found
 as a duplicate, not as a new record), then the earlier row. The kept row
@@ -23,6 +29,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
@@ -44,9 +51,10 @@ REVIEW_COLUMNS = ["record_id_a", "record_id_b", "score", "why_uncertain"]
 # the notice words and Web of Science's correction entries "(vol 5, pg 10, 2020)".
 # A true copy of an article carries the same words, so only a pair where one
 # side matches is held back, for a person to review.
-_NOTICE = re.compile(r"^(errata|retracted|expression of concern|notice of retraction|in reply|reply|re|"
-                     r"response to|comment on|commentary on)\b"
-                     r"|\b(erratum|corrigendum|correction|retraction)\b|\bvol \d+ pg \d+\b")
+# (Two patterns: one alternation anchored with ^ would be tried at every position.)
+_NOTICE_START = re.compile(r"(errata|retracted|expression of concern|notice of retraction|in reply|reply|re|"
+                           r"response to|comment on|commentary on)\b")
+_NOTICE_ANYWHERE = re.compile(r"\b(erratum|corrigendum|correction|retraction)\b|\bvol \d+ pg \d+\b")
 # Reference lists write "Krupitsky EM et al." or "Krupitsky et al."; the
 # surname must not pick up "et al".
 _ET_AL = re.compile(r"(^|[\s,]+)et\.?\s+al\.?\s*$", re.I)
@@ -64,11 +72,17 @@ class DedupeResult:
     review: pd.DataFrame
 
 
+# ASCII punctuation to spaces, letters to lower case, in one C-level pass.
+_ASCII_FOLD = str.maketrans({chr(c): (chr(c).lower() if chr(c).isalnum() else " ") for c in range(128)})
+
+
 def normalise_title(title: str | None) -> str:
     """Lower case, accents and punctuation removed, whitespace collapsed."""
-    text = unicodedata.normalize("NFKD", title or "")
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+    text = title if isinstance(title, str) else ""
+    if not text.isascii():  # most titles are ASCII: decomposing every one would dominate the run
+        text = unicodedata.normalize("NFKD", text)
+        text = re.sub(r"[^a-z0-9]+", " ", "".join(ch for ch in text if not unicodedata.combining(ch)).lower())
+    return " ".join(text.translate(_ASCII_FOLD).split())
 
 
 def _surname(first_author) -> str:
@@ -132,12 +146,13 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
     # Preferred rows first: the union keeps the lowest position as the root.
     ordered = pd.concat([records[is_db], records[~is_db]]).reset_index(drop=True)
     ids = ordered["record_id"].tolist()
-    pmids = [_clean_id(v) for v in ordered["pmid"]]
-    dois = [_clean_id(v) for v in ordered["doi"]]
-    titles = [normalise_title(t) for t in ordered["title"]]
-    years = [None if pd.isna(y) else int(y) for y in ordered["year"]]
-    surnames = [_surname(a) for a in ordered["first_author"]]
-    notices = [bool(_NOTICE.search(t)) for t in titles]
+    # Python lists, not per-element pandas access: this runs on every record of a search.
+    pmids = [_clean_id(v) for v in ordered["pmid"].tolist()]
+    dois = [_clean_id(v) for v in ordered["doi"].tolist()]
+    titles = [normalise_title(t) for t in ordered["title"].tolist()]
+    years = [None if y is pd.NA else y for y in pd.array(ordered["year"], dtype="Int64").tolist()]
+    surnames = [_surname(a) for a in ordered["first_author"].tolist()]
+    notices = [bool(_NOTICE_START.match(t) or _NOTICE_ANYWHERE.search(t)) for t in titles]
 
     clusters = _Clusters(pmids, dois)
     rule_of: dict[int, tuple[str, float]] = {}
@@ -229,38 +244,80 @@ def _why_not_same(years: list, surnames: list, a: int, b: int) -> str:
 #: fuzzy matching ignores titles shorter than this: short generic titles
 #: ("Ketamine", "Reply") look alike without being the same article.
 MIN_FUZZY_TITLE = 20
-_CHUNK = 1000  # rows per rapidfuzz call, to bound memory on large searches
+#: sorted-neighbourhood window: each title is compared with the titles up to
+#: this many places after it in each sort order (see :func:`_fuzzy_pass`).
+WINDOW = 20
+#: at most this many neighbours per record inside one (year, first author)
+#: block; a larger block (unknown in real searches) is compared as a sorted
+#: neighbourhood of this width, so time stays bounded on hostile input.
+BLOCK_WINDOW = 500
 
 
 def _fuzzy_pass(titles, years, surnames, clusters, try_merge, review) -> None:
-    """Compare titles within the same year and the next one (an e-pub year often
-    differs from the print year), and records without a year against all."""
-    blocks: dict = {}
-    for i, title in enumerate(titles):
-        if len(title) >= MIN_FUZZY_TITLE:
-            blocks.setdefault(years[i], []).append(i)
-    undated = blocks.pop(None, [])
-    everyone = [i for block in blocks.values() for i in block] + undated
-    comparisons = [(block, block + blocks.get(year + 1, [])) for year, block in blocks.items()]
-    if undated:
-        comparisons.append((undated, everyone))
-    # token_sort_ratio is ratio on tokens sorted once here (titles are already
-    # normalised); cdist would re-sort every title for every pair, ~4x slower.
-    sorted_titles = {i: " ".join(sorted(titles[i].split())) for i in everyone}
-    for rows, cols in comparisons:
-        col_titles = [sorted_titles[j] for j in cols]
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start:start + _CHUNK]
-            scores = process.cdist([sorted_titles[i] for i in chunk], col_titles, scorer=fuzz.ratio,
-                                   score_cutoff=REVIEW_SCORE, workers=-1)
-            for r, c in zip(*scores.nonzero()):
-                a, b = sorted((chunk[r], cols[c]))
-                if a == b or clusters.find(a) == clusters.find(b):
-                    continue
-                score = float(scores[r, c])
-                same_work = (score >= MERGE_SCORE and years[a] is not None and years[a] == years[b]
-                             and surnames[a] and surnames[a] == surnames[b])
-                if same_work:
-                    try_merge(a, b, "fuzzy title, same year and first author", round(score, 1))
-                else:
-                    review.setdefault((a, b), (score, _why_not_same(years, surnames, a, b)))
+    """Score candidate pairs of titles and merge or list them.
+
+    Candidates are chosen so that cost grows with the number of records, not
+    with its square (every title against every other took minutes at 100,000):
+
+    * blocking: every pair within a block of the same year and first author.
+      These are the only pairs the merge rule can accept, so no merge is missed.
+    * sorted neighbourhood, for the review list: pairs at most :data:`WINDOW`
+      places apart when the titles are sorted as written, by their sorted
+      tokens, and by those strings reversed (a difference near the start of
+      one order is near the end of another). A pair must be of the same or
+      the next year (an e-pub year often differs from the print year), or
+      have a side without a year.
+    """
+    rows = np.array([i for i, title in enumerate(titles) if len(title) >= MIN_FUZZY_TITLE], dtype=np.int64)
+    if len(rows) < 2:
+        return
+    # token_sort_ratio is ratio on tokens sorted once here (titles are already normalised).
+    keys = [" ".join(sorted(titles[i].split())) for i in rows]
+    scored = np.array(keys, dtype=object)
+    year = np.array([-1 if years[i] is None else years[i] for i in rows], dtype=np.int64)
+    ids: dict = {}
+    block = np.array([ids.setdefault((years[i], surnames[i]), len(ids)) if years[i] is not None and surnames[i]
+                      else -1 for i in rows], dtype=np.int64)
+
+    def order(key) -> np.ndarray:
+        return np.array(sorted(range(len(rows)), key=key), dtype=np.int64)
+
+    by_key = order(keys.__getitem__)
+    found: dict[tuple[int, int], float] = {}
+
+    def score(a: np.ndarray, b: np.ndarray) -> None:
+        scores = process.cpdist(scored[a], scored[b], scorer=fuzz.ratio, score_cutoff=REVIEW_SCORE, workers=-1)
+        for r in np.flatnonzero(scores):
+            x, y = sorted((int(rows[a[r]]), int(rows[b[r]])))
+            found[(x, y)] = float(scores[r])
+
+    # Blocks, each sorted by title key: a block's members are contiguous, and
+    # the rows of blocks with at most `step` members drop out as step grows.
+    members = by_key[np.argsort(block[by_key], kind="stable")]
+    members = members[block[members] >= 0]
+    size = np.bincount(block[members], minlength=len(ids))
+    for step in range(1, BLOCK_WINDOW + 1):
+        members = members[size[block[members]] > step]
+        if len(members) <= step:
+            break
+        a, b = members[:-step], members[step:]
+        same = block[a] == block[b]
+        score(a[same], b[same])
+
+    for ordered in (order(lambda r: titles[rows[r]]), by_key, order(lambda r: keys[r][::-1])):
+        for step in range(1, min(WINDOW, len(ordered) - 1) + 1):
+            a, b = ordered[:-step], ordered[step:]
+            near = (np.abs(year[a] - year[b]) <= 1) | (year[a] < 0) | (year[b] < 0)
+            score(a[near], b[near])
+
+    # Best matches first, so that when a cluster can take only one of two
+    # candidates (their identifiers conflict), it takes the closer one.
+    for (a, b), value in sorted(found.items(), key=lambda item: (-item[1], item[0])):
+        if clusters.find(a) == clusters.find(b):
+            continue
+        same_work = (value >= MERGE_SCORE and years[a] is not None and years[a] == years[b]
+                     and surnames[a] and surnames[a] == surnames[b])
+        if same_work:
+            try_merge(a, b, "fuzzy title, same year and first author", round(value, 1))
+        else:
+            review.setdefault((a, b), (value, _why_not_same(years, surnames, a, b)))
