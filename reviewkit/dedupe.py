@@ -25,6 +25,7 @@ gathers the provenance of everything merged into it (``searches`` and
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -105,12 +106,12 @@ def _clean_id(value) -> str | None:
 
 class _Clusters:
     """Union-find over row positions that refuses to join clusters whose PMIDs
-    or DOIs disagree."""
+    or DOIs disagree, so a cluster has at most one of each (kept on its root;
+    plain values, not a set per row: 100,000 sets would cost the garbage collector)."""
 
     def __init__(self, pmids: list, dois: list) -> None:
         self.parent = list(range(len(pmids)))
-        self.pmids = [{p} if p else set() for p in pmids]
-        self.dois = [{d} if d else set() for d in dois]
+        self.pmid, self.doi = list(pmids), list(dois)
 
     def find(self, i: int) -> int:
         while self.parent[i] != i:
@@ -120,9 +121,9 @@ class _Clusters:
 
     def conflict(self, a: int, b: int) -> str | None:
         ra, rb = self.find(a), self.find(b)
-        if self.pmids[ra] and self.pmids[rb] and self.pmids[ra] != self.pmids[rb]:
+        if self.pmid[ra] and self.pmid[rb] and self.pmid[ra] != self.pmid[rb]:
             return "different PMIDs"
-        if self.dois[ra] and self.dois[rb] and self.dois[ra] != self.dois[rb]:
+        if self.doi[ra] and self.doi[rb] and self.doi[ra] != self.doi[rb]:
             return "different DOIs"
         return None
 
@@ -133,8 +134,8 @@ class _Clusters:
         # The root is always the preferred row, so the cluster keeps it.
         root, child = (rk, ro) if rk < ro else (ro, rk)
         self.parent[child] = root
-        self.pmids[root] |= self.pmids[child]
-        self.dois[root] |= self.dois[child]
+        self.pmid[root] = self.pmid[root] or self.pmid[child]
+        self.doi[root] = self.doi[root] or self.doi[child]
 
 
 def deduplicate(records: pd.DataFrame) -> DedupeResult:
@@ -151,8 +152,13 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
     dois = [_clean_id(v) for v in ordered["doi"].tolist()]
     titles = [normalise_title(t) for t in ordered["title"].tolist()]
     years = [None if y is pd.NA else y for y in pd.array(ordered["year"], dtype="Int64").tolist()]
-    surnames = [_surname(a) for a in ordered["first_author"].tolist()]
-    notices = [bool(_NOTICE_START.match(t) or _NOTICE_ANYWHERE.search(t)) for t in titles]
+    first_authors = ordered["first_author"].tolist()
+    surname_of = {a: _surname(a) for a in set(first_authors)}  # authors recur: each name is parsed once
+    surnames = [surname_of[a] for a in first_authors]
+
+    @functools.cache
+    def is_notice(i: int) -> bool:  # asked only of rows about to merge: a few, not every title
+        return bool(_NOTICE_START.match(titles[i]) or _NOTICE_ANYWHERE.search(titles[i]))
 
     clusters = _Clusters(pmids, dois)
     rule_of: dict[int, tuple[str, float]] = {}
@@ -162,7 +168,7 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
         if clusters.find(a) == clusters.find(b):
             return
         why_not = clusters.conflict(a, b)
-        if why_not is None and notices[a] != notices[b]:
+        if why_not is None and is_notice(a) != is_notice(b):
             why_not = "one is a notice, reply or comment about the other"
         if why_not:
             review.setdefault((a, b), (score, f"{rule} match but {why_not}"))
@@ -251,6 +257,25 @@ WINDOW = 20
 #: block; a larger block (unknown in real searches) is compared as a sorted
 #: neighbourhood of this width, so time stays bounded on hostile input.
 BLOCK_WINDOW = 500
+_SCORE_BATCH = 2**20  # candidate pairs scored per rapidfuzz call: bounds memory on hostile input
+
+
+_LETTERS = np.full(256, 36, dtype=np.int64)  # normalised titles hold a-z, 0-9 and spaces
+_LETTERS[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", dtype=np.uint8)] = np.arange(36)
+
+
+def _letter_counts(texts: list[str], chunk: int = 10_000) -> np.ndarray:
+    """How often each of 37 symbols occurs in each text, capped at 255 (differences of capped
+    counts still bound the distance from below, and fit in small integers)."""
+    out = np.zeros((len(texts), 37), dtype=np.int16)
+    for start in range(0, len(texts), chunk):  # chunks bound the per-character arrays
+        part = texts[start:start + chunk]
+        sizes = np.fromiter(map(len, part), dtype=np.int64, count=len(part))
+        owner = np.repeat(np.arange(len(part)), sizes)
+        symbol = _LETTERS[np.frombuffer("".join(part).encode("ascii", "replace"), dtype=np.uint8)]
+        counts = np.bincount(owner * 37 + symbol, minlength=len(part) * 37).reshape(-1, 37)
+        out[start:start + len(part)] = np.minimum(counts, 255)
+    return out
 
 
 def _fuzzy_pass(titles, years, surnames, clusters, try_merge, review) -> None:
@@ -268,28 +293,49 @@ def _fuzzy_pass(titles, years, surnames, clusters, try_merge, review) -> None:
       the next year (an e-pub year often differs from the print year), or
       have a side without a year.
     """
-    rows = np.array([i for i, title in enumerate(titles) if len(title) >= MIN_FUZZY_TITLE], dtype=np.int64)
-    if len(rows) < 2:
+    positions = [i for i, title in enumerate(titles) if len(title) >= MIN_FUZZY_TITLE]
+    if len(positions) < 2:
         return
+    rows = np.array(positions, dtype=np.int64)
     # token_sort_ratio is ratio on tokens sorted once here (titles are already normalised).
-    keys = [" ".join(sorted(titles[i].split())) for i in rows]
+    keys = [" ".join(sorted(titles[i].split())) for i in positions]
     scored = np.array(keys, dtype=object)
-    year = np.array([-1 if years[i] is None else years[i] for i in rows], dtype=np.int64)
+    year = np.array([-1 if years[i] is None else years[i] for i in positions], dtype=np.int64)
     ids: dict = {}
     block = np.array([ids.setdefault((years[i], surnames[i]), len(ids)) if years[i] is not None and surnames[i]
-                      else -1 for i in rows], dtype=np.int64)
+                      else -1 for i in positions], dtype=np.int64)
 
     def order(key) -> np.ndarray:
         return np.array(sorted(range(len(rows)), key=key), dtype=np.int64)
 
     by_key = order(keys.__getitem__)
+    length = np.array([len(k) for k in keys], dtype=np.int64)
+    counts = _letter_counts(keys)
     found: dict[tuple[int, int], float] = {}
+    queue: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def score(a: np.ndarray, b: np.ndarray) -> None:
-        scores = process.cpdist(scored[a], scored[b], scorer=fuzz.ratio, score_cutoff=REVIEW_SCORE, workers=-1)
+    def consider(a: np.ndarray, b: np.ndarray) -> None:
+        # ratio = 100 * (1 - indel distance / total length), and the distance is at
+        # least the difference in length, and at least the letters one title has and
+        # the other lacks: most pairs fail these cheap bounds, and are not scored.
+        allowed = (100 - REVIEW_SCORE) * (length[a] + length[b])
+        close = np.abs(length[a] - length[b]) * 100 <= allowed
+        a, b, allowed = a[close], b[close], allowed[close]
+        close = np.abs(counts[a] - counts[b]).sum(axis=1) * 100 <= allowed
+        queue.append((a[close], b[close]))
+        if sum(len(q[0]) for q in queue) >= _SCORE_BATCH:
+            score()
+
+    def score() -> None:
+        """Score the queued pairs once each (the orders find many of the same), in one call."""
+        if not queue:
+            return
+        a, b = np.concatenate([q[0] for q in queue]), np.concatenate([q[1] for q in queue])
+        queue.clear()
+        lo, hi = np.divmod(np.unique(np.minimum(a, b) * len(rows) + np.maximum(a, b)), len(rows))
+        scores = process.cpdist(scored[lo], scored[hi], scorer=fuzz.ratio, score_cutoff=REVIEW_SCORE, workers=-1)
         for r in np.flatnonzero(scores):
-            x, y = sorted((int(rows[a[r]]), int(rows[b[r]])))
-            found[(x, y)] = float(scores[r])
+            found[(int(rows[lo[r]]), int(rows[hi[r]]))] = float(scores[r])
 
     # Blocks, each sorted by title key: a block's members are contiguous, and
     # the rows of blocks with at most `step` members drop out as step grows.
@@ -302,13 +348,14 @@ def _fuzzy_pass(titles, years, surnames, clusters, try_merge, review) -> None:
             break
         a, b = members[:-step], members[step:]
         same = block[a] == block[b]
-        score(a[same], b[same])
+        consider(a[same], b[same])
 
-    for ordered in (order(lambda r: titles[rows[r]]), by_key, order(lambda r: keys[r][::-1])):
+    for ordered in (order(lambda r: titles[positions[r]]), by_key, order(lambda r: keys[r][::-1])):
         for step in range(1, min(WINDOW, len(ordered) - 1) + 1):
             a, b = ordered[:-step], ordered[step:]
             near = (np.abs(year[a] - year[b]) <= 1) | (year[a] < 0) | (year[b] < 0)
-            score(a[near], b[near])
+            consider(a[near], b[near])
+    score()
 
     # Best matches first, so that when a cluster can take only one of two
     # candidates (their identifiers conflict), it takes the closer one.

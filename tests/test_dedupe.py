@@ -3,8 +3,10 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from rapidfuzz import fuzz
 
 from reviewkit import dedupe
 from reviewkit.dedupe import deduplicate, normalise_title
@@ -197,3 +199,23 @@ def test_a_huge_block_is_compared_as_a_neighbourhood(monkeypatch):
     result = deduplicate(frame(*rows))
     assert sum(scored) < 2001 * (10 + 3 * dedupe.WINDOW)
     assert "CIT:copy" in set(result.merges["removed_id"])
+
+
+def test_letter_counts_bound_the_distance_from_below():
+    """The cheap filter before scoring may only drop pairs rapidfuzz would score below the review score."""
+    texts = ["ketamine for alcohol use disorder", "ketamine for alcohol use disorders", "a" * 40000, "b" * 300]
+    counts = dedupe._letter_counts(texts).astype(int)
+    assert counts[2, 0] == 255 and counts[3, 1] == 255  # capped, never wrapped round
+    for i in range(len(texts)):
+        for j in range(len(texts)):
+            indel = fuzz.ratio(texts[i], texts[j], processor=None)
+            bound = np.abs(counts[i] - counts[j]).sum()
+            assert (1 - bound / (len(texts[i]) + len(texts[j]))) * 100 >= indel - 1e-9
+
+
+def test_scoring_in_small_batches_gives_the_same_result(bench, tmp_path, monkeypatch):
+    table = bench.labelled_set(tmp_path)[0]
+    whole = deduplicate(table)
+    monkeypatch.setattr(dedupe, "_SCORE_BATCH", 1)  # score after every candidate step
+    batched = deduplicate(table)
+    assert batched.merges.equals(whole.merges) and batched.review.equals(whole.review)
