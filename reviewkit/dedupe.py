@@ -264,7 +264,7 @@ _LETTERS = np.full(256, 36, dtype=np.int64)  # normalised titles hold a-z, 0-9 a
 _LETTERS[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", dtype=np.uint8)] = np.arange(36)
 
 
-def _letter_counts(texts: list[str], chunk: int = 10_000) -> np.ndarray:
+def _letter_counts(texts: list[str], chunk: int = 2_000) -> np.ndarray:
     """How often each of 37 symbols occurs in each text, capped at 255 (differences of capped
     counts still bound the distance from below, and fit in small integers)."""
     out = np.zeros((len(texts), 37), dtype=np.int16)
