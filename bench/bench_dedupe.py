@@ -29,9 +29,18 @@ vocabulary, corpus first authors, years 2000-2025, PMIDs from 900,000,000 and
 DOIs 10.99999/bench.N that exist nowhere), 5% of them repeated as citation-
 searching copies without identifiers. Each size runs in a fresh subprocess,
 so peak RSS (ru_maxrss) is its own; the RSS before ``deduplicate`` is given
-too. Writes bench/results/dedupe.md and .json.
+too.
 
-    .venv/bin/python bench/bench_dedupe.py [--sizes 10000 100000]
+Candidate search. The same synthetic records, but the copies vary in turn:
+upper case, year + 1, one letter lost, one word lost. Deduplicated twice: as
+shipped (blocking and a sorted neighbourhood) and with the neighbourhood as
+wide as the set, i.e. every pair compared, as before blocking. The merges must
+be the same; the review list of the second is what the first should find.
+
+``--before`` takes a dedupe.json written by an earlier version and adds a
+before/after table. Writes bench/results/dedupe.md and .json.
+
+    .venv/bin/python bench/bench_dedupe.py [--sizes 1000 10000 100000] [--before old.json]
 """
 
 from __future__ import annotations
@@ -208,22 +217,38 @@ def _recall_without(truth: dict, kind: dict, cluster: dict) -> float:
 # --- volume -----------------------------------------------------------------------
 
 CHILD = r"""
-import random, resource, sys, time
+import sys, time
 sys.path.insert(0, sys.argv[1])
-from bench.bench_dedupe import synthetic
+from bench.bench_dedupe import memory_mb, synthetic
 from reviewkit.dedupe import deduplicate
 records = synthetic(int(sys.argv[2]))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
+before = memory_mb()[0]
+start, cpu = time.perf_counter(), time.process_time()
 result = deduplicate(records)
-elapsed = time.perf_counter() - start
-print(len(records), len(result.records), len(result.merges), len(result.review), elapsed, before,
-      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(len(records), len(result.records), len(result.merges), len(result.review), elapsed, cpu, before, memory_mb()[1])
 """
 
 
-def synthetic(n: int, seed: int = 4) -> pd.DataFrame:
-    """``n`` synthetic records (see module doc); none is a real publication."""
+def memory_mb() -> tuple[float, float]:
+    """This process's resident memory now and at its peak, in MB.
+
+    From /proc/self/status (VmRSS, VmHWM): ``ru_maxrss`` would report the
+    benchmark's own peak for a child it starts, since Linux carries the peak
+    over the exec of a forked (or vforked) child.
+    """
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return tuple(round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM"))
+
+
+COPY_KINDS = ("case", "year_off", "letter_lost", "word_lost")
+
+
+def synthetic(n: int, seed: int = 4, variations: bool = False) -> pd.DataFrame:
+    """``n`` synthetic records (see module doc); none is a real publication.
+
+    With ``variations`` the copies cycle through :data:`COPY_KINDS` (column
+    ``copy_kind``); without, every copy is upper case (the volume set)."""
     rng = random.Random(seed)
     corpus = list(read_jsonl(CORPUS))
     words = sorted({w for r in corpus for w in re.findall(r"[A-Za-z][A-Za-z-]+", r["title"])})
@@ -236,21 +261,72 @@ def synthetic(n: int, seed: int = 4) -> pd.DataFrame:
                      "year": rng.randint(2000, 2025), "first_author": rng.choice(authors),
                      "searches": [rng.choice(["aud", "oud", "cocaine", "gambling"])]})
     for j, i in enumerate(rng.sample(range(n_db), n - n_db)):
-        rows.append({**rows[i], "record_id": f"CIT:bench-{j}", "source": "Citation searching", "pmid": None,
-                     "doi": None, "title": rows[i]["title"].upper(), "searches": []})
+        copy = {**rows[i], "record_id": f"CIT:bench-{j}", "source": "Citation searching", "pmid": None,
+                "doi": None, "title": rows[i]["title"].upper(), "searches": []}
+        if variations:
+            copy.update(_vary(rows[i], COPY_KINDS[j % len(COPY_KINDS)], rng))
+        rows.append(copy)
     frame = pd.DataFrame(rows)
     frame["year"] = frame["year"].astype("Int64")
     frame["authors"] = frame["first_author"].map(lambda a: [a])
     return frame
 
 
-def volume(n: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(n)], capture_output=True, text=True,
-                          check=True, cwd=ROOT)
-    n_in, n_out, merges, review, seconds, before_kb, peak_kb = done.stdout.split()
+def _vary(row: dict, kind: str, rng: random.Random) -> dict:
+    words = row["title"].split()
+    at = rng.randrange(len(words))
+    if kind == "year_off":
+        return {"year": row["year"] + 1, "copy_kind": kind}
+    if kind == "letter_lost":
+        words[at] = words[at][:-1] if len(words[at]) > 1 else words[at]
+    elif kind == "word_lost":
+        del words[at]
+    return {"title": " ".join(words), "copy_kind": kind}
+
+
+def completeness(n: int) -> dict:
+    """Blocking and sorted neighbourhood against every pair, on copies that vary (module doc)."""
+    from reviewkit import dedupe
+
+    records = synthetic(n, variations=True)
+    start = time.perf_counter()
+    shipped = deduplicate(records)
+    seconds = time.perf_counter() - start
+    saved, dedupe.WINDOW = dedupe.WINDOW, n
+    try:
+        start = time.perf_counter()
+        everything = deduplicate(records)
+        seconds_all = time.perf_counter() - start
+    finally:
+        dedupe.WINDOW = saved
+    found = {tuple(p) for p in shipped.review[["record_id_a", "record_id_b"]].to_numpy()}
+    exhaustive = {tuple(p) for p in everything.review[["record_id_a", "record_id_b"]].to_numpy()}
+    by_kind = {}
+    for kind in COPY_KINDS:
+        ids = set(records.loc[records["copy_kind"] == kind, "record_id"])
+        merged = ids & set(shipped.merges["removed_id"])
+        by_kind[kind] = {"copies": len(ids), "merged": len(merged),
+                         "listed": len({r for p in found for r in p} & (ids - merged)),
+                         "listed_when_every_pair": len({r for p in exhaustive for r in p} & (ids - merged))}
+    return {"records": n, "merges_equal": bool(shipped.merges.equals(everything.merges)),
+            "merges": len(shipped.merges), "review_pairs": len(found), "review_pairs_every_pair": len(exhaustive),
+            "pairs_missed": len(exhaustive - found), "pairs_not_in_every_pair": len(found - exhaustive),
+            "seconds": round(seconds, 2), "seconds_every_pair": round(seconds_all, 2), "by_kind": by_kind}
+
+
+def volume(n: int, repeats: int) -> dict:
+    """Deduplicate ``n`` synthetic records in a fresh process ``repeats`` times; the fastest run is
+    reported (the machine is shared: slower runs measure the other work), with every run's seconds."""
+    runs = []
+    for _ in range(repeats):
+        done = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(n)], capture_output=True, text=True,
+                              check=True, cwd=ROOT)
+        runs.append(done.stdout.split())
+    n_in, n_out, merges, review, seconds, cpu, before_mb, peak_mb = min(runs, key=lambda r: float(r[4]))
     return {"records": int(n_in), "after_dedupe": int(n_out), "merges": int(merges), "review_pairs": int(review),
-            "seconds": round(float(seconds), 2), "rss_before_mb": round(int(before_kb) / 1024),
-            "peak_rss_mb": round(int(peak_kb) / 1024)}
+            "seconds": round(float(seconds), 2), "cpu_seconds": round(float(cpu), 2),
+            "all_seconds": [round(float(r[4]), 2) for r in runs], "rss_before_mb": round(float(before_mb)),
+            "peak_rss_mb": round(float(peak_mb))}
 
 
 # --- report ---------------------------------------------------------------------
@@ -282,28 +358,88 @@ def markdown(result: dict) -> str:
             lines.append(f"| {k[8:]} | {v['records']} | {v['wrongly_merged']} | {v['sent_to_review']} |")
     if acc["false_merges"]:
         lines += ["", "False merges (kept id, merged id): " + "; ".join(f"{a} <- {b}" for a, b in acc["false_merges"])]
+    comp = result.get("completeness")
+    if comp:
+        lines += ["", f"## Candidate search against every pair ({comp['records']:,} synthetic records, copies that vary)",
+                  "", f"Same merges as comparing every pair: **{'yes' if comp['merges_equal'] else 'NO'}** "
+                  f"({comp['merges']} merges). Review list: {comp['review_pairs']} pairs, against "
+                  f"{comp['review_pairs_every_pair']} when every pair is compared ({comp['pairs_missed']} missed, "
+                  f"{comp['pairs_not_in_every_pair']} not in it). {comp['seconds']} s as shipped, "
+                  f"{comp['seconds_every_pair']} s comparing every pair.", "",
+                  "| copy | copies | merged | others listed for review | ... when every pair is compared |",
+                  "|---|---:|---:|---:|---:|"]
+        for k, v in comp["by_kind"].items():
+            lines.append(f"| {k} | {v['copies']} | {v['merged']} | {v['listed']} | {v['listed_when_every_pair']} |")
     lines += ["", "## Time and peak memory (synthetic records, fresh process per size)", "",
-              "| records | after dedupe | merges | review pairs | seconds | RSS before MB | peak RSS MB |",
-              "|---:|---:|---:|---:|---:|---:|---:|"]
+              f"Load average (1, 5, 15 min) before: {result['load_before']}, after: {result['load_after']} "
+              "(other work shares the cores: times are upper bounds).", "",
+              f"Each size ran {result['repeats']} time(s), each in a fresh process; the fastest run is shown "
+              "(all runs: last column). CPU seconds count every thread (rapidfuzz scores on all cores). Memory is "
+              "the child's own VmRSS before deduplicating and VmHWM after.", "",
+              "| records | after dedupe | merges | review pairs | seconds | CPU seconds | RSS before MB | peak RSS MB "
+              "| all runs, s |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["volume"]:
         lines.append(f"| {r['records']:,} | {r['after_dedupe']:,} | {r['merges']:,} | {r['review_pairs']:,} | "
-                     f"{r['seconds']} | {r['rss_before_mb']} | {r['peak_rss_mb']} |")
+                     f"{r['seconds']} | {r['cpu_seconds']} | {r['rss_before_mb']} | {r['peak_rss_mb']} | "
+                     f"{', '.join(map(str, r['all_seconds']))} |")
+    before = result.get("before")
+    if before:
+        lines += ["", f"## Before and after (before: {before['source']}, run {before['date']}, fastest of "
+                  f"{before['repeats']} run(s), load average {before['load_before']} before and "
+                  f"{before['load_after']} after)", "",
+                  "| records | seconds before | seconds after | CPU seconds before | after | peak RSS MB before "
+                  "| after |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        old = {r["records"]: r for r in before["volume"]}
+        for r in result["volume"]:
+            o = old.get(r["records"], {})
+            lines.append(f"| {r['records']:,} | {o.get('seconds', '')} | {r['seconds']} | {o.get('cpu_seconds', '')} | "
+                         f"{r['cpu_seconds']} | {o.get('peak_rss_mb', '')} | {r['peak_rss_mb']} |")
+        for label, vol in (("before", list(old.values())), ("after", result["volume"])):
+            wall, cpu = _ratio(vol, "seconds"), _ratio(vol, "cpu_seconds")
+            if wall:
+                lines.append(f"\nTime at 100,000 records / time at 10,000, {label}: {wall}x wall, {cpu}x CPU"
+                             + (" (goal: at most 15x)" if label == "after" else ""))
+        acc_before = before["accuracy"]
+        lines += ["", "| accuracy | before | after |", "|---|---:|---:|",
+                  f"| precision | {acc_before['precision']} | {acc['precision']} |",
+                  f"| false merges | {len(acc_before['false_merges'])} | {len(acc['false_merges'])} |",
+                  f"| recall, all labelled duplicates | {acc_before['recall']} | {acc['recall']} |",
+                  f"| recall, variations meant to merge | {acc_before['recall_excluding_review_kinds']} | "
+                  f"{acc['recall_excluding_review_kinds']} |",
+                  f"| pairs on the review list | {acc_before['review_pairs']} | {acc['review_pairs']} |"]
     return "\n".join(lines) + "\n"
+
+
+def _ratio(volume_rows: list[dict], field: str, big: int = 100_000, small: int = 10_000) -> float | None:
+    seconds = {r["records"]: r.get(field) for r in volume_rows}
+    return round(seconds[big] / seconds[small], 1) if seconds.get(big) and seconds.get(small) else None
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    ap.add_argument("--repeats", type=int, default=3, help="runs per size; the fastest is reported")
+    ap.add_argument("--completeness", type=int, default=4_000, help="records for the candidate-search check (0: skip)")
+    ap.add_argument("--before", type=Path, help="dedupe.json of an earlier version, for a before/after table")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         acc = accuracy(Path(tmp))
+    comp = completeness(args.completeness) if args.completeness else None
     vol = []
     for n in args.sizes:
         print(f"deduplicating {n:,} synthetic records ...", flush=True)
-        vol.append(volume(n))
+        vol.append(volume(n, args.repeats))
     result = {"machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
-              "date": time.strftime("%Y-%m-%d"), "accuracy": acc, "volume": vol}
+              "date": time.strftime("%Y-%m-%d"), "load_before": load_before,
+              "load_after": [round(x, 2) for x in os.getloadavg()], "repeats": args.repeats, "accuracy": acc,
+              "completeness": comp, "volume": vol}
+    if args.before:
+        before = json.loads(args.before.read_text(encoding="utf-8"))
+        result["before"] = {"source": args.before.name, "date": before["date"], "accuracy": before["accuracy"],
+                            "volume": before["volume"], "load_before": before.get("load_before"),
+                            "load_after": before.get("load_after"), "repeats": before.get("repeats", 1)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "dedupe.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     text = markdown(result)

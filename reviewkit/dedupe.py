@@ -10,6 +10,12 @@ that look alike but do not meet a rule (different year, different first author,
 conflicting identifiers, an erratum, retraction, reply or comment about the
 other) go to a review list and stay separate until a person decides.
 
+Cost grows about linearly with the number of records: identifiers and exact
+titles are looked up in dictionaries, and fuzzy titles are compared only
+within blocks of the same year and first author (all pairs the merge rule can
+accept) and within a sorted neighbourhood (for the review list); see
+:func:`_fuzzy_pass`.
+
 Which record is kept: a database record before a record from another method
 (PRISMA 2020 counts a citation-searched record that the databases already found
 as a duplicate, not as a new record), then the earlier row. The kept row
@@ -19,10 +25,12 @@ gathers the provenance of everything merged into it (``searches`` and
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
@@ -44,9 +52,10 @@ REVIEW_COLUMNS = ["record_id_a", "record_id_b", "score", "why_uncertain"]
 # the notice words and Web of Science's correction entries "(vol 5, pg 10, 2020)".
 # A true copy of an article carries the same words, so only a pair where one
 # side matches is held back, for a person to review.
-_NOTICE = re.compile(r"^(errata|retracted|expression of concern|notice of retraction|in reply|reply|re|"
-                     r"response to|comment on|commentary on)\b"
-                     r"|\b(erratum|corrigendum|correction|retraction)\b|\bvol \d+ pg \d+\b")
+# (Two patterns: one alternation anchored with ^ would be tried at every position.)
+_NOTICE_START = re.compile(r"(errata|retracted|expression of concern|notice of retraction|in reply|reply|re|"
+                           r"response to|comment on|commentary on)\b")
+_NOTICE_ANYWHERE = re.compile(r"\b(erratum|corrigendum|correction|retraction)\b|\bvol \d+ pg \d+\b")
 # Reference lists write "Krupitsky EM et al." or "Krupitsky et al."; the
 # surname must not pick up "et al".
 _ET_AL = re.compile(r"(^|[\s,]+)et\.?\s+al\.?\s*$", re.I)
@@ -64,11 +73,17 @@ class DedupeResult:
     review: pd.DataFrame
 
 
+# ASCII punctuation to spaces, letters to lower case, in one C-level pass.
+_ASCII_FOLD = str.maketrans({chr(c): (chr(c).lower() if chr(c).isalnum() else " ") for c in range(128)})
+
+
 def normalise_title(title: str | None) -> str:
     """Lower case, accents and punctuation removed, whitespace collapsed."""
-    text = unicodedata.normalize("NFKD", title or "")
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+    text = title if isinstance(title, str) else ""
+    if not text.isascii():  # most titles are ASCII: decomposing every one would dominate the run
+        text = unicodedata.normalize("NFKD", text)
+        text = re.sub(r"[^a-z0-9]+", " ", "".join(ch for ch in text if not unicodedata.combining(ch)).lower())
+    return " ".join(text.translate(_ASCII_FOLD).split())
 
 
 def _surname(first_author) -> str:
@@ -91,12 +106,12 @@ def _clean_id(value) -> str | None:
 
 class _Clusters:
     """Union-find over row positions that refuses to join clusters whose PMIDs
-    or DOIs disagree."""
+    or DOIs disagree, so a cluster has at most one of each (kept on its root;
+    plain values, not a set per row: 100,000 sets would cost the garbage collector)."""
 
     def __init__(self, pmids: list, dois: list) -> None:
         self.parent = list(range(len(pmids)))
-        self.pmids = [{p} if p else set() for p in pmids]
-        self.dois = [{d} if d else set() for d in dois]
+        self.pmid, self.doi = list(pmids), list(dois)
 
     def find(self, i: int) -> int:
         while self.parent[i] != i:
@@ -106,9 +121,9 @@ class _Clusters:
 
     def conflict(self, a: int, b: int) -> str | None:
         ra, rb = self.find(a), self.find(b)
-        if self.pmids[ra] and self.pmids[rb] and self.pmids[ra] != self.pmids[rb]:
+        if self.pmid[ra] and self.pmid[rb] and self.pmid[ra] != self.pmid[rb]:
             return "different PMIDs"
-        if self.dois[ra] and self.dois[rb] and self.dois[ra] != self.dois[rb]:
+        if self.doi[ra] and self.doi[rb] and self.doi[ra] != self.doi[rb]:
             return "different DOIs"
         return None
 
@@ -119,8 +134,8 @@ class _Clusters:
         # The root is always the preferred row, so the cluster keeps it.
         root, child = (rk, ro) if rk < ro else (ro, rk)
         self.parent[child] = root
-        self.pmids[root] |= self.pmids[child]
-        self.dois[root] |= self.dois[child]
+        self.pmid[root] = self.pmid[root] or self.pmid[child]
+        self.doi[root] = self.doi[root] or self.doi[child]
 
 
 def deduplicate(records: pd.DataFrame) -> DedupeResult:
@@ -132,12 +147,18 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
     # Preferred rows first: the union keeps the lowest position as the root.
     ordered = pd.concat([records[is_db], records[~is_db]]).reset_index(drop=True)
     ids = ordered["record_id"].tolist()
-    pmids = [_clean_id(v) for v in ordered["pmid"]]
-    dois = [_clean_id(v) for v in ordered["doi"]]
-    titles = [normalise_title(t) for t in ordered["title"]]
-    years = [None if pd.isna(y) else int(y) for y in ordered["year"]]
-    surnames = [_surname(a) for a in ordered["first_author"]]
-    notices = [bool(_NOTICE.search(t)) for t in titles]
+    # Python lists, not per-element pandas access: this runs on every record of a search.
+    pmids = [_clean_id(v) for v in ordered["pmid"].tolist()]
+    dois = [_clean_id(v) for v in ordered["doi"].tolist()]
+    titles = [normalise_title(t) for t in ordered["title"].tolist()]
+    years = [None if y is pd.NA else y for y in pd.array(ordered["year"], dtype="Int64").tolist()]
+    first_authors = ordered["first_author"].tolist()
+    surname_of = {a: _surname(a) for a in set(first_authors)}  # authors recur: each name is parsed once
+    surnames = [surname_of[a] for a in first_authors]
+
+    @functools.cache
+    def is_notice(i: int) -> bool:  # asked only of rows about to merge: a few, not every title
+        return bool(_NOTICE_START.match(titles[i]) or _NOTICE_ANYWHERE.search(titles[i]))
 
     clusters = _Clusters(pmids, dois)
     rule_of: dict[int, tuple[str, float]] = {}
@@ -147,7 +168,7 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
         if clusters.find(a) == clusters.find(b):
             return
         why_not = clusters.conflict(a, b)
-        if why_not is None and notices[a] != notices[b]:
+        if why_not is None and is_notice(a) != is_notice(b):
             why_not = "one is a notice, reply or comment about the other"
         if why_not:
             review.setdefault((a, b), (score, f"{rule} match but {why_not}"))
@@ -229,38 +250,121 @@ def _why_not_same(years: list, surnames: list, a: int, b: int) -> str:
 #: fuzzy matching ignores titles shorter than this: short generic titles
 #: ("Ketamine", "Reply") look alike without being the same article.
 MIN_FUZZY_TITLE = 20
-_CHUNK = 1000  # rows per rapidfuzz call, to bound memory on large searches
+#: sorted-neighbourhood window: each title is compared with the titles up to
+#: this many places after it in each sort order (see :func:`_fuzzy_pass`).
+WINDOW = 20
+#: at most this many neighbours per record inside one (year, first author)
+#: block; a larger block (unknown in real searches) is compared as a sorted
+#: neighbourhood of this width, so time stays bounded on hostile input.
+BLOCK_WINDOW = 500
+_SCORE_BATCH = 2**20  # candidate pairs scored per rapidfuzz call: bounds memory on hostile input
+
+
+_LETTERS = np.full(256, 36, dtype=np.int64)  # normalised titles hold a-z, 0-9 and spaces
+_LETTERS[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", dtype=np.uint8)] = np.arange(36)
+
+
+def _letter_counts(texts: list[str], chunk: int = 2_000) -> np.ndarray:
+    """How often each of 37 symbols occurs in each text, capped at 255 (differences of capped
+    counts still bound the distance from below, and fit in small integers)."""
+    out = np.zeros((len(texts), 37), dtype=np.int16)
+    for start in range(0, len(texts), chunk):  # chunks bound the per-character arrays
+        part = texts[start:start + chunk]
+        sizes = np.fromiter(map(len, part), dtype=np.int64, count=len(part))
+        owner = np.repeat(np.arange(len(part)), sizes)
+        symbol = _LETTERS[np.frombuffer("".join(part).encode("ascii", "replace"), dtype=np.uint8)]
+        counts = np.bincount(owner * 37 + symbol, minlength=len(part) * 37).reshape(-1, 37)
+        out[start:start + len(part)] = np.minimum(counts, 255)
+    return out
 
 
 def _fuzzy_pass(titles, years, surnames, clusters, try_merge, review) -> None:
-    """Compare titles within the same year and the next one (an e-pub year often
-    differs from the print year), and records without a year against all."""
-    blocks: dict = {}
-    for i, title in enumerate(titles):
-        if len(title) >= MIN_FUZZY_TITLE:
-            blocks.setdefault(years[i], []).append(i)
-    undated = blocks.pop(None, [])
-    everyone = [i for block in blocks.values() for i in block] + undated
-    comparisons = [(block, block + blocks.get(year + 1, [])) for year, block in blocks.items()]
-    if undated:
-        comparisons.append((undated, everyone))
-    # token_sort_ratio is ratio on tokens sorted once here (titles are already
-    # normalised); cdist would re-sort every title for every pair, ~4x slower.
-    sorted_titles = {i: " ".join(sorted(titles[i].split())) for i in everyone}
-    for rows, cols in comparisons:
-        col_titles = [sorted_titles[j] for j in cols]
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start:start + _CHUNK]
-            scores = process.cdist([sorted_titles[i] for i in chunk], col_titles, scorer=fuzz.ratio,
-                                   score_cutoff=REVIEW_SCORE, workers=-1)
-            for r, c in zip(*scores.nonzero()):
-                a, b = sorted((chunk[r], cols[c]))
-                if a == b or clusters.find(a) == clusters.find(b):
-                    continue
-                score = float(scores[r, c])
-                same_work = (score >= MERGE_SCORE and years[a] is not None and years[a] == years[b]
-                             and surnames[a] and surnames[a] == surnames[b])
-                if same_work:
-                    try_merge(a, b, "fuzzy title, same year and first author", round(score, 1))
-                else:
-                    review.setdefault((a, b), (score, _why_not_same(years, surnames, a, b)))
+    """Score candidate pairs of titles and merge or list them.
+
+    Candidates are chosen so that cost grows with the number of records, not
+    with its square (every title against every other took minutes at 100,000):
+
+    * blocking: every pair within a block of the same year and first author.
+      These are the only pairs the merge rule can accept, so no merge is missed.
+    * sorted neighbourhood, for the review list: pairs at most :data:`WINDOW`
+      places apart when the titles are sorted as written, by their sorted
+      tokens, and by those strings reversed (a difference near the start of
+      one order is near the end of another). A pair must be of the same or
+      the next year (an e-pub year often differs from the print year), or
+      have a side without a year.
+    """
+    positions = [i for i, title in enumerate(titles) if len(title) >= MIN_FUZZY_TITLE]
+    if len(positions) < 2:
+        return
+    rows = np.array(positions, dtype=np.int64)
+    # token_sort_ratio is ratio on tokens sorted once here (titles are already normalised).
+    keys = [" ".join(sorted(titles[i].split())) for i in positions]
+    scored = np.array(keys, dtype=object)
+    year = np.array([-1 if years[i] is None else years[i] for i in positions], dtype=np.int64)
+    ids: dict = {}
+    block = np.array([ids.setdefault((years[i], surnames[i]), len(ids)) if years[i] is not None and surnames[i]
+                      else -1 for i in positions], dtype=np.int64)
+
+    def order(key) -> np.ndarray:
+        return np.array(sorted(range(len(rows)), key=key), dtype=np.int64)
+
+    by_key = order(keys.__getitem__)
+    length = np.array([len(k) for k in keys], dtype=np.int64)
+    counts = _letter_counts(keys)
+    found: dict[tuple[int, int], float] = {}
+    queue: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def consider(a: np.ndarray, b: np.ndarray) -> None:
+        # ratio = 100 * (1 - indel distance / total length), and the distance is at
+        # least the difference in length, and at least the letters one title has and
+        # the other lacks: most pairs fail these cheap bounds, and are not scored.
+        allowed = (100 - REVIEW_SCORE) * (length[a] + length[b])
+        close = np.abs(length[a] - length[b]) * 100 <= allowed
+        a, b, allowed = a[close], b[close], allowed[close]
+        close = np.abs(counts[a] - counts[b]).sum(axis=1) * 100 <= allowed
+        queue.append((a[close], b[close]))
+        if sum(len(q[0]) for q in queue) >= _SCORE_BATCH:
+            score()
+
+    def score() -> None:
+        """Score the queued pairs once each (the orders find many of the same), in one call."""
+        if not queue:
+            return
+        a, b = np.concatenate([q[0] for q in queue]), np.concatenate([q[1] for q in queue])
+        queue.clear()
+        lo, hi = np.divmod(np.unique(np.minimum(a, b) * len(rows) + np.maximum(a, b)), len(rows))
+        scores = process.cpdist(scored[lo], scored[hi], scorer=fuzz.ratio, score_cutoff=REVIEW_SCORE, workers=-1)
+        for r in np.flatnonzero(scores):
+            found[(int(rows[lo[r]]), int(rows[hi[r]]))] = float(scores[r])
+
+    # Blocks, each sorted by title key: a block's members are contiguous, and
+    # the rows of blocks with at most `step` members drop out as step grows.
+    members = by_key[np.argsort(block[by_key], kind="stable")]
+    members = members[block[members] >= 0]
+    size = np.bincount(block[members], minlength=len(ids))
+    for step in range(1, BLOCK_WINDOW + 1):
+        members = members[size[block[members]] > step]
+        if len(members) <= step:
+            break
+        a, b = members[:-step], members[step:]
+        same = block[a] == block[b]
+        consider(a[same], b[same])
+
+    for ordered in (order(lambda r: titles[positions[r]]), by_key, order(lambda r: keys[r][::-1])):
+        for step in range(1, min(WINDOW, len(ordered) - 1) + 1):
+            a, b = ordered[:-step], ordered[step:]
+            near = (np.abs(year[a] - year[b]) <= 1) | (year[a] < 0) | (year[b] < 0)
+            consider(a[near], b[near])
+    score()
+
+    # Best matches first, so that when a cluster can take only one of two
+    # candidates (their identifiers conflict), it takes the closer one.
+    for (a, b), value in sorted(found.items(), key=lambda item: (-item[1], item[0])):
+        if clusters.find(a) == clusters.find(b):
+            continue
+        same_work = (value >= MERGE_SCORE and years[a] is not None and years[a] == years[b]
+                     and surnames[a] and surnames[a] == surnames[b])
+        if same_work:
+            try_merge(a, b, "fuzzy title, same year and first author", round(value, 1))
+        else:
+            review.setdefault((a, b), (value, _why_not_same(years, surnames, a, b)))

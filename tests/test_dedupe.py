@@ -1,7 +1,14 @@
 """Deduplication across sources: rules, provenance, review list, no false merges."""
 
-import pandas as pd
+import importlib.util
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+from rapidfuzz import fuzz
+
+from reviewkit import dedupe
 from reviewkit.dedupe import deduplicate, normalise_title
 from reviewkit.other_methods import read_other_methods
 
@@ -15,6 +22,7 @@ def frame(*rows):
     return pd.DataFrame(list(rows)).astype({"year": "Int64"})
 
 
+ROOT = Path(__file__).resolve().parent.parent
 T = "Ketamine psychedelic therapy for heroin addiction: immediate and two-year follow-up"
 
 
@@ -111,3 +119,103 @@ def test_replies_letters_and_correction_entries_are_not_duplicates():
     assert {"CIT:0", "CIT:1", "CIT:4", "CIT:5"} <= set(held["record_id_b"])
     why = dict(zip(held["record_id_b"], held["why_uncertain"]))
     assert "one is a notice, reply or comment about the other" in why["CIT:1"]
+
+
+# --- accuracy and cost at scale -------------------------------------------------
+
+def _bench():
+    """bench/bench_dedupe.py, which builds the labelled set and the synthetic records."""
+    spec = importlib.util.spec_from_file_location("bench_dedupe", ROOT / "bench" / "bench_dedupe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _bench()
+
+
+def test_labelled_benchmark_has_no_false_merge_and_keeps_its_recall(bench, tmp_path):
+    """130 real corpus records, their copies as other sources deliver them, and notices about them."""
+    acc = bench.accuracy(tmp_path)
+    assert acc["records"] == 1056
+    assert acc["false_merges"] == [] and acc["precision"] == 1.0
+    assert acc["recall_excluding_review_kinds"] >= 0.88  # 0.8801 with the all-pairs comparison
+    notices = {k: v for k, v in acc["by_kind"].items() if k.startswith("notice")}
+    assert notices and all(v["wrongly_merged"] == 0 for v in notices.values())
+    # variations a person must confirm are listed for review, never dropped
+    assert acc["by_kind"]["year_off"]["sent_to_review"] == acc["by_kind"]["year_off"]["records"]
+
+
+def test_candidate_search_lists_what_comparing_every_pair_lists(bench, tmp_path, monkeypatch):
+    """The sorted neighbourhood against every pair (a window as wide as the set): same merges, and
+    every record the exhaustive comparison lists for review is listed."""
+    table = bench.labelled_set(tmp_path)[0]
+    windowed = deduplicate(table)
+    monkeypatch.setattr(dedupe, "WINDOW", len(table))
+    everything = deduplicate(table)
+    assert windowed.merges.equals(everything.merges)
+    pairs = {tuple(p) for p in windowed.review[["record_id_a", "record_id_b"]].to_numpy()}
+    exhaustive = {tuple(p) for p in everything.review[["record_id_a", "record_id_b"]].to_numpy()}
+    assert pairs <= exhaustive and len(pairs) >= 0.99 * len(exhaustive)
+    assert {r for p in pairs for r in p} == {r for p in exhaustive for r in p}
+
+
+def test_near_duplicate_in_the_next_year_is_found_among_thousands(bench):
+    """A typo and an e-pub year: no rule merges it, the neighbourhood search still lists it."""
+    table = bench.synthetic(3000)
+    original = table.iloc[1234]
+    words = original["title"].split()
+    words[len(words) // 2] = words[len(words) // 2][:-1]  # one letter lost
+    copy = {**original.to_dict(), "record_id": "CIT:typo", "source": "Citation searching", "pmid": None,
+            "doi": None, "title": " ".join(words), "year": original["year"] + 1}
+    result = deduplicate(pd.concat([table, pd.DataFrame([copy])], ignore_index=True).astype({"year": "Int64"}))
+    listed = result.review[(result.review["record_id_a"] == original["record_id"])
+                           & (result.review["record_id_b"] == "CIT:typo")]
+    assert len(listed) == 1 and "years differ" in listed.iloc[0]["why_uncertain"]
+
+
+def test_pairs_scored_grow_linearly_with_records(bench, monkeypatch):
+    scored = []
+    real = dedupe.process.cpdist
+    monkeypatch.setattr(dedupe.process, "cpdist", lambda q, c, **kw: scored.append(len(q)) or real(q, c, **kw))
+    per_record = []
+    for n in (1000, 4000):
+        scored.clear()
+        deduplicate(bench.synthetic(n))
+        per_record.append(sum(scored) / n)
+    assert per_record[1] < 1.3 * per_record[0]  # every pair would be 4x per record
+
+
+def test_a_huge_block_is_compared_as_a_neighbourhood(monkeypatch):
+    """2,000 records of one year and first author: bounded work, close titles still merge."""
+    monkeypatch.setattr(dedupe, "BLOCK_WINDOW", 10)
+    rows = [rec(f"CIT:{i}", f"{T} part {i:04d} of the series", source="Citation searching") for i in range(2000)]
+    rows.append(rec("CIT:copy", f"{T} part 0007 of the serie", source="Citation searching"))
+    scored = []
+    real = dedupe.process.cpdist
+    monkeypatch.setattr(dedupe.process, "cpdist", lambda q, c, **kw: scored.append(len(q)) or real(q, c, **kw))
+    result = deduplicate(frame(*rows))
+    assert sum(scored) < 2001 * (10 + 3 * dedupe.WINDOW)
+    assert "CIT:copy" in set(result.merges["removed_id"])
+
+
+def test_letter_counts_bound_the_distance_from_below():
+    """The cheap filter before scoring may only drop pairs rapidfuzz would score below the review score."""
+    texts = ["ketamine for alcohol use disorder", "ketamine for alcohol use disorders", "a" * 40000, "b" * 300]
+    counts = dedupe._letter_counts(texts).astype(int)
+    assert counts[2, 0] == 255 and counts[3, 1] == 255  # capped, never wrapped round
+    for i in range(len(texts)):
+        for j in range(len(texts)):
+            indel = fuzz.ratio(texts[i], texts[j], processor=None)
+            bound = np.abs(counts[i] - counts[j]).sum()
+            assert (1 - bound / (len(texts[i]) + len(texts[j]))) * 100 >= indel - 1e-9
+
+
+def test_scoring_in_small_batches_gives_the_same_result(bench, tmp_path, monkeypatch):
+    table = bench.labelled_set(tmp_path)[0]
+    whole = deduplicate(table)
+    monkeypatch.setattr(dedupe, "_SCORE_BATCH", 1)  # score after every candidate step
+    batched = deduplicate(table)
+    assert batched.merges.equals(whole.merges) and batched.review.equals(whole.review)

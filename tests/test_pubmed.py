@@ -1,12 +1,19 @@
-"""PubMed XML parsing on every recorded NCBI fixture, plus hostile and odd documents."""
+"""PubMed XML parsing on every recorded NCBI fixture, files as NCBI ships them (gzip, DeleteCitation,
+book records), plus hostile and odd documents."""
 
+import gzip
 import io
+import logging
 import tracemalloc
 from pathlib import Path
 
+import Bio
+import pandas as pd
 import pytest
+from lxml import etree
 
 import reviewkit
+from reviewkit import pubmed
 from reviewkit.errors import EntrezError
 from reviewkit.pubmed import COLUMNS, PubmedXMLError, iter_pubmed_xml
 
@@ -115,9 +122,9 @@ def test_empty_set_and_file_objects():
 
 
 def test_entity_bomb_is_refused_without_expansion():
-    bomb = ('<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY a "aaaaaaaaaa">'
-            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
-            '<PubmedArticleSet>&c;</PubmedArticleSet>').encode()
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY a "aaaaaaaaaa">'
+            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+            b'<PubmedArticleSet>&c;</PubmedArticleSet>')
     with pytest.raises(PubmedXMLError, match="declares XML entities"):
         reviewkit.read_pubmed_xml(bomb)
 
@@ -149,9 +156,10 @@ def test_malformed_xml_names_the_source():
         reviewkit.read_pubmed_xml(b"<PubmedArticleSet><PubmedArticle>", name="broken.xml")
 
 
-def test_streaming_memory_does_not_grow_with_file_size():
+@pytest.mark.parametrize("pack", [bytes, gzip.compress], ids=["xml", "gzip"])
+def test_streaming_memory_does_not_grow_with_file_size(pack):
     def peak(n):
-        data = doc(*(ARTICLE.format(pmid=i, date="<Year>2001</Year>") for i in range(1, n + 1)))
+        data = pack(doc(*(ARTICLE.format(pmid=i, date="<Year>2001</Year>") for i in range(1, n + 1))))
         tracemalloc.start()
         count = sum(1 for _ in iter_pubmed_xml(io.BytesIO(data)))
         _, top = tracemalloc.get_traced_memory()
@@ -172,3 +180,116 @@ def test_author_names_suffix_missing_initials_and_collective_markup():
     xml = ARTICLE.format(pmid=5, date="<Year>2020</Year>").replace("<Language>", authors + "<Language>")
     row = reviewkit.read_pubmed_xml(doc(xml)).iloc[0]
     assert row.authors == ["Duncan WC Jr", "Plato", "The KETA Group", "van der Berg A"]
+
+
+# --- files as NCBI ships them: gzip, DeleteCitation, book records ------------------
+
+BOOKS = Path(__file__).parent / "fixtures" / "pubmed"
+DELETE = '<DeleteCitation><PMID Version="1">{}</PMID><PMID Version="1">{}</PMID></DeleteCitation>'
+
+
+def update_file(*pmids, deleted=("31", "32")):
+    """An update-file shaped set: revised articles, then the PMIDs NCBI withdrew."""
+    return doc(*(ARTICLE.format(pmid=p, date="<Year>2024</Year>") for p in pmids), DELETE.format(*deleted))
+
+
+def test_gzip_is_read_by_content_whatever_the_name(tmp_path):
+    data = update_file(1, 2, 3)
+    plain = reviewkit.read_pubmed_xml(data)
+    for name in ("pubmed25n0001.xml.gz", "misnamed.xml"):
+        (tmp_path / name).write_bytes(gzip.compress(data))
+        frame = reviewkit.read_pubmed_xml(tmp_path / name)
+        pd.testing.assert_frame_equal(frame, plain)
+        assert frame.attrs["deleted_pmids"] == ["31", "32"]
+    pd.testing.assert_frame_equal(reviewkit.read_pubmed_xml(gzip.compress(data)), plain)
+    pd.testing.assert_frame_equal(reviewkit.read_pubmed_xml(io.BytesIO(gzip.compress(data))), plain)
+    # NCBI's files may be several gzip members end to end
+    members = gzip.compress(data[:100]) + gzip.compress(data[100:])
+    pd.testing.assert_frame_equal(reviewkit.read_pubmed_xml(members), plain)
+
+
+def test_delete_citation_pmids_are_reported_not_dropped(caplog):
+    frame = reviewkit.read_pubmed_xml(update_file(1, 2), name="pubmed25n1300.xml")
+    assert frame["pmid"].tolist() == ["1", "2"] and frame.attrs["deleted_pmids"] == ["31", "32"]
+    assert reviewkit.read_pubmed_xml(doc(ARTICLE.format(pmid=1, date="<Year>2024</Year>"))).attrs["deleted_pmids"] == []
+    only_deletions = reviewkit.read_pubmed_xml(doc(DELETE.format("7", "8")))
+    assert only_deletions.empty and only_deletions.attrs["deleted_pmids"] == ["7", "8"]
+    collected = []
+    assert len(list(iter_pubmed_xml(update_file(1), deleted=collected))) == 1 and collected == ["31", "32"]
+    with caplog.at_level(logging.WARNING, logger="reviewkit.pubmed"):
+        list(iter_pubmed_xml(update_file(1), name="update.xml"))  # nobody asked: say so
+    assert "update.xml: 2 DeleteCitation PMID(s) not applied" in caplog.text
+
+
+def test_gzip_bomb_is_refused_with_bounded_memory(monkeypatch):
+    monkeypatch.setattr(pubmed, "GZIP_SLACK_BYTES", 2**20)
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb") as gz:
+        gz.write(b'<?xml version="1.0"?><PubmedArticleSet>')
+        for _ in range(200):  # 200 MB of blanks: legal XML, about 200 KB compressed
+            gz.write(b" " * 2**20)
+        gz.write(b"</PubmedArticleSet>")
+    bomb = buffer.getvalue()
+    assert len(bomb) < 2**20
+    tracemalloc.start()
+    with pytest.raises(PubmedXMLError, match="inflates more than 100 times"):
+        reviewkit.read_pubmed_xml(bomb, name="bomb.xml.gz")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 16 * 2**20
+
+
+def test_hostile_xml_is_refused_inside_gzip_too(tmp_path):
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY a "aaaaaaaaaa">'
+            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><PubmedArticleSet>&b;</PubmedArticleSet>')
+    with pytest.raises(PubmedXMLError, match="declares XML entities"):
+        reviewkit.read_pubmed_xml(gzip.compress(bomb))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    xxe = (f'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY x SYSTEM "file://{secret}">]>'
+           f'<PubmedArticleSet>{ARTICLE.format(pmid=1, date="<Year>2020</Year>").replace("T 1", "&x;")}'
+           f'</PubmedArticleSet>').encode()
+    with pytest.raises(PubmedXMLError) as refused:
+        reviewkit.read_pubmed_xml(gzip.compress(xxe))
+    assert "TOP-SECRET" not in str(refused.value)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupted"])
+def test_damaged_gzip_names_the_file(tmp_path, damage):
+    data = gzip.compress(update_file(*range(1, 200)))
+    bad = data[: len(data) // 2] if damage == "truncated" else data[:40] + bytes(200) + data[240:]
+    (tmp_path / "pubmed.xml.gz").write_bytes(bad)
+    with pytest.raises(PubmedXMLError, match=r"pubmed\.xml\.gz: (damaged gzip data|not well-formed)"):
+        reviewkit.read_pubmed_xml(tmp_path / "pubmed.xml.gz")
+
+
+def test_editor_only_book_has_no_authors():
+    """GeneReviews itself (PMID 20301295) lists only its editors: they are not its authors."""
+    row = reviewkit.read_pubmed_xml(BOOKS / "book_editors_only.xml").iloc[0]
+    assert row.pmid == "20301295" and row.title == "GeneReviews" and row.year == 1993
+    assert row.authors == [] and row.first_author is None
+
+
+def test_book_fixture_is_valid_pubmed_xml():
+    dtd = etree.DTD(str(Path(Bio.__file__).parent / "Entrez" / "DTDs" / "pubmed_250101.dtd"))
+    parser = etree.XMLParser(load_dtd=False, no_network=True, resolve_entities=False)
+    assert dtd.validate(etree.parse(str(BOOKS / "book_editors_only.xml"), parser)), dtd.error_log
+
+
+def test_chapter_authors_are_taken_and_editors_never():
+    fixture = (BOOKS / "book_editors_only.xml").read_bytes()
+    chapter = fixture.replace(b"</Book>", b'</Book><ArticleTitle>A chapter</ArticleTitle><AuthorList Type="editors">'
+                              b"<Author><LastName>Adam</LastName><Initials>MP</Initials></Author></AuthorList>"
+                              b'<AuthorList Type="authors"><Author><LastName>Doe</LastName><Initials>J</Initials>'
+                              b"</Author></AuthorList>")
+    row = reviewkit.read_pubmed_xml(chapter).iloc[0]
+    assert row.authors == ["Doe J"] and row.title == "A chapter"
+    # a book's own author list (no Type: authors, as the DTD allows) still counts
+    authored = fixture.replace(b"<Medium>", b"").replace(b'</AuthorList>', b'</AuthorList><AuthorList>'
+                               b"<Author><LastName>Roe</LastName><Initials>K</Initials></Author></AuthorList>")
+    assert reviewkit.read_pubmed_xml(authored).iloc[0].authors == ["Roe K"]
+    # and an editors list on a journal article is not its authors either
+    edited = ARTICLE.format(pmid=9, date="<Year>2020</Year>").replace(
+        "<Language>", '<AuthorList Type="editors"><Author><LastName>Ed</LastName><Initials>E</Initials></Author>'
+                      "</AuthorList><Language>")
+    assert reviewkit.read_pubmed_xml(doc(edited)).iloc[0].first_author is None

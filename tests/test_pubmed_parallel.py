@@ -1,5 +1,6 @@
 """Large files are parsed by worker processes; the rows, and the errors, must be the single-process ones."""
 
+import gzip
 import re
 from itertools import islice
 from pathlib import Path
@@ -47,13 +48,14 @@ def write_set(path: Path, copies: int = 4, *, header: bytes = HEADER, insert: by
 def split_small(monkeypatch):
     """Split even small files, at every article, and record parses run in this (the parent) process."""
     monkeypatch.setattr(pubmed, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(pubmed, "PARALLEL_MIN_GZIP_BYTES", 0)
     monkeypatch.setattr(pubmed, "SEGMENT_BYTES", 1)
     in_parent = []
     real = pubmed._iter_stream
 
-    def spy(source, label, bar=None):
+    def spy(source, label, *args, **kwargs):
         in_parent.append(label)  # forked workers append to their own copy of this list
-        return real(source, label, bar)
+        return real(source, label, *args, **kwargs)
 
     monkeypatch.setattr(pubmed, "_iter_stream", spy)
     return in_parent
@@ -69,6 +71,49 @@ def test_workers_give_the_single_process_table(tmp_path, split_small):
     assert split_small == [str(path)]
     pd.testing.assert_frame_equal(parallel, single)
     assert parallel.pmid.is_unique and "20301295" in set(parallel.pmid)
+    assert parallel.attrs["deleted_pmids"] == single.attrs["deleted_pmids"] == ["1"]
+
+
+def gzipped(path: Path) -> Path:
+    out = path.with_name(path.name + ".gz")
+    out.write_bytes(gzip.compress(path.read_bytes()))
+    return out
+
+
+def test_gzip_is_inflated_here_and_parsed_by_the_workers(tmp_path, split_small):
+    path = gzipped(write_set(tmp_path / "set.xml", copies=8))
+    parallel = reviewkit.read_pubmed_xml(path, workers=2)
+    assert split_small == []  # every row came from a worker
+    single = reviewkit.read_pubmed_xml(path, workers=1)
+    pd.testing.assert_frame_equal(parallel, single)
+    pd.testing.assert_frame_equal(parallel, reviewkit.read_pubmed_xml(tmp_path / "set.xml", workers=1))
+    assert parallel.attrs["deleted_pmids"] == ["1"]
+
+
+def test_gzip_segments_cut_in_a_comment_fall_back_to_one_process(tmp_path, split_small):
+    path = gzipped(write_set(tmp_path / "set.xml", insert=b"<!-- not a cut: <PubmedArticle> -->"))
+    parallel = reviewkit.read_pubmed_xml(path, workers=2)
+    assert split_small == [str(path)]
+    pd.testing.assert_frame_equal(parallel, reviewkit.read_pubmed_xml(path, workers=1))
+
+
+@pytest.mark.parametrize("damage", ["xml cut short", "gzip cut short", "gzip bomb"])
+def test_bad_gzip_fails_as_in_one_process(tmp_path, split_small, monkeypatch, damage):
+    whole = write_set(tmp_path / "set.xml").read_bytes()
+    path = tmp_path / "bad.xml.gz"
+    if damage == "xml cut short":
+        path.write_bytes(gzip.compress(whole[: len(whole) * 2 // 3]))
+    elif damage == "gzip cut short":
+        data = gzip.compress(whole)
+        path.write_bytes(data[: len(data) * 2 // 3])
+    else:
+        monkeypatch.setattr(pubmed, "GZIP_SLACK_BYTES", 0)
+        path.write_bytes(gzip.compress(whole[:-30] + b" " * 50 * 2**20 + whole[-30:]))
+    with pytest.raises(PubmedXMLError) as single:
+        reviewkit.read_pubmed_xml(path, workers=1)
+    with pytest.raises(PubmedXMLError) as parallel:
+        reviewkit.read_pubmed_xml(path, workers=2)
+    assert str(parallel.value) == str(single.value)
 
 
 def test_start_tag_inside_a_comment_falls_back_to_one_process(tmp_path, split_small):
@@ -95,8 +140,9 @@ def test_entity_declarations_are_refused_in_every_worker(tmp_path, split_small):
     header = (b'<?xml version="1.0"?>\n<!DOCTYPE PubmedArticleSet [<!ENTITY a "aaaaaaaaaa">]>\n'
               b"<PubmedArticleSet>\n")
     path = write_set(tmp_path / "set.xml", header=header)
-    with pytest.raises(PubmedXMLError, match="declares XML entities"):
-        reviewkit.read_pubmed_xml(path, workers=2)
+    for source in (path, gzipped(path)):
+        with pytest.raises(PubmedXMLError, match="declares XML entities"):
+            reviewkit.read_pubmed_xml(source, workers=2)
 
 
 @pytest.mark.timeout(60)
@@ -134,10 +180,11 @@ def test_progress_bar_counts_every_byte_in_both_modes(tmp_path, split_small, mon
 
     monkeypatch.setattr(pubmed, "tqdm", Recorded)
     path = write_set(tmp_path / "set.xml")
-    for workers in (1, 2):
-        reviewkit.read_pubmed_xml(path, workers=workers, progress=True)
-        assert bars[-1].n == bars[-1].total == path.stat().st_size  # (a closed bar reads as disabled)
-        assert "100%" in capsys.readouterr().err
+    for source in (path, gzipped(path)):  # a gzip file's bar counts its compressed bytes
+        for workers in (1, 2):
+            reviewkit.read_pubmed_xml(source, workers=workers, progress=True)
+            assert bars[-1].n == bars[-1].total == source.stat().st_size  # (a closed bar reads as disabled)
+            assert "100%" in capsys.readouterr().err
 
 
 def test_no_bar_for_a_small_source_unless_asked(capsys):

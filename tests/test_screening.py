@@ -5,11 +5,21 @@ from unittest import mock
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reviewkit.errors import ReviewkitError
-from reviewkit.screening import (agreement, build_sheet, cohen_kappa, conflicts, import_decisions, read_sheet,
-                                 suggest, update_sheet, write_sheet)
+from reviewkit.screening import (
+    agreement,
+    build_sheet,
+    cohen_kappa,
+    conflicts,
+    import_decisions,
+    read_sheet,
+    suggest,
+    update_sheet,
+    write_sheet,
+)
 
 TA = ("animal study", "review or meta-analysis", "other")
 FT = ("wrong population", "other")
@@ -27,7 +37,8 @@ def test_suggestions_are_hints_with_reasons():
     base = {"title": "Ketamine for AUD", "abstract": "", "publication_types": [], "is_human": False, "is_animal": False}
     assert suggest(pd.Series({**base, "is_animal": True}), TERMS) == ("exclude", "animal-only (MeSH Animals without Humans)")
     assert suggest(pd.Series({**base, "publication_types": ["Review"]}), TERMS)[1].startswith("review")
-    assert suggest(pd.Series({**base, "title": "Naltrexone for AUD"}), TERMS)[1] == "no ketamine or esketamine in title or abstract"
+    assert suggest(pd.Series({**base, "title": "Naltrexone for AUD"}), TERMS)[1] == \
+        "no ketamine or esketamine in title or abstract"
     assert suggest(pd.Series({**base, "publication_types": ["Case Reports"]}), TERMS)[0] == "check"
     assert suggest(pd.Series(base), TERMS) == ("", "")
 
@@ -45,6 +56,40 @@ def test_rerun_adds_new_keeps_decisions_and_gone_records():
     # the record comes back: its decision is still there and active
     again = update_sheet(upd.sheet, build_sheet(records([1, 2, 3, 4]), "title_abstract", TERMS), "title_abstract").sheet
     assert again.set_index("record_id").loc["PMID:3", ["final", "status"]].tolist() == ["exclude", ""]
+
+
+def test_columns_a_person_added_are_kept_through_reruns(tmp_path):
+    first = build_sheet(records([1, 2, 3]), "title_abstract", TERMS)
+    first["my_tags"] = ["maybe", "", "ask Ana"]  # PMID:3 has no decision, only a tag
+    first.loc[1, "final"] = "include"
+    upd = update_sheet(first, build_sheet(records([1, 2, 4]), "title_abstract", TERMS), "title_abstract")
+    s = upd.sheet.set_index("record_id")
+    assert list(upd.sheet.columns[-2:]) == ["status", "my_tags"]
+    assert s["my_tags"].to_dict() == {"PMID:1": "maybe", "PMID:2": "", "PMID:3": "ask Ana", "PMID:4": ""}
+    assert upd.kept_ids == ("PMID:3",) and s.loc["PMID:3", "status"] == "no longer retrieved"
+    assert write_sheet(tmp_path, "title_abstract", upd.sheet)
+    assert pd.read_excel(tmp_path / "title_abstract.xlsx", dtype=str, keep_default_na=False)["my_tags"].tolist() \
+        == ["maybe", "", "ask Ana", ""]
+    back = read_sheet(tmp_path, "title_abstract", TA)
+    assert back["my_tags"].tolist() == ["maybe", "", "ask Ana", ""]
+    again = update_sheet(back, build_sheet(records([1, 2, 4]), "title_abstract", TERMS), "title_abstract").sheet
+    assert again.equals(back)
+    assert write_sheet(tmp_path, "title_abstract", again) is False  # unchanged, not rewritten
+
+
+def test_added_columns_from_csv_and_xlsx_are_combined_and_conflicts_refused(tmp_path):
+    sheet = build_sheet(records([1, 2]), "title_abstract", TERMS)
+    write_sheet(tmp_path, "title_abstract", sheet)
+    csv, xlsx = sheet.assign(my_tags=["a", ""]), sheet.assign(my_tags=["", "b"], priority=["", "high"])
+    csv.to_csv(tmp_path / "title_abstract.csv", index=False)
+    xlsx.to_excel(tmp_path / "title_abstract.xlsx", index=False)
+    got = read_sheet(tmp_path, "title_abstract", TA)
+    assert got[["my_tags", "priority"]].to_numpy().tolist() == [["a", ""], ["b", "high"]]
+    xlsx.loc[0, "my_tags"] = "other"
+    xlsx.to_excel(tmp_path / "title_abstract.xlsx", index=False)
+    with pytest.raises(ReviewkitError, match="PMID:1, column my_tags: title_abstract.csv says 'a' but "
+                                             "title_abstract.xlsx says 'other'"):
+        read_sheet(tmp_path, "title_abstract", TA)
 
 
 @pytest.mark.parametrize("column,value,message", [
@@ -136,7 +181,8 @@ def test_unchanged_sheet_is_not_rewritten(tmp_path):
 
 step = st.one_of(
     st.tuples(st.just("search"), st.sets(st.integers(0, 12), max_size=10)),
-    st.tuples(st.just("decide"), st.integers(0, 12), st.sampled_from(["reviewer1", "reviewer2", "final", "notes"]),
+    st.tuples(st.just("decide"), st.integers(0, 12),
+              st.sampled_from(["reviewer1", "reviewer2", "final", "notes", "my_tags"]),
               st.sampled_from(["include", "exclude", "a note"])),
     st.tuples(st.just("import"), st.integers(0, 12), st.sampled_from(["include", "exclude"])),
     st.just(("rerun",)),
@@ -146,7 +192,8 @@ step = st.one_of(
 @settings(max_examples=25, deadline=None)
 @given(st.lists(step, max_size=12))
 def test_no_human_decision_is_ever_lost_or_changed(tmp_path_factory, steps):
-    """Random searches, decisions, imports and reruns: every recorded entry survives unchanged."""
+    """Random searches, decisions (in a column a person added, too), imports and reruns: every
+    recorded entry survives unchanged."""
     folder = tmp_path_factory.mktemp("screen")
     retrieved = {0, 1, 2}
     recorded: dict[tuple[str, str], str] = {}
@@ -163,7 +210,7 @@ def test_no_human_decision_is_ever_lost_or_changed(tmp_path_factory, steps):
             retrieved = s[1]
         elif s[0] == "decide" and f"PMID:{s[1]}" in set(sheet["record_id"]):
             rid, col = f"PMID:{s[1]}", s[2]
-            value = s[3] if col == "notes" else (s[3] if s[3] != "a note" else "include")
+            value = s[3] if col in ("notes", "my_tags") else (s[3] if s[3] != "a note" else "include")
             if (rid, col) in recorded:
                 continue  # people may change their own entries; reviewkit may not, which is what is checked
             sheet.loc[sheet["record_id"] == rid, col] = value
