@@ -15,16 +15,19 @@ results equal metafor run to convergence; ``docs/meta-analysis.md`` lists every
 definition and every difference.
 """
 
+from .bias import RankTest, RegTest, TrimFill, ranktest, regtest, trimfill
 from .binary import pool_mh, pool_peto
 from .model import (
     BackTransformed, MetaRegression, PoolingError, PoolResult, Tau2CI, back_transform, cochran_q, confint_tau2,
     metareg, pool,
 )
+from .sensitivity import cumul, leave1out
 from .subgroups import COMMON_LABEL, SEPARATE_LABEL, SubgroupAnalysis, SubgroupTest, pool_by_disorder, subgroup_test
 from .tau2 import METHODS
 
 __all__ = [
-    "BackTransformed", "COMMON_LABEL", "METHODS", "MetaRegression", "PoolResult", "PoolingError",
-    "SEPARATE_LABEL", "SubgroupAnalysis", "SubgroupTest", "Tau2CI", "back_transform",
-    "cochran_q", "confint_tau2", "metareg", "pool", "pool_by_disorder", "pool_mh", "pool_peto", "subgroup_test",
+    "BackTransformed", "COMMON_LABEL", "METHODS", "MetaRegression", "PoolResult", "PoolingError", "RankTest",
+    "RegTest", "SEPARATE_LABEL", "SubgroupAnalysis", "SubgroupTest", "Tau2CI", "TrimFill", "back_transform",
+    "cochran_q", "confint_tau2", "cumul", "leave1out", "metareg", "pool", "pool_by_disorder", "pool_mh",
+    "pool_peto", "ranktest", "regtest", "subgroup_test", "trimfill",
 ]
