@@ -131,8 +131,7 @@ def regtest(yi, vi, method: str = "REML", hksj: bool = False, model: str = "rma"
     d = Design(y, v, X)
     w = 1 / v
     b, inv, r = d.wls(w)
-    b = b.copy()
-    b[0] += d.shift
+    b, inv = d.coefficients(b, inv)
     df = k - 2
     se = np.sqrt(np.diag(inv) * float(np.dot(w, r * r)) / df)
     with np.errstate(divide="ignore", invalid="ignore"):

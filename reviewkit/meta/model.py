@@ -212,22 +212,22 @@ def cochran_q(y: np.ndarray, v: np.ndarray) -> float:
 
 
 def fit(d: Design, method: str, hksj: bool, level: float = 0.95) -> Fit:
-    """Fit ``rma.uni`` on a design with k > p; the heart of every model in reviewkit.meta."""
+    """Fit ``rma.uni`` on a design with k > p (k = p for FE); the heart of every model in reviewkit.meta."""
     k, p = d.k, d.p
     tau2, tau2_se = _tau2.estimate(d, method)
     w = 1 / (d.v + tau2)
     beta, vb, r = d.wls(w)
-    beta = beta.copy()
-    beta[0] += d.shift
     alpha = 1 - level
     t_df = None
     if hksj:
         rss = float(np.dot(w, r * r))
-        vb = (0.0 if rss <= DOUBLE_EPS else rss / (k - p)) * vb
+        with np.errstate(divide="ignore"):  # k = p (a saturated FE model): inf, as metafor
+            vb = (0.0 if rss <= DOUBLE_EPS else np.float64(rss) / (k - p)) * vb
         t_df = k - p
         crit = float(dist.t_isf(alpha / 2, t_df))
     else:
         crit = float(dist.norm_isf(alpha / 2))
+    beta, vb = d.coefficients(beta, vb)
     se = np.sqrt(np.diag(vb))
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = beta / se
@@ -237,19 +237,24 @@ def fit(d: Design, method: str, hksj: bool, level: float = 0.95) -> Fit:
     _, inv0, r0 = d.wls(w0)
     q = max(0.0, float(np.dot(w0, r0 * r0)))
     q_df = k - p
-    vt = q_df / float(w0.sum() - np.trace(inv0 @ d.quad(w0 * w0)))
-    if method == "FE":
-        # Common-effect models print the Q-based versions (metafor print.rma.uni).
-        i2 = 100 * max(0.0, (q - q_df) / q) if q > 0 else 0.0
-        h2 = q / q_df
+    if q_df == 0:  # a saturated common-effect model: metafor prints QE = 0, p = 1, I2 = 0, H2 = 1
+        q, q_p, vt, i2, h2 = 0.0, 1.0, 0.0, 0.0, 1.0
     else:
-        # I^2 = tau^2 / (tau^2 + vt), vt the "typical" within-study variance:
-        # equal to the Q-based value only for DL (R meta, statsmodels print that one).
-        i2 = 100 * tau2 / (vt + tau2)
-        h2 = tau2 / vt + 1
+        q_p = dist.chi2_sf(q, q_df)
+        # vt = (k - p) / tr(P); for p = 1, tr(P) = sum w - sum w^2 / sum w.
+        tr_p = w0.sum() - (np.dot(w0, w0) * inv0[0, 0] if p == 1 else np.trace(inv0 @ d.quad(w0 * w0)))
+        vt = q_df / float(tr_p)
+        if method == "FE":
+            # Common-effect models print the Q-based versions (metafor print.rma.uni).
+            i2 = 100 * max(0.0, (q - q_df) / q) if q > 0 else 0.0
+            h2 = q / q_df
+        else:
+            # I^2 = tau^2 / (tau^2 + vt), vt the "typical" within-study variance:
+            # equal to the Q-based value only for DL (R meta, statsmodels print that one).
+            i2 = 100 * tau2 / (vt + tau2)
+            h2 = tau2 / vt + 1
     return Fit(beta=beta, se=se, vb=vb, stat=stat, p=pval, ci_low=beta - crit * se, ci_high=beta + crit * se,
-               crit=crit, tau2=tau2, tau2_se=tau2_se, q=q, q_df=q_df, q_p=float(dist.chi2_sf(q, q_df)),
-               i2=i2, h2=h2, vt=vt, t_df=t_df)
+               crit=crit, tau2=tau2, tau2_se=tau2_se, q=q, q_df=q_df, q_p=q_p, i2=i2, h2=h2, vt=vt, t_df=t_df)
 
 
 def q_profile(d: Design, level: float = 0.95) -> tuple[float, float]:
@@ -404,8 +409,9 @@ def fit_moderators(y: np.ndarray, v: np.ndarray, X: np.ndarray, names: tuple[str
         raise PoolingError("the moderator takes a single value: nothing to regress on")
     if _collinear(X):
         raise PoolingError("the moderator is collinear with the intercept (a constant, or levels that coincide)")
-    if k <= p:
-        raise PoolingError(f"a meta-regression with {p} coefficients needs more than {p} studies (k = {k})")
+    if k < p + (method != "FE"):  # a common-effect model may be saturated, one with tau^2 may not
+        more = "more than" if method != "FE" else "at least"
+        raise PoolingError(f"a meta-regression with {p} coefficients needs {more} {p} studies (k = {k})")
     d = Design(y, v, X)
     f = fit(d, method, hksj)
     m = p - 1
@@ -424,7 +430,8 @@ def fit_moderators(y: np.ndarray, v: np.ndarray, X: np.ndarray, names: tuple[str
         qm_p = float(dist.chi2_sf(qm, m))
     if method == "FE":
         q0 = cochran_q(y, v)
-        r2 = 0.0 if np.all(y == y[0]) else max(0.0, 100 * (1 - (f.q / q0) * (k - 1) / (k - p)))
+        r2 = (math.nan if k == p else 0.0 if np.all(y == y[0])
+              else max(0.0, 100 * (1 - (f.q / q0) * (k - 1) / (k - p))))
     else:
         tau2_0 = fit(Design(y, v), method, hksj).tau2
         r2 = 0.0 if tau2_0 == 0 else max(0.0, 100 * (tau2_0 - f.tau2) / tau2_0)
