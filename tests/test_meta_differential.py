@@ -534,13 +534,34 @@ def test_analyses_metafor_refuses_are_refused_by_reviewkit(differential):
 
 
 def test_the_four_issue16_families_are_in_the_set(differential):
-    data, metafor = differential["data"], differential["metafor"]
-    families = {d["family"] for d in data.values()}
-    assert {"multimodal", "identical_yi", "tables_zero_arm", "tables_all_events"} <= families
-    # Undefined Mantel-Haenszel estimates (NA in metafor) occur and are compared as NaN.
+    data, metafor, ours = differential["data"], differential["metafor"], differential["ours"]
+    kept, _ = _without_named(differential)
+    compared = set(zip(kept.dataset, kept.analysis))
+    value = ours.set_index(["dataset", "analysis", "field", "i"]).value
+    # 1. tau^2 > 0 where the (restricted) likelihood decreases at tau^2 = 0, compared with metafor.
+    boundary_traps = {"REML": 0, "ML": 0}
+    for ds, d in data.items():
+        if d["kind"] != "yivi" or len(d["yi"]) < 2:
+            continue
+        y, v, X = d["yi"], d["vi"], np.ones((len(d["yi"]), 1))
+        for m in boundary_traps:
+            tau2 = value.get((ds, f"rma_{m}_z", "tau2", 0))
+            eps = 1e-9 * v.min()
+            if (ds, f"rma_{m}_z") in compared and tau2 > 0 and \
+                    loglik(y, v, X, eps, m == "REML") < loglik(y, v, X, 0.0, m == "REML"):
+                boundary_traps[m] += 1
+    assert boundary_traps["REML"] >= 2 and boundary_traps["ML"] >= 10, boundary_traps
+    # 2. HKSJ with identical yi: se 0 in both programs.
+    identical = [ds for ds, d in data.items() if d["family"] == "identical_yi"]
+    se = metafor[metafor.dataset.isin(identical) & (metafor.analysis == "rma_REML_knha") & (metafor.field == "se")]
+    assert len(se) == len(identical) >= 40 and (se.value == 0).all()
+    # 3. Mantel-Haenszel estimates metafor leaves NA (no event in a whole arm) are compared as NaN.
     mh = metafor[(metafor.analysis == "rma.mh_RR") & (metafor.field == "beta")]
-    assert mh.value.isna().sum() >= 10
-    # REML fits where tau2 > 0 although the restricted score at 0 is negative occur.
+    assert mh.value.isna().sum() >= 20
+    # 4. MH risk ratios over tables where both arms have only events.
+    full = [ds for ds, d in data.items() if d["kind"] == "2x2"
+            and np.any((d["ai"] == d["n1i"]) & (d["ci"] == d["n2i"]))]
+    assert len(full) >= 40 and all((ds, "rma.mh_RR") in compared for ds in full)
     assert differential["seconds"] < 120
 
 
