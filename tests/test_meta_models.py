@@ -50,7 +50,7 @@ def test_hksj_with_identical_yi_gives_se_zero_as_metafor(method):
     res = pool([0.3, 0.3, 0.3, 0.3], [0.1, 0.2, 0.05, 0.3], method, hksj=True)
     assert res.estimate == 0.3 and res.se == 0.0
     assert (res.ci_low, res.ci_high) == (0.3, 0.3) and math.isinf(res.z_or_t) and res.p == 0.0
-    assert res.t_df == 3
+    assert res.t_df == 3 and "identical yi" in res.notes[0]
     if method != "FE":
         assert res.tau2 == 0.0 and (res.pi_low, res.pi_high) == (0.3, 0.3)
 

@@ -282,6 +282,8 @@ def result(d: Design, f: Fit, method: str, hksj: bool, het_ci: tuple[float, floa
     mu, se = float(f.beta[0]), float(f.se[0])
     fe = method == "FE"
     half = None if fe else f.crit * math.sqrt(se**2 + f.tau2)
+    notes = ("HKSJ: the weighted residuals are all 0 (identical yi), so se = 0 and the CI is the estimate "
+             "itself, as in metafor",) if hksj and se == 0 else ()
     return PoolResult(
         estimate=mu, se=se, ci_low=float(f.ci_low[0]), ci_high=float(f.ci_high[0]), z_or_t=float(f.stat[0]),
         p=float(f.p[0]), tau2=None if fe else f.tau2, i2=f.i2, h2=f.h2, q=f.q, q_df=f.q_df, q_p=f.q_p,
@@ -289,7 +291,7 @@ def result(d: Design, f: Fit, method: str, hksj: bool, het_ci: tuple[float, floa
         t_df=f.t_df, tau2_se=None if fe else f.tau2_se,
         tau2_ci_low=het_ci[0] if het_ci else None, tau2_ci_high=het_ci[1] if het_ci else None,
         i2_ci_low=100 * het_ci[0] / (f.vt + het_ci[0]) if het_ci else None,
-        i2_ci_high=100 * het_ci[1] / (f.vt + het_ci[1]) if het_ci else None,
+        i2_ci_high=100 * het_ci[1] / (f.vt + het_ci[1]) if het_ci else None, notes=notes,
     )
 
 
