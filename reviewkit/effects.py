@@ -62,13 +62,9 @@ NAMES = {"OR": "odds ratio", "RR": "risk ratio", "RD": "risk difference", "MD": 
          "SMD": "standardised mean difference", "HR": "hazard ratio", "PLO": "logit proportion",
          "PR": "proportion"}
 
-# The 95% CI of a reported estimate spans 2 * z_{0.975} standard errors.
-Z975 = float(stats.norm.ppf(0.975))
-
 TWO_BY_TWO = ("events_t", "n_t", "events_c", "n_c")
 MEANS = ("mean_t", "sd_t", "n_t", "mean_c", "sd_c", "n_c")
 ONE_ARM = ("events", "n")
-REPORTED = ("estimate", "ci_low", "ci_high")
 # What a reported estimate's uncertainty may come as, in order of preference.
 UNCERTAINTY = (("ci_low", "ci_high"), ("se",), ("p_value",))
 
