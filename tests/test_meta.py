@@ -4,9 +4,9 @@ Reference values: tests/data/metafor_reference_values.json (source in
 tests/data/SOURCE.md). Printed values are compared within half a unit of the
 last printed digit; REML/ML quantities get 1e-4 more, because metafor stops
 Fisher scoring when tau^2 changes by < 1e-5 while we solve the score equation
-exactly. Not tested here because reviewkit does not implement them: Peto OR,
-MH risk difference, HE/HS/SJ estimators, meta-regression, profile-likelihood CIs
-for tau^2.
+exactly. The full-precision metafor 3.8-1 values (every estimator, Peto, MH
+risk difference, meta-regression, leave1out, regtest, ranktest, trimfill, cumul)
+are tested in test_meta_reference_v2.py; random data sets in test_meta_differential.py.
 """
 
 import json
@@ -20,7 +20,7 @@ from scipy import stats
 from statsmodels.stats.meta_analysis import combine_effects
 
 from reviewkit.effects import effect_sizes
-from reviewkit.meta import PoolingError, heterogeneity_ci, pool, pool_by_disorder, pool_mh
+from reviewkit.meta import PoolingError, confint_tau2, pool, pool_by_disorder, pool_mh
 
 REF = json.loads((Path(__file__).parent / "data" / "metafor_reference_values.json").read_text())["datasets"]
 BCG = REF["bcg"]
@@ -131,13 +131,15 @@ def test_bcg_q_profile_confidence_intervals(block, method):
     ref = BCG["results"][block]
     ref = ref.get("confint", ref)
     e = bcg_effects("RR")
-    ci = heterogeneity_ci(e["yi"], e["vi"])
-    for name, got in (("tau2", ci.tau2), ("tau", ci.tau), ("I2_percent", ci.i2), ("H2", ci.h2)):
+    ci = confint_tau2(e["yi"], e["vi"], method)
+    for name, got in (("tau2", (ci.tau2_low, ci.tau2_high)), ("tau", (ci.tau_low, ci.tau_high)),
+                      ("I2_percent", (ci.i2_low, ci.i2_high)), ("H2", (ci.h2_low, ci.h2_high))):
         if name in ref:
             for g, want in zip(got, ref[name][1:]):
                 close(g, want, 4, CONFINT_SLACK[name])
     res = pool(e["yi"], e["vi"], method)
-    assert (res.tau2_ci_low, res.tau2_ci_high) == ci.tau2 and (res.i2_ci_low, res.i2_ci_high) == ci.i2
+    assert (res.tau2_ci_low, res.tau2_ci_high) == (ci.tau2_low, ci.tau2_high)
+    assert (res.i2_ci_low, res.i2_ci_high) == (ci.i2_low, ci.i2_high)
     assert res.tau2_ci_low < res.tau2 < res.tau2_ci_high and res.i2_ci_low < res.i2 < res.i2_ci_high
 
 
@@ -152,18 +154,19 @@ def test_bcg_log_or_q_profile_interval_does_not_depend_on_the_estimator():
 
 def test_q_profile_bounds_are_zero_without_heterogeneity_and_absent_for_fe_and_k1():
     # Identical estimates: Q = 0 lies below both chi^2 quantiles, so both bounds are 0.
-    ci = heterogeneity_ci([0.5, 0.5, 0.5], [0.1, 0.2, 0.3])
-    assert ci.tau2 == (0.0, 0.0) and ci.i2 == (0.0, 0.0) and ci.h2 == (1.0, 1.0)
+    ci = confint_tau2([0.5, 0.5, 0.5], [0.1, 0.2, 0.3])
+    assert (ci.tau2_low, ci.tau2_high, ci.i2_low, ci.i2_high, ci.h2_low, ci.h2_high) == (0, 0, 0, 0, 1, 1)
     # The bounds are where the generalised Q meets the chi^2 quantiles.
     y, v = np.array([0.1, 0.9, -0.4, 1.6, 0.3]), np.array([0.05, 0.08, 0.04, 0.1, 0.06])
-    lo, hi = heterogeneity_ci(y, v, level=0.9).tau2
+    ci = confint_tau2(y, v, level=0.9)
+    lo, hi = ci.tau2_low, ci.tau2_high
     for t, p in ((lo, 0.95), (hi, 0.05)):
         w = 1 / (v + t)
         mu = np.sum(w * y) / np.sum(w)
         assert np.sum(w * (y - mu) ** 2) == pytest.approx(stats.chi2.ppf(p, 4), rel=1e-9)
     assert pool(y, v, "FE").tau2_ci_low is None and pool([0.2], [0.1], "REML").i2_ci_high is None
     with pytest.raises(PoolingError, match="at least 2 studies"):
-        heterogeneity_ci([0.2], [0.1])
+        confint_tau2([0.2], [0.1])
 
 
 @pytest.mark.parametrize("measure,block", [("RR", "RR_MH"), ("OR", "OR_MH")])
@@ -258,8 +261,6 @@ def test_raudenbush_estimators(block, hksj):
     stat = "t" if hksj else "z"
     names = {"EE": "FE"}
     for i, m in enumerate(ref["methods"]):
-        if m == "HE":  # Hedges' estimator is not offered
-            continue
         res = pool(RAUD["inputs"]["yi"], RAUD["inputs"]["vi"], method=names.get(m, m), hksj=hksj)
         slack = SLACK if m in ("ML", "REML") else 0.0
         close(res.tau2 or 0.0, ref["tau2"][i], 4, slack)
