@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from ..effects import RATIO_MEASURES
 from ..errors import ReviewkitError
 from . import dist
 from . import tau2 as _tau2
@@ -32,7 +33,6 @@ from .tau2 import METHODS, Design
 # squares is at most .Machine$double.eps (e.g. identical yi): se 0, CI [b, b].
 DOUBLE_EPS = float(np.finfo(float).eps)
 Z975 = float(dist.norm_isf(0.025))
-RATIO_SCALE = ("OR", "RR", "HR", "IRR", "ROM")
 
 
 class PoolingError(ReviewkitError):
@@ -486,7 +486,7 @@ def back_transform(res: PoolResult, measure: str) -> BackTransformed:
     the inverse logit; raw proportions (PR) and differences stay as they are.
     Each bound is transformed separately, as metafor's ``predict(res, transf=)``.
     """
-    if measure in RATIO_SCALE:
+    if measure in RATIO_MEASURES:
         f, scale = math.exp, "ratio"
     elif measure == "PLO":
         f, scale = (lambda x: float(special.expit(x))), "proportion"

@@ -8,9 +8,10 @@ estimator started at var(yi) (k - 1) / k; ``se.tau2`` by metafor's formulas).
 Where metafor iterates we solve exactly:
 
 * PM and the Q-profile bounds (``q_root``) are roots of the generalised Q,
-  which decreases in tau^2, bracketed by an upper bound derived from the OLS
-  residuals and found by Brent's method to machine precision (metafor: uniroot
-  with tol 1.2e-4 by default).
+  which decreases in tau^2: Newton's method on 1/Q for intercept-only models,
+  else (or if Newton strays) Brent's method on a bracket from the OLS
+  residuals, both to machine precision (metafor: uniroot with tol 1.2e-4 by
+  default).
 * ML and REML take the global maximum of the (restricted) likelihood over
   tau^2 >= 0. Fisher scoring (metafor) and a check of the score at 0 (earlier
   reviewkit) can both stop at a local maximum; here every stationary point is
@@ -26,13 +27,11 @@ import math
 import numpy as np
 from scipy import optimize
 
-FE_METHODS = ("FE",)
-RE_METHODS = ("DL", "REML", "PM", "ML", "HE", "SJ")
-METHODS = FE_METHODS + RE_METHODS
+METHODS = ("FE", "DL", "REML", "PM", "ML", "HE", "SJ")
 
 # Grid points per decade of tau^2 when bracketing likelihood maxima: each term
 # of the likelihood changes on the scale of vi + tau^2 (a factor of ~2 in tau^2),
-# so 24 points a decade (a step of 10%) cannot step over a maximum.
+# far wider than the grid's step of 10%.
 GRID_PER_DECADE = 24
 
 
