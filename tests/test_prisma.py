@@ -28,16 +28,24 @@ def state():
     return build_state(SAMPLE, SCREENING, PROTOCOL)
 
 
+# Reports the curator included that data/corpus/ERRATA.md shows fail the protocol at full text.
+ERRATA_EXCLUDED = {"Ketamine can reduce harmful drinking by pharmacologically rewriting drinking memories":
+                   "wrong population",
+                   "Response of Refractory Gambling Disorder to Intravenous Ketamine": "single-patient case report"}
+
+
 def corpus_expectation(key=None):
     """What the corpus implies, computed here without reviewkit's screening code."""
     recs = [r for r in read_jsonl(ROOT / "data" / "corpus" / "records.jsonl")
             if r["collection"] == "search" and r["retrieved_by"] and (key is None or key in r["retrieved_by"])]
     pubmed = [r for r in recs if r["pmid"]]
     other = [r for r in recs if not r["pmid"]]
-    included = [r for r in recs if r["would_include"]]
+    included = [r for r in recs if r["would_include"] and r["title"] not in ERRATA_EXCLUDED]
     return {"identified": len(pubmed), "excluded": sum(not r["would_include"] for r in pubmed),
             "sought": sum(r["would_include"] for r in pubmed), "other": len(other),
-            "other_excluded": sum(not r["would_include"] for r in other), "reports_included": len(included)}
+            "full_text_excluded": Counter(ERRATA_EXCLUDED[r["title"]] for r in pubmed if r["title"] in ERRATA_EXCLUDED),
+            "other_excluded": sum(not r["would_include"] or r["title"] in ERRATA_EXCLUDED for r in other),
+            "reports_included": len(included)}
 
 
 # The protocol reason for each study design its eligibility excludes, read from
@@ -73,6 +81,7 @@ def test_other_methods_exclusions_are_grouped_by_the_protocol_reason(state, key)
              if r["collection"] == "search" and r["retrieved_by"] and (key is None or key in r["retrieved_by"])
              and not r["pmid"]]
     expected = Counter(expected_reason(r, "full_text") for r in other if not r["would_include"])
+    expected.update(ERRATA_EXCLUDED[r["title"]] for r in other if r["title"] in ERRATA_EXCLUDED)
     got = prisma_counts(state, key).other_methods.reports.excluded
     assert got == dict(expected) and "other" not in got
 
@@ -94,7 +103,7 @@ def test_sample_counts_match_the_corpus(state, key):
     assert (db.duplicates_removed, db.removed_other) == (0, 0)  # the corpus holds no duplicates
     assert (db.records_screened, db.records_excluded) == (e["identified"], e["excluded"])
     assert (db.reports.sought, db.reports.not_retrieved, db.reports.assessed) == (e["sought"], 0, e["sought"])
-    assert db.reports.excluded == {}
+    assert db.reports.excluded == dict(e["full_text_excluded"])
     assert om.identified == {"Citation searching": e["other"]}
     assert (om.reports.sought, om.reports.assessed) == (e["other"], e["other"])
     assert sum(om.reports.excluded.values()) == e["other_excluded"]
@@ -105,8 +114,9 @@ def test_sample_overall_numbers(state):
     c = prisma_counts(state)
     assert (c.databases.identified["PubMed"], c.databases.records_excluded, c.databases.reports.sought) == (56, 46, 10)
     assert c.other_methods.identified["Citation searching"] == 54
-    # 22 reports; three secondary analyses share their trial's participants (corpus README and summaries)
-    assert (c.studies_included, c.reports_included) == (19, 22)
+    # 20 reports (22 the curator included, less the two ERRATA.md excludes); three secondary
+    # analyses share their trial's participants (corpus README and summaries)
+    assert (c.studies_included, c.reports_included) == (17, 20)
 
 
 def test_citation_check_records_are_not_in_the_review(state):

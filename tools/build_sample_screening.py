@@ -12,6 +12,9 @@ kappa). data/screening/README.md says what is and is not claimed.
   from other methods (which PRISMA 2020 sends straight to retrieval) is
   assessed with the curator's judgement, its reason mapped onto the full-text
   list (the same rules, plus the reasons only that list has).
+* ``ERRATA_EXCLUSIONS``: two reports the curator included fail the protocol
+  on facts data/corpus/ERRATA.md checked against the published papers; they
+  are excluded at full text with that reason, and the note says so.
 * ``study_id`` links secondary analyses to the report of their trial where
   the corpus says so (:data:`SECONDARY_REPORTS`).
 
@@ -70,6 +73,21 @@ SECONDARY_REPORTS = {
     "10.1016/j.neuropharm.2018.01.005": "10.1038/mp.2016.39",
 }
 
+# Full-text exclusions the curator's flag misses, from data/corpus/ERRATA.md ("Eligibility").
+# Keyed by DOI where the corpus has one, else by title.
+ERRATA_EXCLUSIONS = {
+    "10.1038/s41467-019-13162-w": (
+        "wrong population", "about 90 hazardous drinkers neither diagnosed nor seeking treatment, "
+        "outside the protocol's population"),
+    "response of refractory gambling disorder to intravenous ketamine": (
+        "single-patient case report", "a single-patient case report, which the protocol excludes"),
+}
+
+
+def errata_exclusion(rec: dict) -> tuple[str, str] | None:
+    """(reason, note) when ERRATA.md shows a report the curator included fails the protocol."""
+    return ERRATA_EXCLUSIONS.get((rec.get("doi") or "").lower()) or ERRATA_EXCLUSIONS.get(rec["title"].lower())
+
 
 def exclusion_reason(text: str | None, stage: str) -> str:
     """The protocol reason for the curator's free-text ``exclusion_reason`` at ``stage``."""
@@ -108,9 +126,13 @@ def decisions_from_corpus(corpus: list[dict], other_method_ids: set[str]) -> dic
         if rid in other_method_ids or rec["would_include"]:
             reason = "" if rec["would_include"] else exclusion_reason(original, "full_text")
             study = by_doi.get(SECONDARY_REPORTS.get((rec.get("doi") or "").lower(), ""), "")
-            ft.append({"record_id": rid, "retrieved": "yes", **decision, "exclusion_reason": reason,
-                       "study_id": study,
-                       "notes": decision["notes"] + "; sample: full-text stage carries the curator's judgement"})
+            row = {"record_id": rid, "retrieved": "yes", **decision, "exclusion_reason": reason, "study_id": study,
+                   "notes": decision["notes"] + "; sample: full-text stage carries the curator's judgement"}
+            errata = errata_exclusion(rec) if rec["would_include"] else None
+            if errata:
+                row.update(reviewer2="exclude", final="exclude", exclusion_reason=errata[0],
+                           notes=row["notes"] + f"; errata check (data/corpus/ERRATA.md): {errata[1]}")
+            ft.append(row)
     return {"title_abstract": pd.DataFrame(ta), "full_text": pd.DataFrame(ft)}
 
 
