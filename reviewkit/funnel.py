@@ -16,7 +16,8 @@ caller owns the Figure (notebooks show it, reports save it).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def funnel(ax: Axes, yi, vi, res: PoolResult, *, level: float = 0.95, filled: Tr
     ax.add_patch(region)
     ax.axvline(centre, color=INK, lw=0.9, zorder=2, label="pooled estimate")
     ax.scatter(y, se, s=28, color=ACCENT, edgecolors=INK, linewidths=0.5, zorder=3, label="studies")
-    if len(extra_y):
+    if filled is not None and len(extra_y):
         ax.scatter(extra_y, extra_se, s=28, facecolors="white", edgecolors=INK, linewidths=0.9, zorder=3,
                    label=f"imputed by trim-and-fill (k0 = {filled.k0})")
     xs = np.concatenate([y, extra_y, [centre - z * top, centre + z * top]])
@@ -147,7 +148,7 @@ def leave1out_plot(ax: Axes, table: pd.DataFrame, res: PoolResult, *, labels: Se
     right = ax.get_yaxis_transform()  # x in axes fractions, y in rows
     for i, i2 in zip(rows, table["i2"]):
         text = "I\u00b2 n/a" if not np.isfinite(i2) else f"I\u00b2 {i2:.0f}%"
-        ax.text(1.01, i, text, transform=right, va="center", fontsize=8, color=GREY)
+        ax.text(1.01, float(i), text, transform=right, va="center", fontsize=8, color=GREY)
     _axis(ax, measure)
     for side in ("right", "top"):
         ax.spines[side].set_visible(False)

@@ -30,8 +30,19 @@ import pytest
 
 from reviewkit import effects
 from reviewkit.meta import (
-    PoolingError, back_transform, confint_tau2, cumul, leave1out, metareg, pool, pool_mh, pool_peto, ranktest,
-    regtest, subgroup_test, trimfill,
+    PoolingError,
+    back_transform,
+    confint_tau2,
+    cumul,
+    leave1out,
+    metareg,
+    pool,
+    pool_mh,
+    pool_peto,
+    ranktest,
+    regtest,
+    subgroup_test,
+    trimfill,
 )
 
 HERE = Path(__file__).parent / "data" / "differential"
@@ -175,7 +186,7 @@ def run_yivi(out: Out, d: dict) -> None:
             out.skip_analysis(name, "near-identical yi")
     for m, tst in (("FE", "z"), ("DL", "z"), ("REML", "z"), ("REML", "knha")):
         name = f"regtest_{m}_{tst}"
-        rt = out.attempt(name, lambda: regtest(y, v, m, hksj=tst == "knha"))
+        rt = out.attempt(name, lambda m=m, tst=tst: regtest(y, v, m, hksj=tst == "knha"))
         if rt is not None:
             out.add(name, "zval", rt.z)
             out.add(name, "pval", rt.p)
@@ -200,7 +211,7 @@ def run_yivi(out: Out, d: dict) -> None:
         if identical:
             out.skip_analysis(name, "identical yi")
             continue
-        tf = out.attempt(name, lambda: trimfill(y, v, m))
+        tf = out.attempt(name, lambda m=m: trimfill(y, v, m))
         if tf is None:
             continue
         out.add(name, "k0", tf.k0)
@@ -301,7 +312,7 @@ def run_metareg(out: Out, d: dict) -> None:
     for m in METHODS:
         for tst in ("z", "knha"):
             name = f"metareg_{m}_{tst}"
-            mr = out.attempt(name, lambda: metareg(d["yi"], d["vi"], d["x"], m, hksj=tst == "knha"))
+            mr = out.attempt(name, lambda m=m, tst=tst: metareg(d["yi"], d["vi"], d["x"], m, hksj=tst == "knha"))
             if mr is not None:
                 _moderators(out, name, mr, m == "FE")
                 if m != "FE":  # the intercept-only tau^2 that R^2 compares with

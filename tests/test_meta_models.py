@@ -10,8 +10,21 @@ import pandas as pd
 import pytest
 
 from reviewkit.meta import (
-    COMMON_LABEL, SEPARATE_LABEL, PoolingError, back_transform, confint_tau2, cumul, leave1out, metareg, pool,
-    pool_mh, pool_peto, ranktest, regtest, subgroup_test, trimfill,
+    COMMON_LABEL,
+    SEPARATE_LABEL,
+    PoolingError,
+    back_transform,
+    confint_tau2,
+    cumul,
+    leave1out,
+    metareg,
+    pool,
+    pool_mh,
+    pool_peto,
+    ranktest,
+    regtest,
+    subgroup_test,
+    trimfill,
 )
 
 

@@ -25,8 +25,18 @@ import pytest
 
 from reviewkit import effects
 from reviewkit.meta import (
-    back_transform, confint_tau2, cumul, leave1out, metareg, pool, pool_mh, pool_peto, ranktest, regtest,
-    subgroup_test, trimfill,
+    back_transform,
+    confint_tau2,
+    cumul,
+    leave1out,
+    metareg,
+    pool,
+    pool_mh,
+    pool_peto,
+    ranktest,
+    regtest,
+    subgroup_test,
+    trimfill,
 )
 
 DATA = json.loads((Path(__file__).parent / "data" / "metafor_reference_values_v2.json").read_text())["datasets"]

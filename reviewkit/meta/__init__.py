@@ -18,8 +18,16 @@ definition and every difference.
 from .bias import RankTest, RegTest, TrimFill, ranktest, regtest, trimfill
 from .binary import pool_mh, pool_peto
 from .model import (
-    BackTransformed, MetaRegression, PoolingError, PoolResult, Tau2CI, back_transform, cochran_q, confint_tau2,
-    metareg, pool,
+    BackTransformed,
+    MetaRegression,
+    PoolingError,
+    PoolResult,
+    Tau2CI,
+    back_transform,
+    cochran_q,
+    confint_tau2,
+    metareg,
+    pool,
 )
 from .sensitivity import cumul, leave1out
 from .subgroups import COMMON_LABEL, SEPARATE_LABEL, SubgroupAnalysis, SubgroupTest, pool_by_disorder, subgroup_test

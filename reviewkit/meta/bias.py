@@ -122,7 +122,8 @@ def regtest(yi, vi, method: str = "REML", hksj: bool = False, model: str = "rma"
             raise PoolingError(f"Egger's test cannot be fitted: {e}") from None
         return RegTest(
             z=fitted.z_or_t[1], p=fitted.p[1], df=fitted.t_df, slope=fitted.estimate[1], slope_se=fitted.se[1],
-            limit_estimate=fitted.estimate[0], limit_se=fitted.se[0], limit_ci_low=fitted.ci_low[0], limit_ci_high=fitted.ci_high[0],
+            limit_estimate=fitted.estimate[0], limit_se=fitted.se[0], limit_ci_low=fitted.ci_low[0],
+            limit_ci_high=fitted.ci_high[0],
             tau2=fitted.tau2, model=model, method=method, k=len(y),
         )
     k = len(y)
@@ -139,7 +140,8 @@ def regtest(yi, vi, method: str = "REML", hksj: bool = False, model: str = "rma"
     crit = float(dist.t_isf(0.025, df))
     return RegTest(
         z=float(t[1]), p=float(2 * dist.t_sf(abs(t[1]), df)), df=df, slope=float(b[1]), slope_se=float(se[1]),
-        limit_estimate=float(b[0]), limit_se=float(se[0]), limit_ci_low=float(b[0] - crit * se[0]), limit_ci_high=float(b[0] + crit * se[0]),
+        limit_estimate=float(b[0]), limit_se=float(se[0]), limit_ci_low=float(b[0] - crit * se[0]),
+        limit_ci_high=float(b[0] + crit * se[0]),
         tau2=None, model=model, method="FE", k=k,
     )
 

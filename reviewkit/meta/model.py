@@ -16,8 +16,8 @@ agree with metafor run to convergence (``control=list(threshold=1e-12)``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -281,7 +281,7 @@ def result(d: Design, f: Fit, method: str, hksj: bool, het_ci: tuple[float, floa
     """A PoolResult from an intercept-only fit (prediction interval as metafor's predict())."""
     mu, se = float(f.beta[0]), float(f.se[0])
     fe = method == "FE"
-    half = None if fe else f.crit * math.sqrt(se**2 + f.tau2)
+    half = 0.0 if fe else f.crit * math.sqrt(se**2 + f.tau2)  # no prediction interval for a common effect
     notes = ("HKSJ: the weighted residuals are all 0 (identical yi), so se = 0 and the CI is the estimate "
              "itself, as in metafor",) if hksj and se == 0 else ()
     return PoolResult(

@@ -12,15 +12,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import dist
 from .model import (
-    MetaRegression, PoolingError, PoolResult, as_arrays, check_method, cochran_q, fit_moderators, moderator_matrix,
+    MetaRegression,
+    PoolingError,
+    PoolResult,
+    as_arrays,
+    check_method,
+    cochran_q,
+    fit_moderators,
+    moderator_matrix,
     pool_arrays,
 )
 
@@ -188,8 +195,8 @@ def pool_by_disorder(
     test = subgroup_test(studies["yi"], studies["vi"], studies["disorder"], method, hksj, levels=disorders)
     subgroups: dict[str, PoolResult | None] = {d: test.subgroups.get(str(d)) for d in disorders}
     studies = pd.concat([
-        rows.assign(weight=_study_weights(rows["vi"].to_numpy(float), subgroups[d]))
-        for d, rows in zip(disorders, parts) if not rows.empty
+        rows.assign(weight=_study_weights(rows["vi"].to_numpy(float), fitted))
+        for d, rows in zip(disorders, parts) if not rows.empty and (fitted := subgroups[d]) is not None
     ])
     overall = pool_arrays(*as_arrays(studies["yi"], studies["vi"]), method, hksj)
     return SubgroupAnalysis(
