@@ -52,15 +52,15 @@ from scipy import stats
 
 from .errors import ReviewkitError
 
-MEASURES = ("OR", "RR", "RD", "MD", "SMD", "HR", "PLO", "PR")
+MEASURES = ("OR", "RR", "RD", "MD", "SMD", "HR", "ROM", "PLO", "PR")
 # Measures a row may *report* with a CI, SE or p-value; HR cannot be computed from arm data.
-REPORTED_MEASURES = ("OR", "RR", "RD", "MD", "SMD", "HR")
-RATIO_MEASURES = ("OR", "RR", "HR")
+REPORTED_MEASURES = ("OR", "RR", "RD", "MD", "SMD", "HR", "ROM")
+RATIO_MEASURES = ("OR", "RR", "HR", "ROM")
 BINARY_MEASURES = ("OR", "RR", "RD")
 PROPORTION_MEASURES = ("PLO", "PR")
 NAMES = {"OR": "odds ratio", "RR": "risk ratio", "RD": "risk difference", "MD": "mean difference",
-         "SMD": "standardised mean difference", "HR": "hazard ratio", "PLO": "logit proportion",
-         "PR": "proportion"}
+         "SMD": "standardised mean difference", "HR": "hazard ratio", "ROM": "ratio of means",
+         "PLO": "logit proportion", "PR": "proportion"}
 
 TWO_BY_TWO = ("events_t", "n_t", "events_c", "n_c")
 MEANS = ("mean_t", "sd_t", "n_t", "mean_c", "sd_c", "n_c")
@@ -362,8 +362,9 @@ def _reported(row: pd.Series, ratio: bool) -> tuple[float, float, str]:
     yi = math.log(est) if ratio else est
     if _has(row, ("ci_low", "ci_high")):
         level = float(row["ci_level"]) if _has(row, ("ci_level",)) else 0.95
-        se = se_from_ci(float(row["ci_low"]), float(row["ci_high"]), level=level, ratio=ratio).value
-        return yi, se**2, "reported CI"
+        df = float(row["ci_df"]) if _has(row, ("ci_df",)) else None  # a CI from t, e.g. of a small trial's MD
+        derived = se_from_ci(float(row["ci_low"]), float(row["ci_high"]), level=level, ratio=ratio, df=df)
+        return yi, derived.value**2, "reported CI" + (f" ({derived.how})" if df else "")
     if _has(row, ("se",)):
         return yi, float(row["se"]) ** 2, "reported SE"
     return yi, se_from_p(est, float(row["p_value"]), ratio=ratio).value ** 2, "reported p"
@@ -384,14 +385,18 @@ def _row_effect(row: pd.Series, measure: str, add: float, drop00: bool) -> tuple
         how = "2x2 +0.5" if corrected else "2x2"
         if measure == "SMD":
             smd = smd_from_log_or(yi, vi)
-            return smd.value, smd.variance, f"{how} OR -> SMD (Chinn)", True
+            return smd.value, float(smd.variance or 0.0), f"{how} OR -> SMD (Chinn)", True
         return yi, vi, how, False
     if kind == "means":
-        if measure not in ("MD", "SMD"):
+        if measure not in ("MD", "SMD", "ROM"):
             raise EffectSizeError(f"{where}: means and SDs cannot give a {NAMES[measure]}")
         m1, sd1, n1, m2, sd2, n2 = (float(row[c]) for c in MEANS)
         if measure == "MD":
             return m1 - m2, sd1**2 / n1 + sd2**2 / n2, "means", False
+        if measure == "ROM":  # escalc "ROM": log ratio of means, delta-method variance
+            if m1 <= 0 or m2 <= 0:
+                raise EffectSizeError(f"{where}: a ratio of means needs positive means (got {m1}, {m2})")
+            return math.log(m1 / m2), sd1**2 / (n1 * m1**2) + sd2**2 / (n2 * m2**2), "means", False
         if sd1 == 0 and sd2 == 0:
             raise EffectSizeError(f"{where}: columns 'sd_t' and 'sd_c' are both 0; no SMD")
         return (*hedges_g(m1, sd1, n1, m2, sd2, n2), "means", False)
@@ -407,7 +412,7 @@ def _row_effect(row: pd.Series, measure: str, add: float, drop00: bool) -> tuple
             if reported == measure:
                 return yi, vi, how, how != "reported SE"
             smd = smd_from_log_or(yi, vi)
-            return smd.value, smd.variance, f"{how} OR -> SMD (Chinn)", True
+            return smd.value, float(smd.variance or 0.0), f"{how} OR -> SMD (Chinn)", True
         raise EffectSizeError(f"{where}: column 'measure' = {reported!r}: cannot be expressed as {measure}")
     raise EffectSizeError(
         f"{where}: no complete effect data (needs {', '.join(TWO_BY_TWO)}; or {', '.join(MEANS)}; "
@@ -422,9 +427,10 @@ def effect_sizes(df: pd.DataFrame, measure: str, *, add: float = 0.5, drop00: bo
     ----------
     df : pandas.DataFrame
         One row per study comparison (see the module docstring for columns).
-    measure : {"OR", "RR", "RD", "MD", "SMD", "HR", "PLO", "PR"}
+    measure : {"OR", "RR", "RD", "MD", "SMD", "HR", "ROM", "PLO", "PR"}
         The analysis scale. HR comes only from reported estimates (generic
-        inverse variance); PLO and PR from single-arm ``events, n``.
+        inverse variance); ROM (log ratio of means, escalc's "ROM") from means
+        and SDs or a reported ratio; PLO and PR from single-arm ``events, n``.
     add : float
         Continuity correction for tables and arms with a zero cell (escalc
         ``add=1/2, to="only0"``).

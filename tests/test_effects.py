@@ -215,8 +215,15 @@ def test_drop00_leaves_double_zero_tables_out_as_escalc():
 
 def test_derivations_say_how_and_follow_the_handbook():
     from scipy import stats
+
     from reviewkit.effects import (
-        log_or_from_smd, sd_from_ci, sd_from_p, sd_from_se, se_from_ci, se_from_p, smd_from_log_or,
+        log_or_from_smd,
+        sd_from_ci,
+        sd_from_p,
+        sd_from_se,
+        se_from_ci,
+        se_from_p,
+        smd_from_log_or,
     )
     se = se_from_ci(1.0, 5.0, df=45)
     assert se.value == pytest.approx(4 / (2 * stats.t.ppf(0.975, 45))) and "t(45)" in se.how and se.derived
