@@ -18,7 +18,7 @@ from . import __version__
 from .errors import ReviewkitError
 
 # Order is the order shown in --help.
-COMMAND_MODULES = ["init", "search", "screen", "audit", "run"]
+COMMAND_MODULES = ["init", "search", "screen", "synthesis", "audit", "run"]
 
 
 def common_options() -> argparse.ArgumentParser:

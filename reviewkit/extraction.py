@@ -1,59 +1,99 @@
-"""The extraction table: one row per reported outcome comparison of an included study.
+"""The extraction table: one row per reported outcome comparison (or single arm) of an included study.
 
-``load_extraction(path, protocol)`` reads a project's ``extraction/outcomes.csv`` (schema in
-the worked example's ``data/extraction/README.md``), checks it (a row's ``disorder`` is one of the
-protocol's search keys), and returns a DataFrame with numbers as numbers and
-empty cells as missing. ``analysis_rows(df, pool_group)`` picks
-the rows of one pre-specified analysis. Every problem raises
-``ExtractionError`` naming the file, the row and the column.
+``load_extraction(path, protocol, studies=None)`` reads a project's
+``extraction/outcomes.csv`` and checks it. Each row says what was measured and
+how the source gives it:
+
+* the study (``study_id``, the screening's study id) and its ``disorder`` (a
+  protocol search);
+* the **outcome domain** (a key of the protocol's ``outcomes``), the outcome as
+  reported, its time point, type (``binary``, ``continuous``, ``time_to_event``)
+  and whether ``higher`` or ``lower`` is better;
+* the **comparator type** (one of the protocol's comparisons' comparators, or
+  ``other`` for a comparison no synthesis takes) and the two arms' labels;
+* randomized (``randomized_t/_c``) and analysed (``n_t/_c``) participants per arm;
+* the numbers in whichever form the source gives them: 2x2 counts; means and
+  SDs; an estimate (``measure``: OR, RR, RD, MD, SMD, HR, ROM) with a CI, an SE or a
+  p-value; a single arm's ``events, n``; or none (then ``reported`` and
+  ``reported_direction`` say what the source found);
+* the **source kind** (``full text``, ``abstract``, ``registry results``,
+  ``secondary summary``), where in it the numbers stand, and how any number was
+  ``derivation``; ``indirectness`` names a population or outcome that differs from
+  the review question.
+
+``pooled`` says which rows the syntheses use: at most one row per study,
+disorder, domain, comparison and measure. Every problem raises
+``ExtractionError`` naming the file, the row, the study and the column.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from .effects import REPORTED_MEASURES, EffectSizeError, check_row, data_kind
+from .effects import MEASURES, EffectSizeError, check_row, data_kind
 from .errors import ReviewkitError
 from .protocol import Protocol
 
 # Study designs, as the extraction and the table of included studies name them.
-DESIGNS = ("rct", "crossover_rct", "nonrandomized_controlled", "retrospective_cohort", "prospective_cohort",
-           "open_label", "case_series", "case_report")
-# Designs whose outcome rows carry a comparison to extract (single-arm designs describe, not compare).
-COMPARATIVE_DESIGNS = ("rct", "crossover_rct", "nonrandomized_controlled", "retrospective_cohort",
-                       "prospective_cohort")
+RANDOMIZED = ("rct", "crossover_rct")
+NON_RANDOMIZED = ("nonrandomized_controlled", "retrospective_cohort", "prospective_cohort")
+UNCONTROLLED = ("open_label", "case_series", "case_report")
+DESIGNS = RANDOMIZED + NON_RANDOMIZED + UNCONTROLLED
 OUTCOME_TYPES = ("binary", "continuous", "time_to_event")
+SOURCE_KINDS = ("full text", "abstract", "registry results", "secondary summary")
+DIRECTIONS = ("favours intervention", "no difference", "favours comparator")
+# A comparator type no synthesis takes (e.g. two psychotherapies both given with the intervention).
+OTHER_COMPARATOR = "other"
 
 TEXT_COLUMNS = (
-    "row_id", "study", "participants", "pmid", "doi", "journal", "disorder", "design", "intervention",
-    "comparator", "outcome", "outcome_short", "timepoint", "outcome_type", "favourable", "measure",
-    "reported", "pool_group", "not_pooled_reason", "source", "source_url",
+    "row_id", "study_id", "study", "disorder", "outcome_domain", "outcome", "outcome_short", "timepoint",
+    "outcome_type", "favourable", "comparator_type", "intervention", "comparator", "measure", "reported",
+    "reported_direction", "pooled", "not_pooled_reason", "source_kind", "source", "location", "source_url",
+    "derivation", "indirectness",
 )
-COUNT_COLUMNS = ("events_t", "n_t", "events_c", "n_c")
-REAL_COLUMNS = ("pct_t", "pct_c", "mean_t", "sd_t", "mean_c", "sd_c", "estimate", "ci_low", "ci_high")
-BOOL_COLUMNS = ("secondary_source",)
-COLUMNS = TEXT_COLUMNS + COUNT_COLUMNS + REAL_COLUMNS + BOOL_COLUMNS
-# A source so described is not the paper itself; such rows carry secondary_source = true.
-SECONDARY_WORDS = ("news", "secondary", "blog", "review", "summary")
+COUNT_COLUMNS = ("randomized_t", "randomized_c", "n_t", "n_c", "events_t", "events_c", "events", "n")
+REAL_COLUMNS = ("pct_t", "pct_c", "mean_t", "sd_t", "mean_c", "sd_c", "estimate", "ci_low", "ci_high", "se",
+                "p_value")
+COLUMNS = TEXT_COLUMNS + COUNT_COLUMNS + REAL_COLUMNS
+REQUIRED = ("row_id", "study_id", "study", "disorder", "outcome_domain", "outcome", "outcome_type", "favourable",
+            "comparator_type", "pooled", "source_kind", "source")
+MAX_ROWS = 100_000
 
 
 class ExtractionError(ReviewkitError):
     """The extraction table is malformed or holds impossible numbers."""
 
 
-def load_extraction(path: str | Path, protocol: Protocol) -> pd.DataFrame:
+def load_extraction(path: str | Path, protocol: Protocol, studies: pd.DataFrame | None = None) -> pd.DataFrame:
     """Read and validate the extraction CSV; returns typed columns (Int64, float, bool, str/None).
 
-    ``protocol`` gives the disorders a row may name: its search keys.
+    Parameters
+    ----------
+    path : path
+        The project's ``extraction/outcomes.csv``.
+    protocol : Protocol
+        Gives what a row may name: disorders (its searches), outcome domains, comparator types.
+    studies : DataFrame, optional
+        The table of included studies (``reviewkit.evidence.load_studies``); when given, every
+        row's ``study_id`` must have a row there.
+
+    Returns
+    -------
+    DataFrame
+        Column ``pooled`` as bool; a column ``comparison`` added (the protocol comparison the
+        row's comparator type belongs to, None for ``other``).
     """
     path = Path(path)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise ExtractionError(f"{path}: cannot read the extraction table ({exc})") from None
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=MAX_ROWS + 1)
+    except FileNotFoundError:
+        raise ExtractionError(f"{path}: the extraction table does not exist") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ExtractionError(f"{path}: cannot read the extraction table ({type(exc).__name__})") from None
+    if len(raw) > MAX_ROWS:
+        raise ExtractionError(f"{path}: more than {MAX_ROWS} rows; is it the right file?")
     missing = [c for c in COLUMNS if c not in raw.columns]
     if missing:
         raise ExtractionError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -64,10 +104,18 @@ def load_extraction(path: str | Path, protocol: Protocol) -> pd.DataFrame:
     for col in COUNT_COLUMNS + REAL_COLUMNS:
         df[col] = [_number(path, i, col, text, col in COUNT_COLUMNS) for i, text in raw[col].items()]
         df[col] = df[col].astype("Int64" if col in COUNT_COLUMNS else float)
-    for col in BOOL_COLUMNS:
-        df[col] = [_boolean(path, i, col, text) for i, text in raw[col].items()]
-    validate_extraction(df, tuple(protocol.searches), where=str(path), raw=raw, protocol_path=protocol.path)
+    for i, text in df["pooled"].items():
+        if text not in ("yes", "no"):
+            raise ExtractionError(f"{path}, row {i + 2}, column 'pooled': {_short(text)} must be yes or no")
+    df["pooled"] = df["pooled"] == "yes"
+    df["comparison"] = [getattr(protocol.comparison_of(t or ""), "key", None) for t in df["comparator_type"]]
+    validate_extraction(df, protocol, where=str(path), raw=raw, studies=studies)
     return df
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = "" if value is None else str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _number(path: Path, i: int, col: str, text: str, integer: bool):
@@ -77,114 +125,117 @@ def _number(path: Path, i: int, col: str, text: str, integer: bool):
     try:
         value = float(text)
     except ValueError:
-        raise ExtractionError(f"{path}, row {i + 2}, column {col!r}: {text!r} is not a number") from None
+        raise ExtractionError(f"{path}, row {i + 2}, column {col!r}: {_short(text)} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ExtractionError(f"{path}, row {i + 2}, column {col!r}: {_short(text)} is not a finite number")
     if integer and value != int(value):
-        raise ExtractionError(f"{path}, row {i + 2}, column {col!r}: {text!r} must be a whole number")
+        raise ExtractionError(f"{path}, row {i + 2}, column {col!r}: {_short(text)} must be a whole number")
     return int(value) if integer else value
-
-
-def _boolean(path: Path, i: int, col: str, text: str) -> bool:
-    text = text.strip().lower()
-    if text not in ("true", "false"):
-        raise ExtractionError(f"{path}, row {i + 2}, column {col!r}: {text!r} must be true or false")
-    return text == "true"
 
 
 def _decimals(text: str) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
-def validate_extraction(df: pd.DataFrame, disorders: Sequence[str], where: str = "extraction table",
-                        raw: pd.DataFrame | None = None, protocol_path: Path | None = None) -> None:
-    """Raise ExtractionError for the first problem found, naming file, row, study and column.
-
-    ``disorders``: the values column ``disorder`` may take (the protocol's search keys).
-    """
-    known = f"the searches of {protocol_path}" if protocol_path else "the protocol's searches"
+def validate_extraction(df: pd.DataFrame, protocol: Protocol, where: str = "extraction table",
+                        raw: pd.DataFrame | None = None, studies: pd.DataFrame | None = None) -> None:
+    """Raise ExtractionError for the first problem found, naming file, row, study and column."""
+    known_studies = set(studies["study_id"]) if studies is not None else None
+    allowed_comparators = (*protocol.comparator_types, OTHER_COMPARATOR)
     for i, row in df.iterrows():
         at = f"{where}, row {i + 2} ({row['study']}, {row['row_id']})"
 
         def fail(col: str, why: str, at: str = at) -> ExtractionError:
             return ExtractionError(f"{at}, column {col!r}: {why}")
 
-        for col in ("row_id", "study", "participants", "disorder", "design", "outcome", "outcome_type",
-                    "favourable", "source"):
+        for col in REQUIRED:
             if row[col] is None:
                 raise fail(col, "must not be empty")
-        if row["disorder"] not in disorders:
-            raise fail("disorder", f"{row['disorder']!r} is not one of {', '.join(disorders)} ({known})")
-        if row["design"] not in COMPARATIVE_DESIGNS:
-            raise fail("design", f"{row['design']!r} is not one of {', '.join(COMPARATIVE_DESIGNS)}")
-        if row["outcome_type"] not in OUTCOME_TYPES:
-            raise fail("outcome_type", f"{row['outcome_type']!r} is not one of {', '.join(OUTCOME_TYPES)}")
-        if row["favourable"] not in ("higher", "lower"):
-            raise fail("favourable", f"{row['favourable']!r} must be 'higher' or 'lower'")
-        if row["measure"] is not None and row["measure"] not in REPORTED_MEASURES:
-            raise fail("measure", f"{row['measure']!r} is not one of {', '.join(REPORTED_MEASURES)}")
-        if row["pmid"] is not None and not row["pmid"].isdigit():
-            raise fail("pmid", f"{row['pmid']!r} is not a PubMed ID")
+        _one_of(row, "disorder", tuple(protocol.searches), fail, f"the searches of {protocol.path.name}")
+        _one_of(row, "outcome_domain", tuple(protocol.outcomes), fail, f"the outcomes of {protocol.path.name}")
+        _one_of(row, "comparator_type", allowed_comparators, fail, f"the comparisons of {protocol.path.name}")
+        _one_of(row, "outcome_type", OUTCOME_TYPES, fail)
+        _one_of(row, "favourable", ("higher", "lower"), fail)
+        _one_of(row, "source_kind", SOURCE_KINDS, fail)
+        if row["reported_direction"] is not None:
+            _one_of(row, "reported_direction", DIRECTIONS, fail)
+        if row["measure"] is not None:
+            _one_of(row, "measure", MEASURES, fail)
+        if known_studies is not None and row["study_id"] not in known_studies:
+            raise fail("study_id", f"{_short(row['study_id'])} has no row in the table of included studies")
         try:
             check_row(row)
         except EffectSizeError as exc:
             raise ExtractionError(f"{where}, row {i + 2}: {exc}") from None
-        if row["pool_group"] is None and row["not_pooled_reason"] is None:
-            raise fail("not_pooled_reason", "a row outside every pool_group must say why")
-        if row["pool_group"] is not None:
+        for arm in ("t", "c"):
+            randomized, analysed = row[f"randomized_{arm}"], row[f"n_{arm}"]
+            if pd.notna(randomized) and pd.notna(analysed) and analysed > randomized:
+                raise fail(f"n_{arm}", f"{analysed} analysed is more than the {randomized} randomized")
+        if row["pooled"]:
+            if pd.isna(row["comparison"]):
+                raise fail("pooled", f"comparator type {_short(row['comparator_type'])} is in no synthesis")
+            if not protocol.outcomes[row["outcome_domain"]].synthesise:
+                raise fail("pooled", f"outcome domain {row['outcome_domain']!r} is not synthesised (protocol)")
             if data_kind(row) is None:
-                raise fail("pool_group", "a pooled row needs 2x2 counts, means/SDs or an estimate with CI")
+                raise fail("pooled", "a pooled row needs 2x2 counts, means and SDs, events/n of one arm, or an "
+                                     "estimate with a CI, an SE or a p-value")
             if row["measure"] is None:
                 raise fail("measure", "a pooled row needs the measure it is analysed on")
-        words = str(row["source"]).lower()
-        if row["secondary_source"] and not any(w in words for w in SECONDARY_WORDS):
-            raise fail("source", "secondary_source is true, so the source must name the summary it comes from")
-        for arm in ("t", "c"):
-            pct = row[f"pct_{arm}"]
-            if pd.isna(pct):
-                continue
-            events, n = row[f"events_{arm}"], row[f"n_{arm}"]
-            if pd.isna(events) or pd.isna(n):
-                raise fail(f"pct_{arm}", "a reported percentage is kept only to check events derived from it")
-            places = _decimals(raw.at[i, f"pct_{arm}"].strip()) if raw is not None else 1
-            # One unit of the last printed digit, not half: sources round twice
-            # (13/27 = 48.148 -> 48.15 -> "48.2%"). The derived count must also
-            # be the only whole number that close, or it is a guess.
-            unit = 10.0**-places
-            fits = [e for e in range(int(n) + 1) if abs(100 * e / n - pct) <= unit + 1e-9]
-            if fits != [events]:
-                raise fail(
-                    f"events_{arm}",
-                    f"{events}/{n} = {100 * events / n:.2f}% is not the one count that gives the reported {pct}% "
-                    f"(counts within {unit:g} points: {fits or 'none'})",
-                )
+        elif row["not_pooled_reason"] is None:
+            raise fail("not_pooled_reason", "a row that is not pooled must say why")
+        if data_kind(row) is None and row["reported_direction"] is None:
+            raise fail("reported_direction", "a row without usable numbers must say what the source found")
+        _check_percentages(row, i, raw, fail)
 
     duplicated = df["row_id"][df["row_id"].duplicated()]
     if not duplicated.empty:
-        raise ExtractionError(f"{where}: row_id {duplicated.iloc[0]!r} appears more than once")
-    pooled = df[df["pool_group"].notna()]
-    twice = pooled[pooled.duplicated(["pool_group", "participants"], keep=False)]
+        raise ExtractionError(f"{where}: row_id {_short(duplicated.iloc[0])} appears more than once")
+    pooled = df[df["pooled"]]
+    key = ["study_id", "disorder", "outcome_domain", "comparison", "measure"]
+    twice = pooled[pooled.duplicated(key, keep=False)]
     if not twice.empty:
         first = twice.iloc[0]
         raise ExtractionError(
-            f"{where}: participants {first['participants']!r} enter pool_group {first['pool_group']!r} more than "
-            f"once (rows {', '.join(twice['row_id'])}); pick one comparison per set of participants"
+            f"{where}: study {first['study']!r} enters the synthesis of {first['disorder']}, "
+            f"{first['outcome_domain']}, {first['comparison']} ({first['measure']}) more than once "
+            f"(rows {', '.join(twice['row_id'][twice[key].eq(first[key]).all(axis=1)])}); pool one row per study"
         )
-    for group, rows in pooled.groupby("pool_group"):
-        if rows["measure"].nunique() != 1:
-            raise ExtractionError(f"{where}: pool_group {group!r} mixes measures {sorted(set(rows['measure']))}")
 
 
-def analysis_rows(df: pd.DataFrame, pool_group: str) -> pd.DataFrame:
-    """The rows of one pre-specified analysis (column ``pool_group``), in table order."""
-    rows = df[df["pool_group"] == pool_group]
-    if rows.empty:
-        groups = sorted(g for g in df["pool_group"].dropna().unique())
-        raise ExtractionError(f"no rows in pool_group {pool_group!r}; groups in the table: {', '.join(groups) or 'none'}")
-    return rows
+def _one_of(row: pd.Series, col: str, allowed: tuple[str, ...], fail, named: str = "") -> None:
+    if row[col] not in allowed:
+        raise fail(col, f"{_short(row[col])} is not one of {', '.join(allowed)}" + (f" ({named})" if named else ""))
 
 
-def pool_measure(rows: pd.DataFrame) -> str:
-    """The measure the rows of one pool_group are analysed on (the table guarantees there is one)."""
-    measures = rows["measure"].dropna().unique()
-    if len(measures) != 1:
-        raise ExtractionError(f"rows {', '.join(rows['row_id'])} do not share one measure")
-    return str(measures[0])
+def _check_percentages(row: pd.Series, i: int, raw: pd.DataFrame | None, fail) -> None:
+    """Events derived from a reported percentage must be the one count that gives it."""
+    for arm in ("t", "c"):
+        pct = row[f"pct_{arm}"]
+        if pd.isna(pct):
+            continue
+        events, n = row[f"events_{arm}"], row[f"n_{arm}"]
+        if pd.isna(events) or pd.isna(n):
+            raise fail(f"pct_{arm}", "a reported percentage is kept only to check events derived from it")
+        places = _decimals(str(raw.at[i, f"pct_{arm}"]).strip()) if raw is not None else 1
+        # One unit of the last printed digit, not half: sources round twice
+        # (13/27 = 48.148 -> 48.15 -> "48.2%"). The derived count must also
+        # be the only whole number that close, or it is a guess.
+        unit = 10.0**-places
+        fits = [e for e in range(int(n) + 1) if abs(100 * e / n - pct) <= unit + 1e-9]
+        if fits != [events]:
+            raise fail(
+                f"events_{arm}",
+                f"{events}/{n} = {100 * events / n:.2f}% is not the one count that gives the reported {pct}% "
+                f"(counts within {unit:g} points: {fits or 'none'})",
+            )
+
+
+def design_group(design: str | None) -> str:
+    """``randomized``, ``non-randomized`` or ``uncontrolled`` (syntheses never mix them); ``unknown``."""
+    if design in RANDOMIZED:
+        return "randomized"
+    if design in NON_RANDOMIZED:
+        return "non-randomized"
+    if design in UNCONTROLLED:
+        return "uncontrolled"
+    return "unknown"

@@ -11,6 +11,7 @@ below only shape what a stage computed into tables and figures for readers.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -82,7 +83,7 @@ def screening_overview(state) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show_image(path: str | Path, alt: str, width: int = 900) -> None:
+def show_image(path: str | Path, alt: str, width: int = 960) -> None:
     """Display a figure file the library wrote, so the report shows exactly the exported figure.
 
     ``alt`` describes the figure for screen readers (and names it in the HTML).
@@ -108,88 +109,115 @@ def exclusion_reasons(counts) -> pd.DataFrame:
                          "other methods": [om.get(r, 0) for r in reasons]})
 
 
-def pooled_table(analysis, labels: dict[str, str], name: str = "") -> pd.DataFrame:
-    """The per-disorder and overall models for readers: ratios back-transformed, rounded, labelled
-    with the protocol's names for its searches.
-
-    ``analysis`` None (no included study in the analysis ``name``) gives one row saying so;
-    ``labels``: the protocol's names of its searches (``Protocol.labels``).
-    """
-    import numpy as np
-
-    from .effects import RATIO_MEASURES
-
-    if analysis is None:
-        return pd.DataFrame({"studies (k)": [0], "note": [_nothing_pooled(name)]}, index=["overall"])
-    table = analysis.table()
-    show = np.exp if analysis.measure in RATIO_MEASURES else (lambda x: x)
-    def fmt(values, digits: int) -> list[str]:
-        return ["–" if pd.isna(v) else f"{v:.{digits}f}" for v in values]
-
-    out = pd.DataFrame(index=[labels.get(i, i) for i in table.index])
-    out["studies (k)"] = table["k"].astype(int).to_numpy()
-    for col, name in (("estimate", analysis.measure), ("ci_low", "95% CI low"), ("ci_high", "95% CI high"),
-                      ("pi_low", "95% PI low"), ("pi_high", "95% PI high")):
-        out[name] = fmt(show(table[col].astype(float)), 2)
-    out["p"] = fmt(table["p"].astype(float), 3)
-    out["I² (%)"] = fmt(table["i2"].astype(float), 0)
-    out["I² 95% CI"] = _interval(table["i2_ci_low"], table["i2_ci_high"], 0)
-    out["τ²"] = fmt(table["tau2"].astype(float), 3)
-    out["τ² 95% CI"] = _interval(table["tau2_ci_low"], table["tau2_ci_high"], 3)
-    return out
+def _fmt(value, digits: int = 2) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _interval(low, high, digits: int) -> list[str]:
-    """"0.120 to 1.111" per row; "–" where the model has none (k = 1, or a disorder without studies)."""
-    return ["–" if pd.isna(lo) else f"{lo:.{digits}f} to {hi:.{digits}f}" for lo, hi in zip(low, high)]
+def syntheses_table(items, labels: dict[str, str]) -> pd.DataFrame:
+    """One row per synthesis for readers: what, how many, the estimate with CI and PI, I², certainty."""
+    rows = []
+    for s in items:
+        low, high = s.ci
+        pi_low, pi_high = s.pi
+        rows.append({
+            "disorder": labels.get(s.disorder, s.disorder),
+            "outcome": labels.get(s.outcome_domain, s.outcome_domain),
+            "comparison": labels.get(s.comparison, s.comparison),
+            "design": s.design_group,
+            "studies (k)": s.k,
+            "without numbers": s.k_narrative,
+            "participants": "–" if s.participants is None else s.participants,
+            "measure": s.measure or "–",
+            "estimate [95% CI]": f"{_fmt(s.estimate)} [{_fmt(low)}, {_fmt(high)}]" if s.model else "no estimate",
+            "95% PI": f"{_fmt(pi_low)} to {_fmt(pi_high)}" if pi_low is not None else "–",
+            "I² (%)": _fmt(s.model.i2, 0) if s.model and s.model.i2 is not None else "–",
+            "certainty": s.certainty.level if s.certainty else "–",
+        })
+    return pd.DataFrame(rows)
 
 
-def _nothing_pooled(name: str) -> str:
-    return (f"Nothing pooled: no study included at full text in this run's screening has rows in the "
-            f"{name or 'chosen'} analysis of the extraction table.")
+def extraction_table(review: Review) -> pd.DataFrame:
+    """The extraction table with ``included`` (is the row's study included at full text in this run?
+    rows of other studies are not synthesised)."""
+    included = set(review.included["study_id"]) if len(review.included) else set()
+    table = review.extraction
+    return table.assign(included=table["study_id"].isin(included))
 
 
-def extraction_table(extraction: pd.DataFrame, included: pd.DataFrame) -> pd.DataFrame:
-    """The extraction table with ``included`` (is the row's study included at full text in this
-    run? rows of other studies are not pooled) and ``included study`` (the screening's study id)."""
-    study_of = {row_id: study for rows, study in zip(included["extraction_rows"], included["study_id"])
-                for row_id in rows}
-    studies = [study_of.get(r, "") for r in extraction["row_id"]]
-    return extraction.assign(included=[bool(s) for s in studies], **{"included study": studies})
+def studies_table(review: Review) -> pd.DataFrame:
+    """The included studies (each once, however many reports): design, participants, population."""
+    included = review.included.drop_duplicates("study_id")
+    studies = review.studies.set_index("study_id")
+    rows = []
+    for _, r in included.iterrows():
+        st = studies.loc[r["study_id"]] if r["study_id"] in studies.index else None
+        rows.append({
+            "study": st["study"] if st is not None else r["study_id"],
+            "design": r["design"] or "not recorded",
+            "disorders": ", ".join(sorted(set(review.included.loc[review.included["study_id"] == r["study_id"],
+                                                                  "disorder"]))),
+            "randomized": st["n_randomized"] if st is not None else None,
+            "enrolled": st["n_enrolled"] if st is not None else None,
+            "analysed": st["n_analysed"] if st is not None else None,
+            "population": st["population"] if st is not None else None,
+        })
+    return pd.DataFrame(rows)
 
 
-def export_meta_analysis(review: Review, analysis, name: str) -> list[Path]:
-    """Write the extraction table (with ``included study``) and, when something was pooled, the
-    effect sizes with their weights, to the run's exports (CSV and XLSX)."""
-    from .exports import write_table
-
-    written = write_table(extraction_table(review.extraction, review.included), review.exports, "extraction")
-    if analysis is not None:
-        written += write_table(analysis.studies, review.exports, f"effects_{name}")
-    return written
-
-
-def forest_plot(review: Review, analysis, name: str) -> None:
-    """Draw, export (PNG, SVG) and show the forest plot of ``analysis``; say so when nothing was pooled."""
+def forest_plots(review: Review, items) -> list[Path]:
+    """Draw, export (PNG, SVG) and show a forest plot for every synthesis with a study, then the overview."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown, display
 
-    from .forest import forest
+    from .audit import labels_of
+    from .forest import forest_figure, overview_figure
 
-    if analysis is None:
-        display(Markdown(_nothing_pooled(name)))
-        return
+    labels = labels_of(review.protocol)
     note = "Sample data: a curated sample of real studies, not a complete PubMed search." if review.is_sample else None
-    stem = review.exports / f"forest_{name}"
-    plt.close(forest(analysis, stem, title=f"{review.protocol.intervention_label} vs control: {name}", note=note,
-                     group_labels=review.protocol.labels, intervention=review.protocol.intervention_label))
-    show_image(stem.with_suffix(".png"), alt=f"Forest plot: {name}")
+    written = []
+    with_numbers = [s for s in items if s.k]
+    if not with_numbers:
+        display(Markdown("No synthesis has a study with usable numbers, so there is no forest plot."))
+    for n, s in enumerate(with_numbers, 1):
+        stem = review.exports / f"forest_{n:02d}_{s.disorder}_{s.outcome_domain}_{s.comparison}_{s.design_group}"
+        plt.close(forest_figure(s, stem, title=s.label(), note=note, intervention=review.protocol.intervention_label))
+        show_image(stem.with_suffix(".png"), alt=f"Forest plot: {s.label()}")
+        written.append(stem.with_suffix(".png"))
+    fig = overview_figure(items, labels, review.exports / "syntheses_overview", note=note)
+    if fig is not None:
+        plt.close(fig)
+        show_image(review.exports / "syntheses_overview.png", alt="Overview of every synthesis")
+        written.append(review.exports / "syntheses_overview.png")
+    return written
+
+
+def sensitivity_tables(review: Review, items) -> pd.DataFrame:
+    """Every synthesis with k >= 2: leave-one-out, without secondary-source numbers, without high risk of
+    bias, common- vs random-effects (``reviewkit.synthesis.sensitivity``); empty when none has k >= 2."""
+    from .synthesis import sensitivity
+
+    high = review.high_risk_studies()
+    frames = [sensitivity(s, high).assign(synthesis=s.label()) for s in items if s.k >= 2]
+    if not frames:
+        return pd.DataFrame(columns=["synthesis", "analysis", "k", "estimate", "ci_low", "ci_high", "i2"])
+    out = pd.concat(frames, ignore_index=True)
+    return out[["synthesis", "analysis", "k", "estimate", "ci_low", "ci_high", "i2"]]
 
 
 def claims_table(audit) -> pd.DataFrame:
-    """The claims audit for readers: a mechanism claim (no disorder) and an uncited claim say so."""
-    table = audit.table[["id", "disorder", "quote", "cites", "citation_verdict", "verdict", "reason"]]
-    return table.assign(disorder=table["disorder"].fillna("(mechanism)"), cites=table["cites"].fillna("(none)"))
+    """The claims audit for readers: both verdicts, the certainty and the reasons."""
+    rows = []
+    for a in audit.claims:
+        d = a.as_dict()
+        rows.append({
+            "id": d["id"], "about": ", ".join(d["disorders"]) or "(mechanism)", "quote": d["quote"],
+            "cites": d["cites"] or "(none)",
+            "citation": d["citation_verdict"].replace("_", " "),
+            "cited work about the claim": d["citation_about_claim"],
+            "statement": d["statement_verdict"], "certainty": d["certainty"] or "–",
+            "reason": d["reason"], "citation detail": d["citation_reason"],
+        })
+    return pd.DataFrame(rows)
 
 
 def citation_table(checks) -> pd.DataFrame:
@@ -215,32 +243,26 @@ def included_records(state) -> pd.DataFrame:
     return records[records["record_id"].isin(set(current["record_id"]))].reset_index(drop=True)
 
 
-def key_numbers(counts, analysis, audits: pd.DataFrame | None) -> pd.DataFrame:
-    """The report in a few lines: search yield, screening, included studies, pooled effect, claims
-    (``audits`` None: the project audits no article)."""
-    import math
-
-    from .effects import RATIO_MEASURES
-
+def key_numbers(counts, items, audits: pd.DataFrame | None) -> pd.DataFrame:
+    """The report in a few lines: search yield, screening, included studies, syntheses and their certainty,
+    claims (``audits`` None: the project audits no article)."""
     db, om = counts.databases, counts.other_methods
-    if analysis is None:
-        pooled = ("Pooled effect, all searches", "none: no included study is in the analysis")
-    else:
-        overall = analysis.overall
-        show = math.exp if analysis.measure in RATIO_MEASURES else (lambda v: v)
-        pooled = (f"Pooled {analysis.measure}, all searches (k = {overall.k})",
-                  f"{show(overall.estimate):.2f} (95% CI {show(overall.ci_low):.2f} to {show(overall.ci_high):.2f})")
+    certainty = pd.Series([s.certainty.level for s in items if s.certainty]).value_counts()
     rows = [
         ("Records from the PubMed searches", f"{sum(db.identified.values())}"),
         ("Records from other methods", f"{sum(om.identified.values())}"),
         ("Records screened (title/abstract)", f"{db.records_screened}, {db.records_awaiting} awaiting"),
         ("Reports assessed in full text", f"{db.reports.assessed + om.reports.assessed}"),
         ("Studies included (reports)", f"{counts.studies_included} ({counts.reports_included})"),
-        pooled,
+        ("Syntheses (disorder x outcome x comparison)",
+         f"{len(items)}, {sum(1 for s in items if s.model is not None)} with an effect estimate"),
+        ("Certainty of the syntheses", ", ".join(f"{n} {level}" for level, n in certainty.items()) or "none"),
     ]
     if audits is not None:
-        verdicts = audits["verdict"].value_counts()
-        rows.append(("Article claims audited", f"{len(audits)}: " + ", ".join(f"{n} {v}" for v, n in verdicts.items())))
+        for column, name in (("statement_verdict", "Article claims: statements"),
+                             ("citation_verdict", "Article claims: citations")):
+            verdicts = audits[column].str.replace("_", " ").value_counts()
+            rows.append((name, f"{len(audits)}: " + ", ".join(f"{n} {v}" for v, n in verdicts.items())))
     return pd.DataFrame(rows, columns=["", "value"]).set_index("")
 
 

@@ -61,11 +61,40 @@ class DateLimits:
 
 @dataclass(frozen=True)
 class Analysis:
-    """How the review pools by default (``analysis:`` in the protocol)."""
+    """How the review pools (``analysis:`` in the protocol)."""
 
-    default: str | None = None   # the pre-specified analysis shown when none is named
     method: str = "REML"         # tau^2 estimator
     hksj: bool = False           # Hartung-Knapp-Sidik-Jonkman confidence intervals
+
+
+@dataclass(frozen=True)
+class OutcomeDomain:
+    """An outcome domain the extraction's rows are grouped by (``outcomes:`` in the protocol).
+
+    ``synthesise`` False: rows of the domain are extracted and shown, never pooled (outcomes
+    outside the review question). ``favourable`` says whether more of the domain's event is
+    better (``higher``: abstinence) or worse (``lower``: relapse); syntheses are shown in that
+    direction (an odds ratio of relapse below 1 favours the intervention)."""
+
+    key: str
+    label: str
+    synthesise: bool = True
+    favourable: str = "higher"   # is more of the domain's event better (abstinence) or worse (relapse)?
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A comparison the syntheses are made for, and the comparator types it holds
+    (``comparisons:`` in the protocol). ``kind`` is ``control`` (intervention vs no intervention
+    or a placebo), ``dose`` (more vs less of the intervention) or ``single_arm`` (no comparator)."""
+
+    key: str
+    label: str
+    kind: str
+    comparators: tuple[str, ...]
+
+
+COMPARISON_KINDS = ("control", "dose", "single_arm")
 
 
 @dataclass(frozen=True)
@@ -80,7 +109,17 @@ class Protocol:
     searches: dict[str, Search]
     screening_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
     analysis: Analysis = field(default_factory=Analysis)
+    outcomes: dict[str, OutcomeDomain] = field(default_factory=dict)
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
     sha256: str = ""
+
+    def comparison_of(self, comparator_type: str) -> Comparison | None:
+        """The comparison a comparator type belongs to (None: a comparator no synthesis takes)."""
+        return next((c for c in self.comparisons.values() if comparator_type in c.comparators), None)
+
+    @property
+    def comparator_types(self) -> tuple[str, ...]:
+        return tuple(t for c in self.comparisons.values() for t in c.comparators)
 
     @property
     def intervention_label(self) -> str:
@@ -124,7 +163,7 @@ def load_protocol(path: str | Path) -> Protocol:
         raise ProtocolError(str(exc)) from None
     v = _Validator(path)
     root = v.mapping(raw, "(top level)", required={"review", "database", "intervention", "searches"},
-                     optional={"dates", "screening", "analysis"})
+                     optional={"dates", "screening", "analysis", "outcomes", "comparisons"})
     review = v.mapping(root["review"], "review", required={"title", "question"}, optional={"eligibility"})
     title, question = v.text(review["title"], "review.title"), v.text(review["question"], "review.question")
     eligibility = v.mapping(review.get("eligibility") or {}, "review.eligibility",
@@ -151,6 +190,8 @@ def load_protocol(path: str | Path) -> Protocol:
         if name in screening_raw
     }
     analysis = v.analysis(root.get("analysis") or {})
+    outcomes = v.outcomes(root.get("outcomes") or {})
+    comparisons = v.comparisons(root.get("comparisons") or {})
     return Protocol(
         path=path,
         title=title,
@@ -162,6 +203,8 @@ def load_protocol(path: str | Path) -> Protocol:
         searches=searches,
         screening_reasons=reasons,
         analysis=analysis,
+        outcomes=outcomes,
+        comparisons=comparisons,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
     )
 
@@ -222,18 +265,56 @@ class _Validator:
         label = self.text(body["label"], f"{name}.label") if "label" in body else ""
         return TermBlock(self.terms(body["mesh"], f"{name}.mesh"), self.terms(body["text"], f"{name}.text"), label)
 
+    def key(self, key: Any, name: str) -> str:
+        if isinstance(key, str) and _PLACEHOLDER.match(key):
+            raise self.fail(name, f"still holds the template's placeholder key {_short(key)}: replace it with your own")
+        if not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+            raise self.fail(name, f"has the key {_short(str(key))}; keys are lower-case letters, digits or _")
+        return key
+
+    def outcomes(self, raw: Any) -> dict[str, OutcomeDomain]:
+        body = self.mapping(raw, "outcomes")
+        out = {}
+        for key, spec in body.items():
+            self.key(key, "outcomes")
+            spec = self.mapping(spec, f"outcomes.{key}", required={"label"}, optional={"synthesise", "favourable"})
+            synthesise = spec.get("synthesise", True)
+            if not isinstance(synthesise, bool):
+                raise self.fail(f"outcomes.{key}.synthesise", "must be true or false")
+            favourable = spec.get("favourable", "higher")
+            if favourable not in ("higher", "lower"):
+                raise self.fail(f"outcomes.{key}.favourable", "must be higher or lower")
+            out[key] = OutcomeDomain(key, self.text(spec["label"], f"outcomes.{key}.label"), synthesise, favourable)
+        return out
+
+    def comparisons(self, raw: Any) -> dict[str, Comparison]:
+        body = self.mapping(raw, "comparisons")
+        out: dict[str, Comparison] = {}
+        seen: dict[str, str] = {}
+        for key, spec in body.items():
+            self.key(key, "comparisons")
+            spec = self.mapping(spec, f"comparisons.{key}", required={"label", "kind", "comparators"})
+            if spec["kind"] not in COMPARISON_KINDS:
+                raise self.fail(f"comparisons.{key}.kind", f"must be one of {', '.join(COMPARISON_KINDS)}")
+            comparators = self.strings(spec["comparators"], f"comparisons.{key}.comparators")
+            for c in comparators:
+                if c in seen:
+                    raise self.fail(f"comparisons.{key}.comparators", f"lists {_short(c)}, which comparisons."
+                                                                      f"{seen[c]} already holds")
+                seen[c] = key
+            out[key] = Comparison(key, self.text(spec["label"], f"comparisons.{key}.label"), spec["kind"],
+                                  comparators)
+        return out
+
     def analysis(self, raw: Any) -> Analysis:
-        body = self.mapping(raw, "analysis", optional={"default", "method", "hksj"})
-        default = body.get("default")
-        if default is not None and (not isinstance(default, str) or not default.strip()):
-            raise self.fail("analysis.default", "must be the name of an analysis")
+        body = self.mapping(raw, "analysis", optional={"method", "hksj"})
         method = body.get("method", "REML")
         if method not in METHODS:
             raise self.fail("analysis.method", f"must be one of {', '.join(METHODS)} (got {_short(str(method))})")
         hksj = body.get("hksj", False)
         if not isinstance(hksj, bool):
             raise self.fail("analysis.hksj", f"must be true or false (got {_short(str(hksj))})")
-        return Analysis(default.strip() if default else None, method, hksj)
+        return Analysis(method, hksj)
 
     def dates(self, raw: dict) -> DateLimits:
         datetype = str(raw.get("datetype", "pdat"))

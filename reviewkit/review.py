@@ -26,16 +26,17 @@ if TYPE_CHECKING:
 
     from .audit import ArticleAudit
     from .entrez import Credentials, SearchResult
-    from .meta import SubgroupAnalysis
     from .prisma import PrismaReport
     from .screening_state import ScreeningState
     from .snapshot import Snapshot
+    from .synthesis import Synthesis
 
 log = logging.getLogger(__name__)
 
 LIVE_NOTE = "PubMed searches run live by reviewkit."
 EXTRACTION_FILE = "outcomes.csv"
 STUDIES_FILE = "studies.csv"
+RISK_OF_BIAS_FILE = "risk_of_bias.csv"
 
 
 class Review:
@@ -75,6 +76,7 @@ class Review:
         self.credentials = credentials
         self.progress = progress
         self._searched: list[SearchResult] | None = None
+        self._syntheses: dict[tuple[str, bool], list[Synthesis]] = {}
 
     def __repr__(self) -> str:
         return (f"Review({self.project.root.name!r}, {'live' if self.live else 'offline'}, "
@@ -178,41 +180,57 @@ class Review:
     def studies_file(self) -> Path:
         return self.project.path("extraction") / STUDIES_FILE
 
+    @property
+    def risk_of_bias_file(self) -> Path:
+        return self.project.path("extraction") / RISK_OF_BIAS_FILE
+
+    @cached_property
+    def studies(self) -> pd.DataFrame:
+        """The table of included studies (design, participants, population)."""
+        from .evidence import load_studies
+
+        return load_studies(self.studies_file)
+
     @cached_property
     def extraction(self) -> pd.DataFrame:
         from .extraction import load_extraction
 
-        return load_extraction(self.extraction_file, self.protocol)
+        return load_extraction(self.extraction_file, self.protocol, self.studies)
 
     @cached_property
     def included(self) -> pd.DataFrame:
-        """The reports included at full text, with their study's design and extraction rows."""
-        from .evidence import included_from_screening, load_studies
+        """The reports included at full text, with their study's design and size."""
+        from .evidence import included_from_screening
 
-        return included_from_screening(self.state, load_studies(self.studies_file), self.extraction)
+        return included_from_screening(self.state, self.studies)
 
-    def analysis(self, name: str | None = None, method: str | None = None,
-                 hksj: bool | None = None) -> SubgroupAnalysis | None:
-        """The pre-specified analysis ``name`` (default: the protocol's) of the included studies, by search;
-        None when there is nothing to pool: no analysis named, nothing extracted yet, or no included
-        study with a row in it."""
-        from .evidence import pool_analysis
+    def syntheses(self, method: str | None = None, hksj: bool | None = None) -> list[Synthesis]:
+        """Every synthesis (disorder x outcome domain x comparison) of the included studies, with its
+        GRADE certainty; ``method`` and ``hksj`` default to the protocol's."""
+        from .grade import assess
+        from .synthesis import syntheses, with_certainty
 
-        name = self.analysis_name(name)
-        if name is None or self.extraction.empty:
-            return None
-        return pool_analysis(self.extraction, name, self.method(method), self.hksj(hksj),
-                             included=self.included, disorders=tuple(self.protocol.searches))
+        key = (method or self.protocol.analysis.method, self.protocol.analysis.hksj if hksj is None else bool(hksj))
+        if key not in self._syntheses:
+            items = syntheses(self.extraction, self.included, self.studies, self.protocol, method=key[0],
+                              hksj=key[1])
+            rob = self.risk_of_bias_judge()
+            self._syntheses[key] = with_certainty(items, lambda s: assess(s, rob))
+        return self._syntheses[key]
 
-    def analysis_name(self, name: str | None = None) -> str | None:
-        """The analysis named, else the protocol's ``analysis.default`` (None when it sets none)."""
-        return name or self.protocol.analysis.default
+    def risk_of_bias_judge(self):
+        """``(study_id, outcome_domain) -> overall judgement`` from the project's risk-of-bias table
+        (None when the project has none: every study is then "no information")."""
+        return None
 
-    def method(self, method: str | None = None) -> str:
-        return method or self.protocol.analysis.method
+    def high_risk_studies(self) -> set[str]:
+        """Study ids judged at high risk of bias overall (RoB 2 high; ROBINS-I serious or critical)."""
+        from .grade import HIGH_RISK
 
-    def hksj(self, hksj: bool | None = None) -> bool:
-        return self.protocol.analysis.hksj if hksj is None else bool(hksj)
+        judge = self.risk_of_bias_judge()
+        if judge is None:
+            return set()
+        return {sid for sid in self.studies["study_id"] if (judge(sid, None) or "") in HIGH_RISK}
 
     # -- audit ------------------------------------------------------------------
     @property
@@ -230,14 +248,12 @@ class Review:
 
         return candidate_source(self.snapshot, live=self.live)
 
-    def audit(self, analysis: str | None = None, method: str | None = None,
-              hksj: bool | None = None) -> ArticleAudit:
-        """The article's references checked and its claims weighed against this review's evidence."""
+    def audit(self, method: str | None = None, hksj: bool | None = None) -> ArticleAudit:
+        """The article's references checked and each claim judged on its citation and on the syntheses."""
         from .audit import audit_article
 
         if not self.has_article:
             raise ReviewkitError(f"this project has no article to audit: {self.project.relative(self.article_dir)} "
                                  "needs claims.yml and references.txt")
         return audit_article(self.article_dir, self.protocol, self.citation_source(), self.included,
-                             self.extraction, analysis=self.analysis_name(analysis), method=self.method(method),
-                             hksj=self.hksj(hksj))
+                             self.syntheses(method, hksj))

@@ -1,211 +1,188 @@
-"""Claims against evidence: the verdict rules, the evidence built from the screening decisions and the
-meta-analysis (reviewkit.evidence), and the audit end to end offline on the bundled sample."""
+"""Claims against evidence: two verdicts (the citation, the statement), the rules of each, the claims file,
+the included studies, and the audit end to end on the bundled sample."""
 
 import csv
 import json
-import math
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
+from reviewkit.audit import labels_of
 from reviewkit.citations import LocalRecords, check_reference
-from reviewkit.claims import audit_claims, load_claims, summarize_evidence
+from reviewkit.claims import audit_claims, judge_statement, load_claims, overall_certainty, studies_text
 from reviewkit.cli import main
 from reviewkit.errors import ReviewkitError
-from reviewkit.evidence import PooledEffect, included_from_screening, load_studies, pool_analysis, pooled_effects
-from reviewkit.extraction import load_extraction
+from reviewkit.evidence import included_from_screening, load_studies
+from reviewkit.grade import Certainty
 from reviewkit.references import parse_lines, read_references
 
-from helpers import EXTRACTION, PROTOCOL, ROOT, STUDIES
+from helpers import PROTOCOL, ROOT, STUDIES
+from helpers import made_up_synthesis as synthesis
 
-LABELS = PROTOCOL.labels
-KEYS = tuple(PROTOCOL.searches)
-
-
-def pooled_from_extraction(table, pool_group="abstinence", method="REML", included=None):
-    return pooled_effects(pool_analysis(table, pool_group, method, False, disorders=KEYS, included=included),
-                          label=pool_group, intervention="ketamine")
-
+LABELS = labels_of(PROTOCOL)
 TRIAL = {"record_id": "PMID:1", "pmid": "1", "doi": None, "title": "Ketamine for drinking: a randomized trial",
          "authors": ["Smith J", "Jones K"], "journal": "Addiction", "journal_iso": None, "year": 2019,
          "volume": "10", "issue": "1", "pages": "1-10"}
 CITED = "Smith, J., et al. (2019). “Ketamine for drinking: a randomized trial.” Addiction, 10(1), 1-10."
 
 
-def make_claims(tmp_path, cites="Smith 2019", **asserts):
-    body = {"claims": [{"id": "X1", "section": "AUD", "disorder": "aud", "quote": "Smith found it worked.",
-                        "cites": cites, "asserts": {"design": "randomized controlled trial",
-                                                           "significance": "significant", **asserts}}]}
+def claim_item(**fields):
+    asserts = {"design": "randomized controlled trial", "significance": "not stated", "strength": "modest",
+               **fields.pop("asserts", {})}
+    return {"id": "X1", "section": "AUD", "kind": "effect", "disorders": ["aud"], "outcome_domains": ["abstinence"],
+            "comparison": "control", "quote": "Smith found it worked.", "cites": "Smith 2019", "asserts": asserts,
+            **fields}
+
+
+def write_claims(tmp_path, *items):
     path = tmp_path / "claims.yml"
-    path.write_text(json.dumps(body), encoding="utf-8")  # JSON is YAML
+    path.write_text(json.dumps({"claims": list(items) or [claim_item()]}), encoding="utf-8")  # JSON is YAML
     return path
 
 
-def run(tmp_path, included, pooled=None, reference=CITED, records=(TRIAL,), cites="Smith 2019", **asserts):
-    refs = parse_lines(reference)
-    claims = load_claims(make_claims(tmp_path, cites, **asserts), refs, LABELS)
-    checks = {r: check_reference(r, LocalRecords(pd.DataFrame(list(records)))) for r in refs}
-    return audit_claims(claims, checks, included, pooled, LABELS, "ketamine")[0]
+def claims(tmp_path, **fields):
+    return load_claims(write_claims(tmp_path, claim_item(**fields)), parse_lines(CITED), PROTOCOL)
+
+
+def certain(level):
+    return Certainty("high", level, ())
+
+
+def verdict(tmp_path, found, **fields):
+    return judge_statement(claims(tmp_path, **fields)[0], found, LABELS)
+
+
+BENEFIT = synthesis([0.7, 0.9], [0.05, 0.05], certainty=certain("moderate"))
+NULL = synthesis([0.1, -0.1], [0.2, 0.2], certainty=certain("low"))
+HARM = synthesis([-0.8, -0.9], [0.05, 0.05], certainty=certain("moderate"))
+
+
+def test_supported_when_every_matching_synthesis_shows_a_benefit(tmp_path):
+    got = verdict(tmp_path, [BENEFIT])
+    assert got[0] == "supported" and got[1] == "moderate"
+    assert got[2].startswith("alcohol use disorder, abstinence, Ketamine vs control: OR 2.23")
+
+
+@pytest.mark.parametrize("found, expected", [
+    ([NULL], "not supported"),
+    ([HARM], "contradicted"),
+    ([HARM, NULL], "contradicted"),
+    ([BENEFIT, NULL], "partly supported"),
+])
+def test_statement_rules(tmp_path, found, expected):
+    assert verdict(tmp_path, found)[0] == expected
+
+
+def test_a_strong_claim_on_low_certainty_evidence_is_only_partly_supported(tmp_path):
+    weak = synthesis([0.7, 0.9], [0.05, 0.05], certainty=certain("low"))
+    got = verdict(tmp_path, [weak], asserts={"strength": "strong"})
+    assert got[:2] == ("partly supported", "low") and "cannot bear a claim worded this strongly" in got[2]
+    assert verdict(tmp_path, [weak])[0] == "supported"  # the same evidence bears a modest claim
+
+
+def test_directions_without_estimates_never_fully_support(tmp_path):
+    words = synthesis([], [], narrative=[("Doe 2001", "favours intervention")], certainty=certain("very low"))
+    got = verdict(tmp_path, [words])
+    assert got[0] == "partly supported" and "give no effect estimate" in got[2]
+    mixed = synthesis([], [], narrative=[("Doe 2001", "favours intervention"), ("Roe 2002", "no difference")])
+    assert verdict(tmp_path, [mixed])[0] == "not supported"
+
+
+def test_other_outcomes_and_comparisons_never_count(tmp_path):
+    craving = synthesis([0.7, 0.9], [0.05, 0.05], domain="craving", certainty=certain("high"))
+    dose = synthesis([0.7, 0.9], [0.05, 0.05], comparison="dose", certainty=certain("high"))
+    other_disorder = synthesis([0.7, 0.9], [0.05, 0.05], disorder="oud", certainty=certain("high"))
+    got = verdict(tmp_path, [craving, dose, other_disorder])
+    assert got[:2] == ("no eligible evidence", None)
+    assert got[2].startswith("no included study reports abstinence in alcohol use disorder, Ketamine vs control")
+    assert "evidence only on: abstinence (More vs less ketamine" in got[2] and "craving (Ketamine vs control)" in got[2]
+
+
+def test_a_claim_about_outcomes_the_evidence_lacks_says_so(tmp_path):
+    got = verdict(tmp_path, [BENEFIT], outcome_domains=["abstinence", "craving"])
+    assert got[0] == "partly supported" and got[2].endswith("no included study reports craving for this comparison")
+
+
+def test_mechanism_claims_are_outside_the_question(tmp_path):
+    got = verdict(tmp_path, [BENEFIT], kind="mechanism", disorders=[], outcome_domains=[], comparison=None)
+    assert got[:2] == ("no eligible evidence", None) and "mechanism" in got[2]
+
+
+def test_overall_certainty_follows_grade_across_outcomes():
+    hi, lo = certain("moderate"), certain("very low")
+    items = [synthesis([0.5], [0.1], certainty=hi), synthesis([0.5], [0.1], certainty=lo)]
+    assert overall_certainty(items, same_direction=True) == "moderate"
+    assert overall_certainty(items, same_direction=False) == "very low"
+    assert overall_certainty([synthesis([0.5], [0.1])], same_direction=True) is None
 
 
 def included(*rows):
-    return pd.DataFrame([{"record_id": "PMID:1", "disorder": "aud", "design": "rct", "n": 40, "pmid": "1",
-                          "doi": None, "title": TRIAL["title"], **r} for r in rows],
-                        columns=["record_id", "study_id", "disorder", "design", "n", "pmid", "doi", "title"])
+    return pd.DataFrame([{"record_id": "PMID:1", "study_id": "PMID:1", "disorder": "aud", "design": "rct", "n": 40,
+                          "pmid": "1", "doi": None, "title": TRIAL["title"], **r} for r in rows])
 
 
-# Direction is harmonised (reviewkit.effects): a ratio above 1 favours ketamine.
-BENEFIT = {"aud": PooledEffect("OR", 2.0, 1.2, 3.4, 3, "intervention", "abstinence", "REML", "ketamine")}
-NULL = {"aud": PooledEffect("OR", 1.25, 0.48, 3.23, 2, "neither", "abstinence", "REML", "ketamine")}
+def audit(tmp_path, inc, found=(BENEFIT,), reference=CITED, records=(TRIAL,), **fields):
+    refs = parse_lines(reference)
+    loaded = load_claims(write_claims(tmp_path, claim_item(**fields)), refs, PROTOCOL)
+    checks = {r: check_reference(r, LocalRecords(pd.DataFrame(list(records)))) for r in refs}
+    return audit_claims(loaded, checks, inc, list(found), LABELS, "ketamine")[0]
 
 
-def test_supported_when_the_cited_trial_is_real_and_the_pooled_effect_agrees(tmp_path):
-    audit = run(tmp_path, included({}), BENEFIT)
-    assert audit.verdict == "supported"
-    assert "1 human study: 1 RCT" in audit.reason and "40 randomized participants" in audit.reason
-    assert "pooled abstinence OR 2.00 (95% CI 1.20 to 3.40; k=3, REML): favours ketamine" in audit.reason
+def test_the_two_verdicts_are_judged_apart(tmp_path):
+    fabricated = audit(tmp_path, included({}), records=({**TRIAL, "title": "Rats and alcohol", "authors": ["Doe A"]},))
+    assert fabricated.citation.verdict == "not_found" and fabricated.citation_about_claim == "not assessable"
+    assert fabricated.statement_verdict == "supported"  # a fabricated citation does not make the statement false
+    real = audit(tmp_path, included({}), found=[NULL])
+    assert real.citation.verdict == "verified" and real.citation_about_claim == "yes"
+    assert real.statement_verdict == "not supported"  # nor does a real one make it true
 
 
-def test_overstated_when_significance_is_claimed_but_the_pooled_ci_includes_no_effect(tmp_path):
-    audit = run(tmp_path, included({}), NULL)
-    assert audit.verdict == "overstated"
-    assert "claims a significant effect, but the pooled abstinence OR's CI includes 1" in audit.reason
-    assert "pooled abstinence OR 1.25 (95% CI 0.48 to 3.23; k=2, REML): CI includes 1, no difference" in audit.reason
+def test_citation_is_about_the_claim_only_when_it_is_an_included_study_of_its_disorder(tmp_path):
+    ok = audit(tmp_path, included({}))
+    assert ok.citation_reason.endswith("an included RCT of alcohol use disorder")
+    series = audit(tmp_path, included({"design": "case_series"}))
+    assert series.citation_about_claim == "yes" and "but not the RCT the claim says" in series.citation_reason
+    elsewhere = audit(tmp_path, included({"disorder": "oud"}))
+    assert elsewhere.citation_about_claim == "no"
+    assert "not an included study of ketamine for alcohol use disorder" in elsewhere.citation_reason
+    errors = audit(tmp_path, included({}), reference=CITED.replace("10(1)", "11(1)"))
+    assert errors.citation.verdict == "exists_with_errors" and "with errors in volume" in errors.citation_reason
+    uncited = audit(tmp_path, included({}), cites=None)
+    assert uncited.citation is None and uncited.as_dict()["citation_verdict"] == "no reference cited"
 
 
-def test_a_pooled_effect_favouring_ketamine_does_not_rescue_a_claim_without_controlled_studies(tmp_path):
-    audit = run(tmp_path, included({"design": "case_series"}), BENEFIT, design="study")
-    assert audit.verdict == "overstated" and "claims a significant effect, but no controlled study" in audit.reason
+def test_studies_are_counted_once_with_randomized_participants():
+    rows = included({}, {"record_id": "PMID:2", "pmid": "2"},  # a second report of study PMID:1
+                    {"record_id": "PMID:3", "study_id": "PMID:3", "pmid": "3", "n": None},
+                    {"record_id": "PMID:4", "study_id": "PMID:4", "pmid": "4", "design": "case_report", "n": 1})
+    assert studies_text(rows, "aud") == ("3 included studies (4 reports): 2 RCT, 1 case report; 40 randomized "
+                                         "participants (1 randomized study without a reported n)")
+    assert studies_text(rows, "gambling") == "no included study"
 
 
-@pytest.mark.parametrize("pooled, rows, verdict, words", [
-    (BENEFIT, [{}], "supported", "favours ketamine"),
-    (None, [{}], "partly supported", "controlled studies but no pooled effect in ketamine's favour"),
-    (NULL, [{}], "overstated", "claims a benefit, but the pooled abstinence OR's CI includes 1"),
-    (None, [{"design": "case_report"}], "overstated", "claims a benefit, but no controlled study"),
+@pytest.mark.parametrize("change, message", [
+    ({"cites": "Nobody 1999"}, r"claim X1: cites 'Nobody 1999', which matches 0 references"),
+    ({"disorders": ["cannabis"]}, r"claim X1: unknown disorders cannabis \(the protocol's searches: aud, oud"),
+    ({"outcome_domains": ["mood"]}, r"claim X1: unknown outcome_domains mood \(the protocol's outcomes: abstinence"),
+    ({"comparison": "sham"}, r"claim X1: comparison 'sham' is not one of control, dose, single_arm"),
+    ({"comparison": None}, r"claim X1: an effect claim needs disorders, outcome_domains and a comparison"),
+    ({"kind": "hope"}, r"claim X1: kind must be one of effect, mechanism"),
+    ({"quote": "word " * 26}, r"claim X1: quote has 26 words \(at most 25\)"),
+    ({"asserts": {"12-week follow-up": None}}, r"claim X1: unknown asserts 12-week follow-up"),
+    ({"asserts": {"strength": "huge"}}, r"claim X1: asserts.strength must be one of strong, modest"),
 ])
-def test_uncited_claims_are_judged_on_the_pooled_effect(tmp_path, pooled, rows, verdict, words):
-    audit = run(tmp_path, included(*rows), pooled, cites=None)
-    assert audit.citation is None and audit.verdict == verdict and words in audit.reason
-
-
-def test_overstated_when_the_cited_study_is_not_an_rct(tmp_path):
-    audit = run(tmp_path, included({"design": "case_series"}))
-    assert audit.verdict == "overstated" and "case series, not an RCT" in audit.reason
-
-
-def test_partly_supported_when_the_citation_has_errors(tmp_path):
-    audit = run(tmp_path, included({}), BENEFIT, reference=CITED.replace("10(1)", "11(1)"))
-    assert audit.citation.verdict == "exists_with_errors" and audit.verdict == "partly supported"
-    assert "errors in volume" in audit.reason
-
-
-def test_unsupported_when_the_cited_study_does_not_exist(tmp_path):
-    audit = run(tmp_path, included({}), BENEFIT, records=({**TRIAL, "title": "Rats and alcohol", "authors": ["Doe A"]},))
-    assert audit.citation.verdict == "not_found" and audit.verdict == "unsupported"
-    assert audit.reason.startswith("cited Smith 2019 not found in the local records")
-
-
-def test_no_evidence_when_the_disorder_has_no_human_study(tmp_path):
-    audit = run(tmp_path, included({"disorder": "oud"}))
-    assert audit.verdict == "no evidence" and "no human study of ketamine for alcohol use disorder" in audit.reason
-
-
-def test_evidence_counts_studies_by_design_and_randomized_participants():
-    ev = summarize_evidence(included({}, {"record_id": "PMID:2", "pmid": "2", "n": None},
-                                      {"record_id": "PMID:3", "pmid": "3", "design": "case_report", "n": 1}),
-                            None, LABELS)["aud"]
-    assert ev.by_design == (("rct", 2), ("case_report", 1))
-    assert (ev.studies, ev.reports, ev.controlled, ev.randomized_participants, ev.randomized_without_n) == \
-        (3, 3, 2, 40, 1)
-    assert "no controlled study found" in summarize_evidence(included({"design": "case_report"}), None, LABELS)["aud"].text()
-
-
-def test_a_study_reported_twice_counts_once_with_its_main_reports_design():
-    # PMID:2 re-analyses PMID:1's participants (its study_id points there) and has its own design label.
-    rows = included({"study_id": "PMID:1", "n": 40},
-                    {"record_id": "PMID:2", "study_id": "PMID:1", "pmid": "2", "design": "crossover_rct", "n": 40},
-                    {"record_id": "PMID:3", "study_id": "PMID:3", "pmid": "3", "n": 20})
-    ev = summarize_evidence(rows, None, LABELS)["aud"]
-    assert (ev.studies, ev.reports, ev.randomized_participants, ev.randomized_without_n) == (2, 3, 60, 0)
-    assert ev.by_design == (("rct", 2),)
-    assert ev.text().startswith("2 human studies (3 reports): 2 RCT; 60 randomized participants")
-
-
-def test_claims_file_errors_name_the_claim(tmp_path):
-    path = tmp_path / "claims.yml"
-    path.write_text(json.dumps({"claims": [{"id": "Z9", "section": "s", "quote": "q", "cites": "Nobody 1999",
-                                            "asserts": {"design": "study"}}]}), encoding="utf-8")
-    with pytest.raises(ReviewkitError, match=r"claim Z9: cites 'Nobody 1999', which matches 0 references"):
-        load_claims(path, parse_lines(CITED), LABELS)
-
-
-def test_a_claims_disorders_and_their_names_are_the_protocols_searches(tmp_path):
-    from reviewkit.text import in_sentence
-
-    path = make_claims(tmp_path)
-    path.write_text(path.read_text(encoding="utf-8").replace('"aud"', '"cannabis"'), encoding="utf-8")
-    with pytest.raises(ReviewkitError, match=r"claim X1: unknown disorder 'cannabis' \(the protocol's searches: "
-                                             r"aud, oud, cocaine, gambling\)"):
-        load_claims(path, parse_lines(CITED), LABELS)
-    labels = {"cannabis": "Cannabis use disorder"}
-    claims = load_claims(path, parse_lines(CITED), labels)
-    audit = audit_claims(claims, {}, included(), None, labels, "ketamine")[0]
-    assert audit.verdict == "no evidence"
-    assert "no human study of ketamine for cannabis use disorder in this review's evidence" in audit.reason
-    assert [in_sentence(x) for x in ("Alcohol use disorder", "HIV-related drug use", "A")] == \
-        ["alcohol use disorder", "HIV-related drug use", "a"]
+def test_claims_file_errors_name_the_claim(tmp_path, change, message):
+    with pytest.raises(ReviewkitError, match=message):
+        claims(tmp_path, **change)
 
 
 def test_article_claims_resolve_and_quotes_are_short():
-    claims = load_claims(ROOT / "data/article/claims.yml", read_references(ROOT / "data/article/references.txt"), LABELS)
-    assert len(claims) == 11 and all(len(c.quote.split()) <= 25 for c in claims)
-    assert {c.reference.first_author for c in claims if c.reference} >= {"Krupitsky E", "Berman RM", "Holze F"}
-
-
-def _or_and_variance(a, n1, c, n2):
-    """log OR of a 2x2 table and its variance (Woolf), by hand."""
-    return math.log(a * (n2 - c) / ((n1 - a) * c)), 1 / a + 1 / (n1 - a) + 1 / c + 1 / (n2 - c)
-
-
-def test_pooled_from_extraction_on_the_sample_equals_a_hand_computation():
-    pooled = pooled_from_extraction(load_extraction(EXTRACTION, PROTOCOL), "abstinence", "REML")
-    assert set(pooled) == {"aud", "cocaine"}  # no OUD or gambling row enters the abstinence analysis
-    # AUD: Dakwar 2020 (14/17 vs 15/23) and Grabski 2022 (relapse OR 0.80, 0.31 to 2.10, inverted to no relapse).
-    y1, v1 = _or_and_variance(14, 17, 15, 23)
-    y2, v2 = -math.log(0.80), ((math.log(2.10) - math.log(0.31)) / (2 * 1.959964)) ** 2
-    y, v = [y1, y2], [v1, v2]
-    w = [1 / x for x in v]
-    mu = sum(wi * yi for wi, yi in zip(w, y)) / sum(w)
-    # The REML score at tau^2 = 0 is <= 0 here, so tau^2 = 0 and REML is the inverse-variance common effect.
-    assert sum(wi**2 * (yi - mu) ** 2 for wi, yi in zip(w, y)) - (sum(w) - sum(wi**2 for wi in w) / sum(w)) <= 0
-    se = math.sqrt(1 / sum(w))
-    aud = pooled["aud"]
-    assert (aud.measure, aud.k, aud.analysis, aud.method) == ("OR", 2, "abstinence", "REML")
-    assert aud.estimate == pytest.approx(math.exp(mu))
-    assert (aud.ci_low, aud.ci_high) == pytest.approx((math.exp(mu - 1.959964 * se), math.exp(mu + 1.959964 * se)),
-                                                      rel=1e-6)
-    assert aud.favours == "neither" and aud.ci_low < 1 < aud.ci_high
-    assert f"{aud.estimate:.2f} {aud.ci_low:.2f} {aud.ci_high:.2f}" == "1.52 0.68 3.42"  # docs/meta-analysis.md
-    # Cocaine: Dakwar 2019 alone (13/27 vs 3/28), the study's own z-based CI.
-    y, v = _or_and_variance(13, 27, 3, 28)
-    cocaine = pooled["cocaine"]
-    assert cocaine.k == 1 and cocaine.favours == "intervention"
-    assert (cocaine.estimate, cocaine.ci_low, cocaine.ci_high) == pytest.approx(
-        (math.exp(y), math.exp(y - 1.959964 * math.sqrt(v)), math.exp(y + 1.959964 * math.sqrt(v))), rel=1e-6)
-
-
-def test_pooled_effects_are_harmonised_so_that_above_one_favours_ketamine():
-    table = load_extraction(EXTRACTION, PROTOCOL)
-    # A relapse OR of 0.5 (0.3 to 0.5^2/0.3, symmetric on the log scale): fewer relapses on ketamine,
-    # i.e. a no-relapse OR of 2.0 (1.2 to 3.33).
-    rows = table[table["row_id"] == "grabski2022-relapse"].assign(estimate=0.5, ci_low=0.3, ci_high=0.25 / 0.3)
-    aud = pooled_from_extraction(rows)["aud"]
-    assert (aud.estimate, aud.ci_low, aud.ci_high) == pytest.approx((2.0, 1.2, 1 / 0.3), rel=1e-5)
-    assert aud.favours == "intervention" and aud.text().endswith("favours ketamine")
-    worse = pooled_from_extraction(rows.assign(estimate=2.0, ci_low=1.2, ci_high=4 / 1.2))["aud"]
-    assert worse.favours == "control" and worse.estimate == pytest.approx(0.5)
+    loaded = load_claims(ROOT / "data/article/claims.yml", read_references(ROOT / "data/article/references.txt"),
+                         PROTOCOL)
+    assert len(loaded) == 11 and all(len(c.quote.split()) <= 25 for c in loaded)
+    assert {c.reference.first_author for c in loaded if c.reference} >= {"Krupitsky E", "Berman RM", "Holze F"}
+    assert {c.id for c in loaded if c.kind == "mechanism"} == {"C01", "C09", "C10"}
 
 
 def _screening(reports, records):
@@ -220,106 +197,83 @@ def _record(**fields):
             "year": 2001, "journal": "Journal of Tests", "searches": ["oud"], **fields}
 
 
-def test_included_from_screening_joins_design_by_study_and_n_by_author_year_journal(tmp_path):
-    studies = pd.DataFrame([{"study_id": "CIT:x", "study": "Doe 2001", "design": "rct", "source": "test"}])
-    extraction = load_extraction(EXTRACTION, PROTOCOL).head(1).assign(
-        study="Doe 2001", pmid=None, doi=None, journal="Journal of tests", n_t=12, n_c=10, row_id="doe-1")
+def test_included_from_screening_takes_design_and_size_from_the_studies_table():
+    studies = pd.DataFrame([{"study_id": "CIT:x", "study": "Doe 2001", "design": "rct", "n_randomized": 22,
+                             "n_enrolled": None, "n_analysed": 20, "population": "p", "source": "test"}])
     state = _screening([{"record_id": "CIT:x"}, {"record_id": "CIT:y", "final": "exclude"},
                         {"record_id": "CIT:z", "study_id": "CIT:x"}],
                        [_record(), _record(record_id="CIT:y", title="Other"),
                         _record(record_id="CIT:z", title="A later report", year=2004)])
-    rows = included_from_screening(state, studies, extraction).set_index("record_id")
+    rows = included_from_screening(state, studies).set_index("record_id")
     assert list(rows.index) == ["CIT:x", "CIT:z"]
     row = rows.loc["CIT:x"]
     assert (row["study_id"], row["disorder"], row["design"], row["n"]) == ("CIT:x", "oud", "rct", 22)
-    assert row["design_from"] == "studies table, CIT:x" and row["n_from"] == "extraction by author-year-journal: doe-1"
-    # A second report of the study takes the study's design; a study without a row in the table has none.
+    assert row["design_from"] == "studies table, CIT:x"
     assert rows.loc["CIT:z", "design"] == "rct" and rows.loc["CIT:z", "study_id"] == "CIT:x"
-    assert included_from_screening(state, studies.iloc[0:0], extraction)["design"].isna().all()
+    assert included_from_screening(state, studies.iloc[0:0])["design"].isna().all()  # never guessed
 
 
 def test_the_studies_table_is_checked(tmp_path):
     path = tmp_path / "studies.csv"
-    path.write_text("study_id,study,design,source\nPMID:1,Doe 2001,rct,x\nPMID:1,Doe 2001,rct,x\n", encoding="utf-8")
+    head = "study_id,study,design,n_randomized,n_enrolled,n_analysed,population,source\n"
+    path.write_text(head + "PMID:1,Doe 2001,rct,,,,p,x\nPMID:1,Doe 2001,rct,,,,p,x\n", encoding="utf-8")
     with pytest.raises(ReviewkitError, match="study_id 'PMID:1' appears more than once"):
         load_studies(path)
-    path.write_text("study_id,study,design,source\nPMID:1,Doe 2001,trial,x\n", encoding="utf-8")
+    path.write_text(head + "PMID:1,Doe 2001,trial,,,,p,x\n", encoding="utf-8")
     with pytest.raises(ReviewkitError, match=r"studies.csv, row 2, column 'design': 'trial' is not one of rct"):
         load_studies(path)
+    path.write_text(head + "PMID:1,Doe 2001,rct,forty,,,p,x\n", encoding="utf-8")
+    with pytest.raises(ReviewkitError, match=r"column 'n_randomized': 'forty' is not a whole number"):
+        load_studies(path)
     assert load_studies(tmp_path / "absent.csv").empty
-
-
-def _sheet_rows():
-    with open(ROOT / "data/screening/sample/full_text.csv", encoding="utf-8", newline="") as f:
-        return [r for r in csv.DictReader(f) if r["status"] == "" and r["final"] == "include"]
 
 
 def test_included_from_screening_on_the_sample_counts_each_study_once():
     from reviewkit.screening_state import build_state
 
     state = build_state(ROOT / "data/snapshots/sample", ROOT / "data/screening/sample", PROTOCOL)
-    inc = included_from_screening(state, load_studies(STUDIES), load_extraction(EXTRACTION, PROTOCOL))
-    sheet = _sheet_rows()
+    inc = included_from_screening(state, load_studies(STUDIES))
+    with open(ROOT / "data/screening/sample/full_text.csv", encoding="utf-8", newline="") as f:
+        sheet = [r for r in csv.DictReader(f) if r["status"] == "" and r["final"] == "include"]
     assert set(inc["record_id"]) == {r["record_id"] for r in sheet}
-    assert inc["study_id"].nunique() == len({r["study_id"] or r["record_id"] for r in sheet})
-    dakwar_2020 = "CIT:doi:10.1176/appi.ajp.2019.19070684"
+    assert inc["study_id"].nunique() == len({r["study_id"] or r["record_id"] for r in sheet}) == 17
+    assert inc["design"].notna().all()
     rothberg = inc[inc["pmid"] == "33307947"].iloc[0]
-    assert rothberg["study_id"] == dakwar_2020 and pd.isna(rothberg["n"])
-    # n: the largest two-arm total in the extraction table (17 + 23; 48 + 48; 26 + 27 found by author, year, journal).
-    n = dict(zip(inc["record_id"], inc["n"]))
-    assert (n[dakwar_2020], n["CIT:doi:10.1176/appi.ajp.2021.21030277"], n["CIT:corpus-line-101"]) == (40, 96, 53)
-    assert inc["design"].notna().all() and inc["design_from"].notna().all()
-    aud = summarize_evidence(inc, None, LABELS)["aud"]
-    aud_sheet = [r for r in sheet if "aud" in r["searches"].split("; ")]
-    assert aud.reports == len(aud_sheet) and aud.studies == len({r["study_id"] or r["record_id"] for r in aud_sheet})
-    assert aud.randomized_participants == 40 + 96  # Rothberg 2021 adds no one
-
-
-def test_only_rows_of_included_studies_are_pooled():
-    from reviewkit.evidence import included_rows
-    from reviewkit.screening_state import build_state
-
-    def analysis(table, group="abstinence", included=None):
-        return pool_analysis(table, group, "REML", False, disorders=KEYS, included=included)
-
-    table = load_extraction(EXTRACTION, PROTOCOL)
-    state = build_state(ROOT / "data/snapshots/sample", ROOT / "data/screening/sample", PROTOCOL)
-    inc = included_from_screening(state, load_studies(STUDIES), table)
-    # On the sample every extraction row belongs to an included report, so nothing changes.
-    assert set(included_rows(table, inc)["row_id"]) == set(table["row_id"])
-    assert analysis(table, included=inc) == analysis(table)
-    # Exclude Dakwar 2019 (the only cocaine study in the abstinence analysis) at full text.
-    without = inc[inc["pmid"] != "31230464"]
-    model = analysis(table, included=without)
-    assert model.subgroups["cocaine"] is None and model.subgroups["aud"].k == 2 and model.overall.k == 2
-    assert set(pooled_from_extraction(table, included=without)) == {"aud"}
-    # No included study in the analysis: nothing pooled, but a mistyped analysis is still an error.
-    assert analysis(table, included=inc.iloc[0:0]) is None
-    assert pooled_from_extraction(table, included=inc.iloc[0:0]) == {}
-    with pytest.raises(ReviewkitError, match="no rows in pool_group 'abstinance'"):
-        analysis(table, "abstinance", included=inc)
+    assert rothberg["study_id"] == "CIT:doi:10.1176/appi.ajp.2019.19070684"  # Dakwar 2020's participants
+    assert "PMID:31772157" not in set(inc["record_id"])  # Das 2019: excluded per ERRATA.md
 
 
 def test_audit_end_to_end_offline_on_the_sample(capsys):
     assert main(["audit", "--offline", "--json"]) == 0
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows["C04"]["citation_verdict"] == "exists_with_errors"
+    assert len(rows) == 11
+    for row in rows.values():
+        assert set(row) >= {"id", "disorders", "outcome_domains", "citation_verdict", "statement_verdict",
+                            "certainty", "reason", "evidence"}
+        assert row["certainty"] in {"high", "moderate", "low", "very low", None}
+        for s in row["evidence"]:
+            assert set(s) >= {"disorder", "outcome_domain", "comparison", "k", "participants", "measure", "estimate",
+                              "ci_low", "ci_high", "pi_low", "pi_high", "certainty", "downgrades"}
+            assert s["disorder"] in row["disorders"] and s["outcome_domain"] in row["outcome_domains"]
+    # Mechanism claims are outside the question; gambling has no included study.
+    assert all(rows[i]["statement_verdict"] == "no eligible evidence" for i in ("C01", "C09", "C10", "C08"))
+    assert rows["C08"]["evidence"] == [] and "no included study" in rows["C08"]["studies"]
+    # OUD (C05: craving and withdrawal vs control): only Jovaisa's withdrawal comparison matches; the dose
+    # comparison is not the claim's, and craving vs control has no evidence, which the reason says.
+    c05 = rows["C05"]
+    assert [(s["outcome_domain"], s["comparison"], s["studies"]) for s in c05["evidence"]] == \
+        [("withdrawal", "control", ["Jovaisa 2006"])]
+    assert c05["statement_verdict"] == "partly supported"
+    assert "no included study reports craving for this comparison" in c05["reason"]
+    # C07 (cocaine): a citation not found, a statement the evidence supports.
+    assert rows["C07"]["citation_verdict"] == "not_found" and rows["C07"]["statement_verdict"] == "supported"
+    assert rows["C07"]["certainty"] == "low"
+    assert rows["C04"]["citation_verdict"] == "exists_with_errors" and rows["C04"]["citation_about_claim"] == "no"
     assert rows["C04"]["field_errors"] == ["year", "journal", "volume", "issue", "pages"]
-    assert rows["C04"]["verdict"] == "unsupported" and "not an included study of alcohol use disorder" in rows["C04"]["reason"]
-    assert rows["C03"]["citation_verdict"] == "not_found" and rows["C03"]["live_could_change"]
-    assert rows["C08"]["verdict"] == "unsupported" and "no controlled study found" in rows["C08"]["evidence"]
     assert rows["C09"]["citation_verdict"] == "verified" and "PMID 20724638" in rows["C09"]["nearest_record"]
-    assert rows["C09"]["verdict"] == "partly supported" and not rows["C09"]["live_could_change"]
     assert rows["C02"]["citation_verdict"] == "no reference cited"
-    assert rows["C03"]["reason"].startswith("cited Krupitsky 2011 not found in the local records of the bundled "
-                                            "sample (a curated sample, not all of PubMed)")
-    # The evidence is the screening's included studies and the pooled abstinence analysis.
-    assert rows["C02"]["verdict"] == "overstated"
-    assert "claims a benefit, but the pooled abstinence OR's CI includes 1" in rows["C02"]["reason"]
-    assert "pooled abstinence OR 1.52 (95% CI 0.68 to 3.42; k=2, REML)" in rows["C02"]["reason"]
-    assert rows["C03"]["evidence"].startswith("9 human studies (10 reports): 5 RCT")
-    assert "pooled abstinence OR 7.74 (95% CI 1.88 to 31.87; k=1, REML): favours ketamine" in rows["C07"]["evidence"]
-    assert "no pooled effect computed" in rows["C05"]["evidence"]
+    assert rows["C03"]["citation_reason"].startswith("cited Krupitsky 2011 not found in the local records of the "
+                                                     "bundled sample (a curated sample, not all of PubMed)")
 
 
 def test_audit_without_included_studies_is_an_error_naming_the_screening_folder(tmp_path, capsys):
@@ -353,12 +307,12 @@ def test_audit_live_end_to_end_through_the_emulator(tmp_path, monkeypatch, capsy
     from reviewkit.records import load_lookup_records, load_records
     from reviewkit.testing.emulator import Emulator
 
-    sample, protocol = ROOT / "data/snapshots/sample", PROTOCOL
+    sample = ROOT / "data/snapshots/sample"
     served = _served(load_records(sample)) + _served(load_lookup_records(sample))
     snapshot, screening = tmp_path / "live", tmp_path / "screening"
     shutil.copytree(ROOT / "data/screening/sample", screening)
     monkeypatch.setenv("NCBI_EMAIL", "audit-test@example.org")
-    with Emulator(served, aliases={protocol.query(k): k for k in protocol.searches}) as emu:
+    with Emulator(served, aliases={PROTOCOL.query(k): k for k in PROTOCOL.searches}) as emu:
         monkeypatch.setenv("REVIEWKIT_EUTILS_URL", emu.base_url)
         assert main(["search", "--live", "--snapshot", str(snapshot)]) == 0
         capsys.readouterr()
@@ -375,21 +329,21 @@ def test_audit_live_end_to_end_through_the_emulator(tmp_path, monkeypatch, capsy
     assert rows["C03"]["citation_verdict"] == "not_found"
     assert not any(r["live_could_change"] for r in live)  # PubMed itself was asked
     assert (snapshot / "lookups" / "manifest.json").is_file()
-
-    assert rows["C03"]["reason"].startswith("cited Krupitsky 2011 not found in PubMed")
-    # The live snapshot has no other-methods records, so the AUD trials of the abstinence analysis
-    # (Dakwar 2020, Grabski 2022) are not included and not pooled; Dakwar 2019 (cocaine, a PubMed record) is.
-    assert "no pooled effect computed" in rows["C02"]["evidence"]
-    assert "pooled abstinence OR 7.74 (95% CI 1.88 to 31.87; k=1, REML)" in rows["C07"]["evidence"]
+    assert rows["C03"]["citation_reason"].startswith("cited Krupitsky 2011 not found in PubMed")
+    # The live snapshot has no other-methods records, so only PubMed-indexed trials are included:
+    # Dakwar 2019 (cocaine, PMID 31230464) is, and C07 is judged on it.
+    assert [s["studies"] for s in rows["C07"]["evidence"] if s["outcome_domain"] == "abstinence"] == \
+        [["Dakwar 2019"]]
 
     # Offline, from what the live audit recorded (no request can reach PubMed): the same verdicts and the same
     # records identified; the reasons now say the snapshot's local records were searched, not PubMed.
     monkeypatch.setenv("REVIEWKIT_EUTILS_URL", "http://127.0.0.1:9/entrez/eutils/")
     assert main(["audit", "--offline", "--snapshot", str(snapshot), "--screening", str(screening), "--json"]) == 0
     replay = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
-    same = ("citation_verdict", "field_errors", "evidence", "verdict")
+    same = ("citation_verdict", "field_errors", "evidence", "statement_verdict", "certainty")
     assert {i: [r[k] for k in same] for i, r in replay.items()} == {i: [r[k] for k in same] for i, r in rows.items()}
     for claim_id, row in rows.items():
         if row["citation_verdict"] in ("verified", "exists_with_errors"):
             assert replay[claim_id]["nearest_record"] == row["nearest_record"], claim_id
-    assert replay["C03"]["reason"].startswith("cited Krupitsky 2011 not found in the local records of snapshot live")
+    assert replay["C03"]["citation_reason"].startswith("cited Krupitsky 2011 not found in the local records of "
+                                                       "snapshot live")

@@ -85,49 +85,51 @@ def test_article_audit_weighs_every_claim(sample_review):
     import yaml
 
     from reviewkit import notebook
-    from reviewkit.claims import CLAIM_VERDICTS
+    from reviewkit.claims import STATEMENT_VERDICTS
 
     audit = sample_review.audit()
     claims = yaml.safe_load((ROOT / "data" / "article" / "claims.yml").read_text(encoding="utf-8"))
     assert len(audit.checks) == 9
     assert len(audit.table) == len(claims["claims"])
-    assert set(audit.table["verdict"]) <= set(CLAIM_VERDICTS)
+    assert set(audit.table["statement_verdict"]) <= set(STATEMENT_VERDICTS)
     refs = notebook.citation_table(audit.checks.values())
     assert set(refs["verdict"]) <= {"verified", "exists with errors", "not found", "ambiguous"}
-    numbers = notebook.key_numbers(sample_review.prisma.overall, audit.model, audit.table)
-    assert numbers.loc[f"Pooled OR, all searches (k = {audit.model.overall.k})", "value"].count("95% CI") == 1
+    items = sample_review.syntheses()
+    numbers = notebook.key_numbers(sample_review.prisma.overall, items, audit.table)
+    assert numbers.loc["Studies included (reports)", "value"] == "17 (20)"
+    with_estimate = sum(s.model is not None for s in items)
+    assert numbers.loc["Syntheses (disorder x outcome x comparison)", "value"] == \
+        f"{len(items)}, {with_estimate} with an effect estimate"
+    statements = numbers.loc["Article claims: statements", "value"]
+    assert statements.startswith("11: ") and sum(int(n) for n in re.findall(r"(\d+) [a-z]", statements[4:])) == 11
     shown = notebook.claims_table(audit).set_index("id")
     assert shown.notna().all().all()  # a reader sees words, not NaN
-    assert shown.loc["C01", "disorder"] == "(mechanism)" and shown.loc["C02", "cites"] == "(none)"
+    assert shown.loc["C01", "about"] == "(mechanism)" and shown.loc["C02", "cites"] == "(none)"
+    assert shown.loc["C07", "citation"] == "not found" and shown.loc["C07", "statement"] == "supported"
 
 
-def test_meta_analysis_helpers_pool_only_included_studies(sample_review, tmp_path):
+def test_meta_analysis_helpers_show_only_included_studies(sample_review, tmp_path):
     from reviewkit import notebook
+    from reviewkit.audit import labels_of
 
-    table, included = sample_review.extraction, sample_review.included
-    shown = notebook.extraction_table(table, included)
-    assert shown["included"].all() and (shown["included study"] != "").all()  # every sample row is included
-    assert shown.loc[shown["row_id"] == "dakwar2020-abstinence", "included study"].item() == \
-        "CIT:doi:10.1176/appi.ajp.2019.19070684"
+    shown = notebook.extraction_table(sample_review)
+    assert shown.loc[shown["row_id"] == "dakwar2020-drinking", "included"].item()
+    studies = notebook.studies_table(sample_review)
+    assert len(studies) == 17 and "Das 2019" not in set(studies["study"])
+    items = sample_review.syntheses()
+    table = notebook.syntheses_table(items, labels_of(PROTOCOL))
+    assert len(table) == len(items) and (table["certainty"] != "–").all()
+    row = table[(table["outcome"] == "Relapse") & (table["disorder"] == "Cocaine and other stimulant use")].iloc[0]
+    assert row["estimate [95% CI]"] == "0.47 [0.24, 0.92]" and row["measure"] == "HR"
+    assert notebook.sensitivity_tables(sample_review, items).empty  # every sample synthesis has k = 1
 
-    model = sample_review.analysis()
-    shown = notebook.pooled_table(model, PROTOCOL.labels, "abstinence")
-    lo, hi = model.overall.tau2_ci_low, model.overall.tau2_ci_high
-    assert shown.loc["overall", "τ² 95% CI"] == f"{lo:.3f} to {hi:.3f}" and lo < model.overall.tau2 < hi
-    assert shown.loc["Cocaine and other stimulant use", "τ² 95% CI"] == "–"  # k = 1
-    assert shown.loc["Gambling disorder", "studies (k)"] == 0
-
-    # A screening with no includes: nothing pooled, and every reader-facing helper says so.
+    # A screening with no includes: nothing synthesised, and every reader-facing helper says so.
     empty = Review(EXAMPLE, screening=str(tmp_path / "no-decisions"), output_dir=tmp_path)
-    assert empty.included.empty and not notebook.extraction_table(table, empty.included)["included"].any()
-    assert empty.analysis() is None
-    row = notebook.pooled_table(None, PROTOCOL.labels, "abstinence").loc["overall"]
-    assert row["studies (k)"] == 0 and "Nothing pooled" in row["note"] and "abstinence" in row["note"]
-    numbers = notebook.key_numbers(empty.prisma.overall, None, empty.audit().table)
-    assert numbers.loc["Pooled effect, all searches", "value"] == "none: no included study is in the analysis"
-    written = notebook.export_meta_analysis(empty, None, "abstinence")
-    assert sorted(p.name for p in written) == ["extraction.csv", "extraction.xlsx"]
-    notebook.forest_plot(empty, None, "abstinence")
+    assert empty.included.empty and not notebook.extraction_table(empty)["included"].any()
+    assert empty.syntheses() == []
+    numbers = notebook.key_numbers(empty.prisma.overall, [], None)
+    assert numbers.loc["Syntheses (disorder x outcome x comparison)", "value"] == "0, 0 with an effect estimate"
+    assert notebook.forest_plots(empty, []) == []
     assert not list(tmp_path.rglob("forest_*"))
 
 
@@ -215,8 +217,10 @@ def test_exports_next_to_the_report(runs):
     _, results = runs
     exports = results[0][1] / "exports"
     manifest = json.loads((results[0][1] / "run.json").read_text())
-    for name in ("prisma_flow.png", "prisma_flow.svg", "forest_abstinence.png", "forest_abstinence.svg",
-                 "records.csv", "records.xlsx", "extraction.csv", "extraction.xlsx", "claims_audit.xlsx",
+    for name in ("prisma_flow.png", "prisma_flow.svg", "forest_01_aud_abstinence_control_randomized.png",
+                 "forest_01_aud_abstinence_control_randomized.svg", "syntheses_overview.png", "syntheses.csv",
+                 "summary_of_findings.xlsx", "records.csv", "records.xlsx", "extraction.csv", "extraction.xlsx",
+                 "claims_audit.xlsx",
                  "screening/title_abstract.csv", "screening/full_text.xlsx", "included_studies.bib"):
         assert (exports / name).is_file(), name
     entries = rispy.load(exports / "included_studies.ris", encoding="utf-8")
@@ -318,7 +322,8 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     probed.write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
     dom = headless(["--dump-dom", "--window-size=1280,1000", probed.as_uri()], tmp_path / "profile1").stdout
     images = {alt: rest for alt, *rest in json.loads(html.unescape(re.search(r'data-rk-images="([^"]*)"', dom).group(1)))}
-    assert {"PRISMA 2020 flow diagram", "Forest plot: abstinence"} <= set(images)
+    forest = next(alt for alt in images if alt.startswith("Forest plot: "))
+    assert {"PRISMA 2020 flow diagram", "Overview of every synthesis"} <= set(images)
     assert all(natural > 100 for natural, *_ in images.values()), images
     assert int(re.search(r'data-rk-tables="(\d+)"', dom).group(1)) >= 5
     height = int(re.search(r'data-rk-height="(\d+)"', dom).group(1))
@@ -328,7 +333,8 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     shots = folder / "screenshots"
     shots.mkdir(exist_ok=True)
     with Image.open(full) as im:
-        for name, alt in (("prisma", "PRISMA 2020 flow diagram"), ("forest", "Forest plot: abstinence")):
+        for name, alt in (("prisma", "PRISMA 2020 flow diagram"), ("forest", forest),
+                          ("overview", "Overview of every synthesis")):
             _, left, top, width, h = images[alt]
             crop = im.crop((int(left) - 10, int(top) - 40, int(left + width) + 10, int(top + h) + 10))
             crop.save(shots / f"{name}.png")

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reviewkit import extraction
 from reviewkit.cli import main
 from reviewkit.errors import ProjectError, ReviewkitError, SnapshotError
+from reviewkit.evidence import STUDY_COLUMNS
 from reviewkit.project import Project
 from reviewkit.review import Review
 from reviewkit.scaffold import init_project
@@ -148,7 +150,9 @@ def test_init_creates_an_empty_review_that_asks_for_its_protocol(tmp_path, capsy
                  "data/extraction/studies.csv", "data/extraction/README.md", "data/article/README.md",
                  "notebooks/01_search.ipynb", "notebooks/06_summary.ipynb"):
         assert (root / name).is_file(), name
-    assert (root / "data" / "extraction" / "outcomes.csv").read_text().startswith("row_id,study,")
+    header = (root / "data" / "extraction" / "outcomes.csv").read_text().strip().split(",")
+    assert set(header) == set(extraction.COLUMNS) and len(header) == len(extraction.COLUMNS)
+    assert (root / "data" / "extraction" / "studies.csv").read_text().strip().split(",") == list(STUDY_COLUMNS)
     project = Project.load(root)
     assert project.snapshots == {"offline": "live", "live": "live"}
     assert "ketamine" not in (root / "data" / "protocol.yml").read_text().lower()

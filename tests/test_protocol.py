@@ -24,6 +24,15 @@ def test_bundled_protocol_has_the_four_searches():
     assert protocol.screening_reasons["full_text"]
 
 
+def test_outcome_domains_and_comparisons():
+    assert PROTOCOL.outcomes["relapse"].favourable == "lower" and PROTOCOL.outcomes["abstinence"].synthesise
+    assert not PROTOCOL.outcomes["other"].synthesise
+    assert PROTOCOL.comparison_of("active placebo").key == "control"
+    assert PROTOCOL.comparison_of("less ketamine").key == "dose"
+    assert PROTOCOL.comparison_of("none").kind == "single_arm"
+    assert PROTOCOL.comparison_of("other") is None
+
+
 def test_query_combines_intervention_and_disorder_blocks():
     query = PROTOCOL.query("oud")
     intervention, disorder = query.split(" AND ", 1)
@@ -51,6 +60,13 @@ def test_unknown_search_key_names_the_known_ones():
     (lambda d: d["searches"]["gambling"].update(synonyms=["x"]), r"searches\.gambling' has unknown key"),
     (lambda d: d["dates"].pop("maxdate"), r"needs both mindate and maxdate"),
     (lambda d: d["intervention"].update(text=['keta"mine']), r"character PubMed treats as syntax"),
+    (lambda d: d["outcomes"].update({"<first_outcome>": {"label": "A"}}),
+     r"field 'outcomes' still holds the template's placeholder key '<first_outcome>'"),
+    (lambda d: d["outcomes"]["craving"].update(favourable="less"), r"'outcomes\.craving\.favourable' must be higher or"),
+    (lambda d: d["outcomes"]["craving"].update(synthesise="maybe"), r"'outcomes\.craving\.synthesise' must be true"),
+    (lambda d: d["comparisons"]["dose"].update(kind="versus"), r"'comparisons\.dose\.kind' must be one of control"),
+    (lambda d: d["comparisons"]["dose"].update(comparators=["placebo"]), r"'comparisons\.dose\.comparators' lists "
+                                                                          r"'placebo', which comparisons"),
 ])
 def test_malformed_protocol_names_field_and_file(tmp_path, mutate, message):
     path = write(tmp_path, mutate)

@@ -221,10 +221,10 @@ def test_a_missing_snapshot_is_refused_before_a_run_folder_exists(tmp_path, caps
 
 @pytest.mark.slow
 def test_failed_run_leaves_a_failed_manifest(tmp_path, capsys):
-    code = main(["run", "--no-progress", "--output", str(tmp_path), "-p", "analysis", "craving"])
+    code = main(["run", "--no-progress", "--output", str(tmp_path), "-p", "method", "WRONG"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "04_meta_analysis.ipynb" in err and "no rows in pool_group 'craving'" in err
+    assert "04_meta_analysis.ipynb" in err and "unknown method 'WRONG'" in err
     (manifest_path,) = tmp_path.glob("*/run.json")
     saved = json.loads(manifest_path.read_text())
     assert saved["status"] == "failed" and "04_meta_analysis.ipynb" in saved["error"]

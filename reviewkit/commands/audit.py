@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import ReviewkitError
-from .common import add_data_options, open_review
+from .common import add_data_options, add_model_options, open_review
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -21,16 +21,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=run_verify)
 
     p = sub.add_parser("audit", parents=[common],
-                       help="the article's claims against their citations and the review's evidence",
-                       description="For each claim of the project's article (claims.yml): the citation verdict, "
-                                   "the nearest real record, this review's evidence, and a verdict.")
+                       help="the article's claims: their citations and what this review's syntheses show",
+                       description="For each claim of the project's article (claims.yml): whether its citation "
+                                   "exists as cited and is about the claim, and whether the syntheses of the claim's "
+                                   "disorders, outcomes and comparison support its statement, with their certainty.")
     add_data_options(p)
-    p.add_argument("--analysis", default=None, metavar="NAME",
-                   help="the pooled analysis claims are weighed against (default: the protocol's analysis.default)")
-    p.add_argument("--method", default=None, metavar="METHOD",
-                   help="tau^2 estimator: REML, DL, PM, ML, HE, SJ or FE (default: the protocol's)")
-    p.add_argument("--hksj", action="store_true", default=None, help="Hartung-Knapp-Sidik-Jonkman CIs")
-    p.add_argument("--json", action="store_true", help="print the claims table as a JSON list")
+    add_model_options(p)
+    p.add_argument("--json", action="store_true", help="print the claims as a JSON list")
     p.set_defaults(func=run_audit)
 
 
@@ -78,23 +75,25 @@ def run_audit(args: argparse.Namespace) -> int:
         raise ReviewkitError(f"{review.project.relative(review.screening_dir)}: no report has a full-text decision "
                              "of include, so there is no evidence to weigh the claims against; run `reviewkit "
                              "screen` and record the decisions first")
-    result = review.audit(args.analysis, args.method, args.hksj)
+    result = review.audit(args.method, args.hksj)
     if args.json:
         print(json.dumps([a.as_dict() for a in result.claims], indent=2, ensure_ascii=False))
         return 0
     print(_searched(review))
     rel = review.project.relative
     print(f"evidence: full-text includes in {rel(review.screening_dir)} ({included['record_id'].nunique()} reports "
-          f"of {included['study_id'].nunique()} studies), designs from {rel(review.studies_file)}, n and pooled "
-          f"{review.analysis_name(args.analysis)} effects ({review.method(args.method)}"
-          f"{' HKSJ' if review.hksj(args.hksj) else ''}) from {rel(review.extraction_file)}")
+          f"of {included['study_id'].nunique()} studies), studies in {rel(review.studies_file)}, results in "
+          f"{rel(review.extraction_file)}")
     for a in result.claims:
         row = a.as_dict()
         flag = "  [citation verdict could change live]" if row["live_could_change"] else ""
-        print(f"\n{row['id']} [{row['disorder'] or 'mechanism'}] {row['verdict'].upper()}{flag}")
+        print(f"\n{row['id']} ({', '.join(row['disorders']) or 'mechanism'})")
         print(f"  “{row['quote']}”")
-        print(f"  citation: {row['citation_verdict']}" + (f" ({', '.join(row['field_errors'])})" if row['field_errors'] else ""))
-        if row["nearest_record"]:
-            print(f"  nearest record: {row['nearest_record']}")
-        print(f"  reason: {row['reason']}")
+        errors = f" ({', '.join(row['field_errors'])})" if row["field_errors"] else ""
+        print(f"  citation: {row['citation_verdict'].replace('_', ' ')}{errors}; about the claim: "
+              f"{row['citation_about_claim']}{flag}")
+        print(f"    {row['citation_reason']}")
+        certainty = f" (certainty: {row['certainty']})" if row["certainty"] else ""
+        print(f"  statement: {row['statement_verdict'].upper()}{certainty}")
+        print(f"    {row['reason']}")
     return 0

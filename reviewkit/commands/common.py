@@ -26,6 +26,13 @@ def add_data_options(p: argparse.ArgumentParser, *, screening: bool = True) -> N
                                 "(default: the one named after the snapshot)")
 
 
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--method and --hksj: how syntheses pool (default: the protocol's analysis section)."""
+    p.add_argument("--method", default=None, metavar="METHOD",
+                   help="tau^2 estimator: REML, DL, PM, ML, HE, SJ or FE (default: the protocol's)")
+    p.add_argument("--hksj", action="store_true", default=None, help="Hartung-Knapp-Sidik-Jonkman CIs")
+
+
 def open_project(args: argparse.Namespace) -> Project:
     return Project.find(args.project, protocol=args.protocol)
 
