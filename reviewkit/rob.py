@@ -17,10 +17,10 @@ What the tools say, and the choices made here
 ---------------------------------------------
 Domains and judgements follow RoB 2 (Sterne et al., BMJ 2019;366:l4898; guidance of
 22 August 2019 at riskofbias.info), its variant for crossover trials (Higgins, Li, Sterne,
-riskofbias.info, 2021), which adds Domain S, "bias arising from period and carryover effects",
-after Domain 1, and ROBINS-I (Sterne et al., BMJ 2016;355:i4919, Table 3). Crossover trials keep
-the tool name ``RoB 2``; their rows fill column ``DS`` as well, and parallel-group trials leave it
-empty (it is "not applicable" for them).
+riskofbias.info, 2021), which adds Domain S, "bias arising from period and carryover effects"
+(listed after Domain 1 here), and ROBINS-I (Sterne et al., BMJ 2016;355:i4919, Table 3).
+Crossover trials keep the tool name ``RoB 2``; their rows fill column ``DS`` as well, and
+parallel-group trials leave it empty (it is "not applicable" for them).
 
 ``no information`` is the judgement a domain gets whenever the sources read do not say enough
 to judge it: it is never left empty and never guessed. ROBINS-I defines it as a judgement of the
@@ -35,10 +35,10 @@ Overall judgement (``overall_judgement``), as the tools define it:
   or critical risk of bias and a lack of information in one or more key domains"); else moderate
   if any is moderate; else low. That is the worst domain under the order
   low < moderate < no information < serious < critical.
-* RoB 2 (Sterne 2019, Table 2): low only if every domain is low; high if any domain is high;
-  some concerns otherwise. A domain with ``no information`` could be high, so the overall is then
-  ``no information`` unless a domain is already high: the order is
-  low < some concerns < no information < high, the same rule as ROBINS-I's.
+* RoB 2 (Sterne 2019 and its guidance on the overall judgement): low only if every domain is
+  low; high if any domain is high; some concerns otherwise. A domain with ``no information``
+  could be high, so the overall is then ``no information`` unless a domain is already high: the
+  order is low < some concerns < no information < high, the same rule as ROBINS-I's.
 * RoB 2 also allows "high" for "some concerns in multiple domains in a way that substantially
   lowers confidence in the result". That is a reviewer's judgement, not a count, so the algorithm
   never makes it; a reviewer records it in column ``overall``, which accepts ``high`` when at least
@@ -125,7 +125,7 @@ TABLE_COLUMNS = ("study_id", "study", "design", "outcome_domain", "tool", *DOMAI
                  "overall_by", "support", "source", "row")
 MAX_BYTES = 2 * 1024 * 1024
 # A header that reads like a domain ("D8", "d 1", "Domain 2", "DS2") but is none of DOMAIN_COLUMNS.
-_DOMAIN_LIKE = re.compile(r"(?i)d\s*[0-9s][0-9a-z]*|domain.*")
+_DOMAIN_LIKE = re.compile(r"(?i)d\s*(\d+|s)\w?|domain\s*\d+\w?")
 
 COLOURS = {"low": "#02C100", "some concerns": "#E2DF07", "moderate": "#E2DF07", "high": "#BF0000",
            "serious": "#BF0000", "critical": "#820000", NO_INFORMATION: "#4EA1F7", NOT_APPLICABLE: "#cccccc"}
@@ -162,6 +162,15 @@ def _quote(text: object, limit: int = 40) -> str:
     return repr(short)
 
 
+def _check_tool(tool: str) -> None:
+    if tool not in TOOLS:
+        raise RiskOfBiasError(f"unknown risk-of-bias tool {_quote(tool)}; the tools are {', '.join(TOOLS)}")
+
+
+def _values(judgements: Iterable[str] | Mapping[str, str]) -> list[str]:
+    return list(judgements.values() if isinstance(judgements, Mapping) else judgements)
+
+
 def domains_for(tool: str, crossover: bool = False) -> tuple[str, ...]:
     """The domain columns a tool judges, in the tool's order.
 
@@ -177,8 +186,7 @@ def domains_for(tool: str, crossover: bool = False) -> tuple[str, ...]:
     tuple of str
         E.g. ``("D1", "D2", "D3", "D4", "D5")`` for a parallel-group trial.
     """
-    if tool not in TOOLS:
-        raise RiskOfBiasError(f"unknown risk-of-bias tool {_quote(tool)}; the tools are {', '.join(TOOLS)}")
+    _check_tool(tool)
     return tuple(d for d in DOMAIN_NAMES[tool] if d != CROSSOVER_DOMAIN or (tool == ROB2 and crossover))
 
 
@@ -207,9 +215,8 @@ def overall_judgement(tool: str, judgements: Iterable[str] | Mapping[str, str]) 
     RiskOfBiasError
         Unknown tool, no judgements, or a judgement the tool does not have.
     """
-    if tool not in TOOLS:
-        raise RiskOfBiasError(f"unknown risk-of-bias tool {_quote(tool)}; the tools are {', '.join(TOOLS)}")
-    values = list(judgements.values() if isinstance(judgements, Mapping) else judgements)
+    _check_tool(tool)
+    values = _values(judgements)
     if not values:
         raise RiskOfBiasError(f"{tool}: an overall judgement needs the domain judgements")
     order = JUDGEMENTS[tool]
@@ -238,7 +245,7 @@ def allowed_overall(tool: str, judgements: Iterable[str] | Mapping[str, str]) ->
     tuple of str
         The allowed overall judgements, the algorithm's first.
     """
-    values = list(judgements.values() if isinstance(judgements, Mapping) else judgements)
+    values = _values(judgements)
     computed = overall_judgement(tool, values)
     allowed = [computed]
     if tool == ROB2 and computed != "high" and values.count("some concerns") >= 2:
@@ -394,12 +401,16 @@ def load_risk_of_bias(path: str | Path, studies: pd.DataFrame,
             raise RiskOfBiasError(f"{path}, row {number}: study {_quote(key[0])} is assessed twice for {what} "
                                   f"(rows {seen[key]} and {number})", path=path, row=number, column="study_id")
         seen[key] = number
-    table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *extra])
-    table = table.astype(object).where(table.notna(), None)
+    table = _objects(pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *extra]))
     no_info = int(sum((table[list(DOMAIN_COLUMNS)] == NO_INFORMATION).sum()))
     logger.info("risk of bias: %d assessment(s) read from %s (%s); %d domain judgement(s) 'no information'",
                 len(table), path, ", ".join(f"{t}: {int((table['tool'] == t).sum())}" for t in TOOLS), no_info)
     return table
+
+
+def _objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns with None for an empty cell (pandas' inferred str dtype would make it NaN)."""
+    return frame.astype(object).where(frame.notna(), None)
 
 
 def _check_row(path: Path, number: int, raw: dict[str, str], index: dict, outcome_domains: Sequence[str] | None,
@@ -416,7 +427,7 @@ def _check_row(path: Path, number: int, raw: dict[str, str], index: dict, outcom
     if sid not in index:
         raise fail("study_id")(f"{_quote(sid)} is not in the table of included studies (studies.csv)")
     label, design = index[sid]
-    name = label or sid
+    name = " ".join((label or sid).split())[:60]  # studies.csv is read too: one short line in messages
     given = raw.get("study", "")
     if given and label and given != label:
         raise fail("study")(f"{_quote(given)} but studies.csv calls {_quote(sid)} {_quote(label)}")
@@ -427,10 +438,10 @@ def _check_row(path: Path, number: int, raw: dict[str, str], index: dict, outcom
         raise fail("tool")(f"studies.csv gives no design for {name}, so the tool cannot be checked")
     expected = TOOL_FOR_DESIGN.get(design)
     if expected is None:
-        raise fail("tool")(f"{name} is a {design} (studies.csv): single-arm designs are not assessed with "
+        raise fail("tool")(f"{name} has design {_quote(design)} in studies.csv: single-arm designs are not assessed with "
                            f"{' or '.join(TOOLS)}; remove the row")
     if tool != expected:
-        raise fail("tool")(f"{name} is a {design} (studies.csv): assess it with {expected}, not {tool}")
+        raise fail("tool")(f"{name} has design {_quote(design)} in studies.csv: assess it with {expected}, not {tool}")
     outcome = raw.get("outcome_domain", "") or None
     if outcome is not None and outcome_domains is not None and outcome not in outcome_domains:
         raise fail("outcome_domain")(f"{_quote(outcome)} is not an outcome domain of the protocol "
@@ -449,7 +460,7 @@ def _check_row(path: Path, number: int, raw: dict[str, str], index: dict, outcom
                                    "when the sources do not say")
             judgements[column] = _judgement(tool, value, fail(column))
         elif value:
-            why = (f"Domain S (period and carryover effects) is for crossover trials; {name} is a {design}"
+            why = (f"Domain S (period and carryover effects) is for crossover trials; {name} has design {_quote(design)}"
                    if column == CROSSOVER_DOMAIN and tool == ROB2 else f"{tool} has no domain {column}")
             raise fail(column)(f"must be empty: {why}")
     computed = overall_judgement(tool, judgements)
@@ -552,9 +563,13 @@ def judgement_for(table: pd.DataFrame, study_id: str, outcome_domain: str | None
     rows = rows_for_outcome(table, outcome_domain)
     match = rows[rows["study_id"] == study_id]
     if match.empty:
-        what = f" for outcome domain {outcome_domain!r} or for all outcomes" if outcome_domain else " for all outcomes"
-        raise RiskOfBiasError(f"study {_quote(study_id)} has no risk-of-bias assessment{what}")
+        raise _unassessed(study_id, outcome_domain)
     return str(match["overall"].iloc[0])
+
+
+def _unassessed(study_id: str, outcome_domain: str | None) -> RiskOfBiasError:
+    what = f" for outcome domain {outcome_domain!r} or for all outcomes" if outcome_domain else " for all outcomes"
+    return RiskOfBiasError(f"study {_quote(study_id)} has no risk-of-bias assessment{what}")
 
 
 def judgements_for(table: pd.DataFrame, study_ids: Iterable[str], outcome_domain: str | None = None) -> pd.DataFrame:
@@ -581,12 +596,12 @@ def judgements_for(table: pd.DataFrame, study_ids: Iterable[str], outcome_domain
     out = []
     for sid in study_ids:
         if sid not in rows.index:
-            judgement_for(table, sid, outcome_domain)  # raises the message that names what is missing
+            raise _unassessed(sid, outcome_domain)
         row = rows.loc[sid]
         out.append({"study_id": sid, "study": row["study"], "tool": row["tool"],
                     "outcome_domain": row["outcome_domain"], "overall": row["overall"],
                     "severity": SEVERITY.get(row["overall"])})
-    frame = pd.DataFrame(out, columns=["study_id", "study", "tool", "outcome_domain", "overall", "severity"])
+    frame = _objects(pd.DataFrame(out, columns=["study_id", "study", "tool", "outcome_domain", "overall", "severity"]))
     frame["severity"] = frame["severity"].astype("Int64")
     return frame
 
@@ -601,8 +616,7 @@ def _one_tool(table: pd.DataFrame, tool: str | None) -> tuple[str, pd.DataFrame]
             raise RiskOfBiasError(f"a risk-of-bias plot shows one tool; the table has {', '.join(tools) or 'none'}: "
                                   "pass tool=")
         tool = tools[0]
-    if tool not in TOOLS:
-        raise RiskOfBiasError(f"unknown risk-of-bias tool {_quote(tool)}; the tools are {', '.join(TOOLS)}")
+    _check_tool(tool)
     return tool, table[table["tool"] == tool]
 
 
