@@ -649,8 +649,13 @@ def _caption(tool: str, domains: Sequence[str]) -> list[str]:
     return ["Domains:"] + [f"{d}: {DOMAIN_NAMES[tool][d]}." for d in domains]
 
 
+def _present(rows: pd.DataFrame, domains: Sequence[str]) -> set[str]:
+    """The judgements (and "not applicable") the rows hold in these domains or overall."""
+    return {_cell(r, d) for _, r in rows.iterrows() for d in domains} | set(rows["overall"])
+
+
 def _legend_entries(tool: str, rows: pd.DataFrame, domains: Sequence[str]) -> list[str]:
-    present = {_cell(r, d) for _, r in rows.iterrows() for d in domains} | set(rows["overall"])
+    present = _present(rows, domains)
     # robvis' legend order: the judgements from most to least severe, then no information, not applicable.
     order = [j for j in reversed(JUDGEMENTS[tool]) if j != NO_INFORMATION] + [NO_INFORMATION, NOT_APPLICABLE]
     return [j for j in order if j in present]
@@ -883,8 +888,9 @@ def _summary_layout(tool: str, rows: pd.DataFrame) -> tuple[float, float, float,
     domains = _plot_domains(tool, rows)
     names = [DOMAIN_NAMES[tool][d] for d in domains]
     label_w = max([_text_width(n, FONT) for n in names] + [_text_width("Overall risk of bias", FONT, "bold")]) + 0.15
+    present = _present(rows, domains)
     order = [j for j in JUDGEMENTS[tool] if j != NO_INFORMATION] + [NO_INFORMATION, NOT_APPLICABLE]
-    bars_w = max(4.0, _legend_width([SUMMARY_LABELS[j] for j in order]) + 0.2)
+    bars_w = max(4.0, _legend_width([SUMMARY_LABELS[j] for j in order if j in present]) + 0.2)
     bars_h = 0.3 * (len(domains) + 1) + 0.1
     return label_w, bars_w, bars_h, bars_h + 1.0
 
