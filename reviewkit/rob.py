@@ -677,8 +677,7 @@ def _traffic_layout(tool: str, rows: pd.DataFrame) -> dict[str, Any]:
     below = 0.15 + max(len(caption) * LINE, (len(entries) + 1) * LEGEND_STEP) + 0.05
     width = max(left + grid_w, caption_w + 0.3 + legend_w) + 0.1
     return {"domains": domains, "widths": widths, "left": left, "label_w": label_w, "top": top, "caption": caption,
-            "entries": entries,
-            "caption_w": caption_w, "width": width, "height": top + grid_h + below}
+            "entries": entries, "caption_w": caption_w, "width": width, "height": top + grid_h + below}
 
 
 def traffic_light_size(table: pd.DataFrame, tool: str | None = None) -> tuple[float, float]:
@@ -745,7 +744,8 @@ def traffic_light(ax: Axes, table: pd.DataFrame, *, tool: str | None = None) -> 
     columns = (*domains, "Overall")
     starts = [left + sum(widths[:j]) for j in range(len(columns))]
     grid_w, grid_h = sum(widths), CELL * len(rows)
-    text: dict[str, Any] = {"color": INK, "fontsize": FONT}
+    # Labels are people's text: a "$" must print, not start mathtext.
+    text: dict[str, Any] = {"color": INK, "fontsize": FONT, "parse_math": False}
     ax.text(left + grid_w / 2, 0.15, "Risk of bias domains", ha="center", va="center", **text)
     ax.text(0.12, top + grid_h / 2, "Study", ha="center", va="center", rotation=90, **text)
     for name, x, w in zip(columns, starts, widths):
@@ -946,7 +946,8 @@ def figure(table: pd.DataFrame, *, weights: Mapping[str, float] | pd.Series | No
                      weights=weights)
         y += summ_h
     for k, line in enumerate(note_lines):
-        fig.text(margin / width, 1 - (y + (k + 0.5) * LINE) / height, line, fontsize=SMALL, color=INK, va="center")
+        fig.text(margin / width, 1 - (y + (k + 0.5) * LINE) / height, line, fontsize=SMALL, color=INK, va="center",
+                 parse_math=False)
     return fig
 
 

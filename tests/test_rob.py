@@ -423,3 +423,13 @@ def test_figure_of_no_assessment_says_so(tmp_path):
     table = load_risk_of_bias(tmp_path / "absent.csv", STUDY_TABLE)
     fig = figure(table)
     assert "No included study has a risk-of-bias assessment." in {t.get_text() for t in fig.texts}
+
+
+def test_labels_with_dollar_signs_print_as_typed(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    studies = STUDY_TABLE.assign(study=["Smith $x^$ 2019", *STUDY_TABLE["study"][1:]])
+    table = load_risk_of_bias(write(tmp_path, [row(outcome_domain="use $")]), studies)
+    fig = figure(table, note="cost $5 ^")
+    FigureCanvasAgg(fig).draw()  # malformed mathtext would raise here
+    assert "Smith $x^$ 2019 (use $)" in {t.get_text() for ax in fig.axes for t in ax.texts}
