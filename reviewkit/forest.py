@@ -22,7 +22,6 @@ pixels.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +35,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 
-from .io import atomic_write_bytes  # noqa: E402
+from .figures import save_figure  # noqa: E402
 from .meta import PoolResult  # noqa: E402
 from .synthesis import Synthesis  # noqa: E402
 from .text import in_sentence  # noqa: E402
@@ -243,18 +242,6 @@ def footnotes(s: Synthesis, note: str | None = None) -> list[str]:
     return lines
 
 
-def _save(fig: plt.Figure, path_stem: str | Path) -> list[Path]:
-    path_stem = Path(path_stem)
-    written = []
-    for ext, dpi in (("png", 200), ("svg", None)):
-        buf = io.BytesIO()
-        with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "reviewkit"}):  # SVG text stays text
-            fig.savefig(buf, format=ext, facecolor="white", dpi=dpi or "figure", metadata={"Date": None}
-                        if ext == "svg" else None)
-        written.append(atomic_write_bytes(path_stem.with_suffix(f".{ext}"), buf.getvalue()))
-    return written
-
-
 def _wrap(line: str, width: int = 150) -> list[str]:
     import textwrap
 
@@ -277,7 +264,7 @@ def forest_figure(s: Synthesis, path_stem: str | Path, *, title: str | None = No
         fig.text(0.02, 1 - 0.25 / height, title, fontsize=FONT + 2, fontweight="bold", va="center", color=INK)
     for j, line in enumerate(foot):
         fig.text(0.02, (0.15 + 0.22 * (len(foot) - 1 - j)) / height, line, fontsize=FONT - 0.5, color=GREY)
-    _save(fig, path_stem)
+    save_figure(fig, path_stem)
     return fig
 
 
@@ -371,5 +358,5 @@ def overview_figure(items: Sequence[Synthesis], labels: dict[str, str], path_ste
         y -= h / total
     if note:
         fig.text(0.02, 0.15 / total, note, fontsize=FONT - 0.5, color=GREY)
-    _save(fig, path_stem)
+    save_figure(fig, path_stem)
     return fig

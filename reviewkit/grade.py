@@ -49,7 +49,7 @@ RRR = 0.25          # relative risk reduction the OIS is powered for
 OIS_OTHER = 400     # participants: GRADE's rule of thumb for continuous and time-to-event outcomes
 MIN_K_SMALL_STUDY = 10
 
-RiskOfBias = Callable[[str, str], "str | None"]
+RiskOfBias = Callable[[str, "str | None"], "str | None"]
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,34 @@ def forest_plots(review: Review, items) -> list[Path]:
     return written
 
 
+def risk_of_bias(review: Review) -> pd.DataFrame:
+    """Draw, export and show the risk-of-bias plots (robvis' traffic lights and summary) of the included
+    studies; returns their judgements and support for a table. Says which assessable studies have no
+    assessment, and when the project has no risk-of-bias table at all."""
+    from IPython.display import Markdown, display
+
+    from .rob import missing_assessments, risk_of_bias_figure
+
+    included = set(review.included["study_id"]) if len(review.included) else set()
+    table = review.risk_of_bias
+    table = table[table["study_id"].isin(included)]
+    missing = missing_assessments(table, review.studies[review.studies["study_id"].isin(included)])
+    names = dict(zip(review.studies["study_id"], review.studies["study"]))
+    if missing:
+        display(Markdown(f"Not assessed yet ({len(missing)}): {', '.join(str(names.get(m, m)) for m in missing)}. "
+                         "GRADE treats them as giving no information."))
+    if table.empty:
+        display(Markdown(f"No risk-of-bias assessment of an included study in "
+                         f"`{review.project.relative(review.risk_of_bias_file)}`."))
+        return table
+    note = "Sample data: a curated sample of real studies, not a complete PubMed search." if review.is_sample else None
+    png, _ = risk_of_bias_figure(table, review.exports / "risk_of_bias", note=note)
+    show_image(png, alt="Risk of bias: traffic-light plot and summary")
+    columns = [c for c in ("study", "tool", "outcome_domain", "D1", "DS", "D2", "D3", "D4", "D5", "D6", "D7",
+                           "overall", "overall_by", "support") if c in table.columns]
+    return table[columns].fillna("").reset_index(drop=True)
+
+
 def sensitivity_tables(review: Review, items) -> pd.DataFrame:
     """Every synthesis with k >= 2: leave-one-out, without secondary-source numbers, without high risk of
     bias, common- vs random-effects (``reviewkit.synthesis.sensitivity``); empty when none has k >= 2."""
@@ -202,6 +230,40 @@ def sensitivity_tables(review: Review, items) -> pd.DataFrame:
         return pd.DataFrame(columns=["synthesis", "analysis", "k", "estimate", "ci_low", "ci_high", "i2"])
     out = pd.concat(frames, ignore_index=True)
     return out[["synthesis", "analysis", "k", "estimate", "ci_low", "ci_high", "i2"]]
+
+
+def small_study_plots(review: Review, items) -> list[Path]:
+    """For every synthesis of at least 10 studies (the fewest small-study tests need): a funnel plot with
+    trim-and-fill's imputed studies and Egger's test in its title, exported and shown; says so when none
+    is large enough."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Markdown, display
+
+    from .figures import save_figure
+    from .funnel import funnel
+    from .grade import MIN_K_SMALL_STUDY
+    from .meta import regtest, trimfill
+
+    large = [s for s in items if s.k >= MIN_K_SMALL_STUDY]
+    if not large:
+        most = max((s.k for s in items), default=0)
+        display(Markdown(f"The largest synthesis has {most} stud{'y' if most == 1 else 'ies'}: funnel plots and "
+                         f"small-study tests need at least {MIN_K_SMALL_STUDY}, so publication bias is not "
+                         "assessable here."))
+        return []
+    written = []
+    for n, s in enumerate(large, 1):
+        y, v = s.studies["yi"].to_numpy(float), s.studies["vi"].to_numpy(float)
+        egger = regtest(y, v, method=s.method)
+        fig, ax = plt.subplots(figsize=(7, 5.5))
+        funnel(ax, y, v, s.model, filled=trimfill(y, v, method=s.method), measure=s.measure)
+        ax.set_title(f"{s.label()}\nEgger's test p = {egger.p:.3f}", fontsize=9, loc="left")
+        stem = review.exports / f"funnel_{n:02d}_{s.disorder}_{s.outcome_domain}_{s.comparison}_{s.design_group}"
+        save_figure(fig, stem)
+        plt.close(fig)
+        show_image(stem.with_suffix(".png"), alt=f"Funnel plot: {s.label()}")
+        written.append(stem.with_suffix(".png"))
+    return written
 
 
 def claims_table(audit) -> pd.DataFrame:

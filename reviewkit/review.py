@@ -14,6 +14,7 @@ to every notebook it runs (``reviewkit.screening_state.handoff``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -218,18 +219,32 @@ class Review:
             self._syntheses[key] = with_certainty(items, lambda s: assess(s, rob))
         return self._syntheses[key]
 
-    def risk_of_bias_judge(self):
-        """``(study_id, outcome_domain) -> overall judgement`` from the project's risk-of-bias table
-        (None when the project has none: every study is then "no information")."""
-        return None
+    @cached_property
+    def risk_of_bias(self) -> pd.DataFrame:
+        """The risk-of-bias table (``reviewkit.rob.load_risk_of_bias``); empty when the project has none."""
+        from .rob import load_risk_of_bias
+
+        return load_risk_of_bias(self.risk_of_bias_file, self.studies, tuple(self.protocol.outcomes))
+
+    def risk_of_bias_judge(self) -> Callable[[str, str | None], str | None]:
+        """``(study_id, outcome_domain) -> overall judgement`` from the risk-of-bias table; None for a study
+        not assessed, which GRADE treats as "no information"."""
+        from .rob import RiskOfBiasError, judgement_for
+
+        table = self.risk_of_bias
+
+        def judge(study_id: str, outcome_domain: str | None) -> str | None:
+            try:
+                return judgement_for(table, study_id, outcome_domain)
+            except RiskOfBiasError:
+                return None
+        return judge
 
     def high_risk_studies(self) -> set[str]:
         """Study ids judged at high risk of bias overall (RoB 2 high; ROBINS-I serious or critical)."""
         from .grade import HIGH_RISK
 
         judge = self.risk_of_bias_judge()
-        if judge is None:
-            return set()
         return {sid for sid in self.studies["study_id"] if (judge(sid, None) or "") in HIGH_RISK}
 
     # -- audit ------------------------------------------------------------------

@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .errors import ReviewkitError
-from .io import atomic_write_bytes
+from .figures import save_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -972,15 +972,4 @@ def risk_of_bias_figure(table: pd.DataFrame, path_stem: str | Path, *,
         The PNG and the SVG written. The SVG keeps its text as text and is the same bytes on every
         run for the same table.
     """
-    import matplotlib
-
-    fig = figure(table, weights=weights, note=note)
-    written = []
-    for ext, dpi in (("png", 300), ("svg", None)):
-        buffer = io.BytesIO()
-        # SVG text stays text (journals edit it); a fixed salt and no date keep reruns byte-identical.
-        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "reviewkit-rob"}):
-            fig.savefig(buffer, format=ext, facecolor="white", dpi=dpi or "figure",
-                        metadata={"Date": None} if ext == "svg" else None)
-        written.append(atomic_write_bytes(Path(path_stem).with_suffix(f".{ext}"), buffer.getvalue()))
-    return written
+    return save_figure(figure(table, weights=weights, note=note), path_stem, dpi=300)

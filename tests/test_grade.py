@@ -144,3 +144,24 @@ def test_sample_certainty_follows_the_rules(tmp_path):
     sof = summary_of_findings(list(items.values()), PROTOCOL.labels)
     assert len(sof) == len(items) and sof["certainty"].str.len().gt(0).all()
     assert_allclose(control_risk(cocaine), 3 / 28)
+
+
+def test_risk_of_bias_judgements_reach_the_certainty(tmp_path):
+    """The project's RoB 2 table decides the risk-of-bias downgrade; an unassessed study counts as no information."""
+    from reviewkit.rob import load_risk_of_bias
+
+    review = Review(EXAMPLE, output_dir=tmp_path)
+    judge = review.risk_of_bias_judge()
+    assert judge("PMID:31230464", "abstinence") == "no information"
+    assert judge("TEST:unknown", None) is None and review.high_risk_studies() == set()
+    path = tmp_path / "risk_of_bias.csv"
+    path.write_text("study_id,study,outcome_domain,tool,D1,D2,D3,D4,D5,overall,support,source\n"
+                    "PMID:31230464,Dakwar 2019,,RoB 2,high,low,low,low,low,,D1: made up for a test; D2: x; D3: x; "
+                    "D4: x; D5: x,test\n", encoding="utf-8")
+    review = Review(EXAMPLE, output_dir=tmp_path)
+    review.risk_of_bias = load_risk_of_bias(path, review.studies, tuple(PROTOCOL.outcomes))
+    cocaine = {s.key: s for s in review.syntheses()}[("cocaine", "abstinence", "control", "randomized", "OR")]
+    got = downgrade(cocaine.certainty, "risk of bias")
+    assert got.levels == 2 and "Dakwar 2019 high" in got.reason
+    assert cocaine.certainty.level == "very low"  # high - 2 (risk of bias) - 1 (imprecision)
+    assert review.high_risk_studies() == {"PMID:31230464"}

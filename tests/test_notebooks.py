@@ -133,6 +133,32 @@ def test_meta_analysis_helpers_show_only_included_studies(sample_review, tmp_pat
     assert not list(tmp_path.rglob("forest_*"))
 
 
+def test_small_study_plots_need_ten_studies(sample_review):
+    import numpy as np
+
+    from reviewkit import notebook
+    from reviewkit.meta import regtest
+
+    from helpers import made_up_synthesis
+
+    assert notebook.small_study_plots(sample_review, sample_review.syntheses()) == []
+    rng = np.random.default_rng(3)
+    vi = rng.uniform(0.02, 0.4, 12)
+    yi = 0.3 + 1.5 * np.sqrt(vi) + rng.normal(0, 0.05, 12)
+    (png,) = notebook.small_study_plots(sample_review, [made_up_synthesis(list(yi), list(vi))])
+    assert png.name == "funnel_01_aud_abstinence_control_randomized.png" and png.with_suffix(".svg").is_file()
+    svg = png.with_suffix(".svg").read_text(encoding="utf-8")
+    assert f"Egger's test p = {regtest(yi, vi, method='REML').p:.3f}" in svg and "trim-and-fill" in svg
+
+
+def test_risk_of_bias_section_shows_the_included_studies(sample_review):
+    from reviewkit import notebook
+
+    table = notebook.risk_of_bias(sample_review)
+    assert len(table) == 15 and set(table["overall"]) == {"no information"}
+    assert (sample_review.exports / "risk_of_bias.png").is_file()
+
+
 # --- whole runs (slow) ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
