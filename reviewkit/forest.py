@@ -138,7 +138,7 @@ def forest(ax: Axes, s: Synthesis, *, intervention: str = "Intervention", compar
     ax.set_xlim(0, 1)
     ylim = (n + 0.2, -1.7)
     ax.set_ylim(*ylim)
-    x_study, x_out, x_t, x_c, x_eff, x_w = 0.0, 0.14, 0.415, 0.50, 0.785, 1.0
+    x_study, x_out, x_t, x_c, x_eff, x_w = 0.0, 0.14, 0.40, 0.505, 0.785, 1.0
     panel = ax.inset_axes((0.525, 0.0, 0.245, 1.0))
     panel.set_ylim(*ylim)
 
@@ -272,6 +272,23 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
+def _ticks(panel: Axes, candidates: Sequence[float], scale, centre: float, lo: float, hi: float) -> None:
+    """Tick labels at round values, from ``centre`` outwards, none closer than a sixth of the axis so
+    labels never overlap on a narrow panel."""
+    gap = (hi - lo) / 6
+    inside = [t for t in candidates if lo <= scale(t) <= hi]
+    kept = [t for t in inside if t == centre]
+    for side in ([t for t in inside if t > centre], [t for t in reversed(inside) if t < centre]):
+        last = scale(centre)
+        for t in side:
+            if abs(scale(t) - last) >= gap:
+                kept.append(t)
+                last = scale(t)
+    kept.sort()
+    panel.set_xticks([scale(t) for t in kept])
+    panel.set_xticklabels([f"{t:g}" for t in kept])
+
+
 def _axis(panel: Axes, s: Synthesis, lo: float, hi: float) -> None:
     """Ticks and label of an effect axis from ``lo`` to ``hi`` (plot scale) for syntheses like ``s``."""
     panel.set_xlim(lo, hi)
@@ -281,13 +298,10 @@ def _axis(panel: Axes, s: Synthesis, lo: float, hi: float) -> None:
     panel.patch.set_alpha(0)
     panel.tick_params(axis="x", labelsize=FONT, colors=INK)
     if s.ratio:
-        ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lo <= math.log(t) <= hi]
-        panel.set_xticks([math.log(t) for t in ticks])
-        panel.set_xticklabels([f"{t:g}" for t in ticks])
+        _ticks(panel, (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100), math.log, 1.0, lo, hi)
     elif s.measure == "PLO":
-        ticks = [t for t in (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99) if lo <= math.log(t / (1 - t)) <= hi]
-        panel.set_xticks([math.log(t / (1 - t)) for t in ticks])
-        panel.set_xticklabels([f"{t:g}" for t in ticks])
+        _ticks(panel, (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99), lambda t: math.log(t / (1 - t)), 0.5,
+               lo, hi)
     name = "Proportion" if s.single_arm else MEASURE_NAMES.get(s.measure or "", s.measure or "")
     scale = " (log scale)" if s.ratio else " (logit scale)" if s.measure == "PLO" else ""
     panel.set_xlabel(name + scale, fontsize=FONT, color=INK)
@@ -311,7 +325,7 @@ def overview(ax: Axes, items: Sequence[Synthesis], labels: dict[str, str]) -> No
     for i, s in enumerate(items):
         what = f"{labels.get(s.disorder, s.disorder)}, {labels.get(s.outcome_domain, s.outcome_domain).lower()}"
         ax.text(0.0, i, _cut(what, 42), va="center", fontsize=FONT, color=INK)
-        ax.text(0.30, i, _cut(f"{s.comparison} ({s.design_group})", 26), va="center", fontsize=FONT, color=GREY)
+        ax.text(0.30, i, _cut(f"{s.comparison.replace('_', ' ')} ({s.design_group})", 26), va="center", fontsize=FONT, color=GREY)
         ax.text(0.49, i, str(s.k), ha="right", va="center", fontsize=FONT, color=INK)
         ax.text(0.535, i, "n/r" if s.participants is None else str(s.participants), ha="right", va="center",
                 fontsize=FONT, color=INK)
@@ -348,7 +362,7 @@ def overview_figure(items: Sequence[Synthesis], labels: dict[str, str], path_ste
     for s in items:
         groups.setdefault(s.measure or "no estimate", []).append(s)
     heights = [(1.5 if key != "no estimate" else 0.8) + 0.3 * len(g) for key, g in groups.items()]
-    extra = 0.5 if note else 0.2
+    extra = 0.7 if note else 0.3  # the last panel's axis label, then the note
     fig = plt.figure(figsize=(WIDTH, sum(heights) + extra))
     total = sum(heights) + extra
     y = 1 - 0.1 / total

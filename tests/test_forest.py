@@ -101,6 +101,26 @@ def test_every_text_is_readable_in_print(tmp_path, pooled, items):
     assert FONT >= 8
 
 
+def overlapping_texts(fig):
+    """Pairs of visible texts whose boxes overlap (tick labels included), after a draw."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(plt.Text)
+             if t.get_visible() and t.get_text().strip()]
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:]
+            if box_a.x0 < box_b.x1 - 1 and box_b.x0 < box_a.x1 - 1 and box_a.y0 < box_b.y1 - 1 and box_b.y0 < box_a.y1 - 1]
+
+
+def test_no_text_overlaps_another(tmp_path, pooled, items):
+    for i, s in enumerate(items.values()):
+        fig = forest_figure(s, tmp_path / f"f{i}", title=s.label(), note="note", intervention="Ketamine")
+        assert overlapping_texts(fig) == [], s.label()
+        plt.close(fig)
+    fig = overview_figure(list(items.values()), PROTOCOL.labels, tmp_path / "o", note="note")
+    assert overlapping_texts(fig) == []
+    plt.close(fig)
+
+
 def test_overview_shows_each_synthesis_once(tmp_path, items):
     fig = overview_figure(list(items.values()), PROTOCOL.labels, tmp_path / "o")
     text = "\n".join(svg_texts(tmp_path / "o.svg"))
