@@ -173,7 +173,7 @@ def studies_text(included: pd.DataFrame, disorder: str) -> str:
 
 def finding(s) -> str:
     """What one synthesis shows: ``benefit``, ``harm``, ``no difference``, ``benefit (direction only)``,
-    ``mixed (direction only)`` or ``none``."""
+    ``harm (direction only)``, ``mixed (direction only)`` or ``none``."""
     if s.model is not None:
         return {"intervention": "benefit", "comparator": "harm", "neither": "no difference"}[s.favours]
     directions = set(s.narrative["reported_direction"])
@@ -191,7 +191,7 @@ def finding(s) -> str:
 def synthesis_text(s, labels: Mapping[str, str]) -> str:
     """One synthesis in a sentence: what, how many, the estimate, the certainty."""
     what = (f"{in_sentence(labels.get(s.disorder, s.disorder))}, {labels.get(s.outcome_domain, s.outcome_domain).lower()}, "
-            f"{labels.get(s.comparison, s.comparison)}")
+            f"{in_sentence(labels.get(s.comparison, s.comparison))}")
     cert = f"; certainty {s.certainty.level}" if s.certainty else ""
     if s.model is not None:
         low, high = s.ci
@@ -289,9 +289,10 @@ def judge_statement(claim: Claim, syntheses: Sequence, labels: Mapping[str, str]
     found = matching(claim, syntheses)
     wanted = (f"{', '.join(labels.get(d, d).lower() for d in claim.outcome_domains)} in "
               f"{' or '.join(in_sentence(labels.get(d, d)) for d in claim.disorders)}, "
-              f"{labels.get(claim.comparison or '', claim.comparison)}")
+              f"{in_sentence(labels.get(claim.comparison or '', claim.comparison or ''))}")
     if not found:
-        other = sorted({f"{labels.get(s.outcome_domain, s.outcome_domain).lower()} ({labels.get(s.comparison, s.comparison)})"
+        other = sorted({f"{labels.get(s.outcome_domain, s.outcome_domain).lower()} "
+                        f"({in_sentence(labels.get(s.comparison, s.comparison))})"
                         for s in syntheses if s.disorder in claim.disorders})
         return "no eligible evidence", None, (f"no included study reports {wanted}"
                                               + (f"; this review has evidence only on: {'; '.join(other)}" if other
@@ -300,10 +301,17 @@ def judge_statement(claim: Claim, syntheses: Sequence, labels: Mapping[str, str]
     uncovered = [d for d in claim.outcome_domains if d not in covered]
     gap = (f"; no included study reports {', '.join(labels.get(d, d).lower() for d in uncovered)} for this "
            "comparison") if uncovered else ""
+    unstudied = [d for d in claim.disorders if d not in {s.disorder for s in found}]
+    if unstudied:  # a claim about several disorders, evidence on some
+        uncovered += unstudied
+        gap += (f"; no included study reports these outcomes in "
+                f"{' or '.join(in_sentence(labels.get(d, d)) for d in unstudied)}")
     findings = [(s, finding(s)) for s in found]
     benefit = [s for s, f in findings if f.startswith("benefit")]
     harm = [s for s, f in findings if f.startswith("harm")]
-    certainty = overall_certainty(found, same_direction=len(benefit) == len(found) or len(harm) == len(found))
+    directions = {f.split(" (")[0] for _, f in findings}
+    certainty = overall_certainty(found, same_direction=len(directions) == 1 and directions <= {
+        "benefit", "harm", "no difference"})
     evidence = "; ".join(synthesis_text(s, labels) for s in found)
     if harm and not benefit:
         return "contradicted", certainty, f"the evidence favours the comparator: {evidence}{gap}"

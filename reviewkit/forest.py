@@ -8,7 +8,7 @@ square sized by weight, its weight; then the pooled diamond with its weight
 line saying the single study's estimate is the result; then the studies
 without usable numbers and what they reported. The effect panel is an inset of
 ``ax``; text columns sit on ``ax`` itself. ``forest_figure`` sizes a figure for
-it and writes PNG (300 dpi) and SVG atomically.
+it and writes PNG (200 dpi) and SVG atomically.
 
 ``overview(ax, syntheses)`` draws every synthesis of one measure as a row (its
 estimate, CI, k, participants and certainty); ``overview_figure`` stacks one
@@ -16,8 +16,8 @@ panel per measure.
 
 Effects are shown in the outcome's own direction (an HR of relapse below 1
 favours the intervention, and the "Favours" captions follow). Every text is at
-least 9 pt on a 10-inch-wide figure, readable when the report shows it at 960
-pixels.
+least 8.5 pt on a 10-inch-wide figure shown at its natural size, and no text
+overlaps another.
 """
 
 from __future__ import annotations
@@ -150,9 +150,12 @@ def forest(ax: Axes, s: Synthesis, *, intervention: str = "Intervention", compar
 
     arms = _arm_header(s)
     for x, label, ha in ((x_study, "Study", "left"), (x_out, "Outcome, time point", "left"),
-                         (x_t, f"{intervention}\n{arms}", "right"), (x_c, f"{comparator}\n{arms}", "right"),
-                         (x_eff, f"{s.measure or 'Effect'} [95% CI]", "left"), (x_w, "Weight", "right")):
-        text(x, -1.05, label, ha=ha, fontweight="bold")
+                         (x_t, f"{intervention}\n{arms}", "right"),
+                         (x_c, "" if s.single_arm else f"{comparator}\n{arms}", "right"),
+                         (x_eff, f"{'Proportion' if s.single_arm else s.measure or 'Effect'} [95% CI]", "left"),
+                         (x_w, "Weight", "right")):
+        if label:
+            text(x, -1.05, label, ha=ha, fontweight="bold")
     ax.plot([0, 1], [-0.55, -0.55], color=INK, lw=0.8)
 
     lows, highs = [0.0], [0.0]
@@ -359,7 +362,7 @@ def overview_figure(items: Sequence[Synthesis], labels: dict[str, str], path_ste
     if not items:
         return None
     groups: dict[str, list[Synthesis]] = {}
-    for s in items:
+    for s in sorted(items, key=lambda s: s.model is None):  # stable: protocol order, the estimate-less last
         groups.setdefault(s.measure or "no estimate", []).append(s)
     heights = [(1.5 if key != "no estimate" else 0.8) + 0.3 * len(g) for key, g in groups.items()]
     extra = 0.7 if note else 0.3  # the last panel's axis label, then the note

@@ -188,7 +188,8 @@ def _indirectness(s) -> Downgrade:
 def _publication_bias(s) -> Downgrade:
     domain = "publication bias"
     if s.k < MIN_K_SMALL_STUDY:
-        return Downgrade(domain, 0, f"not assessable with {s.k} studies (small-study tests need at least "
+        return Downgrade(domain, 0, f"not assessable with {s.k} stud{'y' if s.k == 1 else 'ies'} (small-study "
+                                    f"tests need at least "
                                     f"{MIN_K_SMALL_STUDY})")
     from .meta import regtest
 
@@ -241,7 +242,8 @@ def summary_of_findings(items: list, labels: dict[str, str]) -> pd.DataFrame:
         if s.k_narrative:
             studies += f" + {s.k_narrative} without usable numbers"
         participants = f"{s.participants} ({studies})" if s.participants is not None else studies
-        effect = (f"{s.measure} {_fmt(s.estimate)} ({_fmt(low)} to {_fmt(high)})" if s.model is not None
+        measure = "proportion" if s.single_arm else s.measure
+        effect = (f"{measure} {_fmt(s.estimate)} ({_fmt(low)} to {_fmt(high)})" if s.model is not None
                   else "not estimable")
         comparator, intervention = absolute_effect(s)
         cert = s.certainty

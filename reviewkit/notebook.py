@@ -180,7 +180,8 @@ def forest_plots(review: Review, items) -> list[Path]:
         display(Markdown("No synthesis has a study with usable numbers, so there is no forest plot."))
     for n, s in enumerate(with_numbers, 1):
         stem = review.exports / f"forest_{n:02d}_{s.disorder}_{s.outcome_domain}_{s.comparison}_{s.design_group}"
-        plt.close(forest_figure(s, stem, title=s.label(), note=note, intervention=review.protocol.intervention_label))
+        intervention, comparator = review.protocol.arms(s.comparison)
+        plt.close(forest_figure(s, stem, title=s.label(), note=note, intervention=intervention, comparator=comparator))
         show_image(stem.with_suffix(".png"), alt=f"Forest plot: {s.label()}")
         written.append(stem.with_suffix(".png"))
     fig = overview_figure(items, labels, review.exports / "syntheses_overview", note=note)

@@ -117,6 +117,15 @@ class Protocol:
         """The comparison a comparator type belongs to (None: a comparator no synthesis takes)."""
         return next((c for c in self.comparisons.values() if comparator_type in c.comparators), None)
 
+    def arms(self, comparison: str) -> tuple[str, str]:
+        """(intervention arm, comparator arm) as plots and tables name them for a comparison: "Ketamine" vs
+        "Control", "More ketamine" vs "Less ketamine", or "Ketamine" and "" for a single arm."""
+        name = self.intervention_label
+        kind = self.comparisons[comparison].kind if comparison in self.comparisons else "control"
+        if kind == "dose":
+            return f"More {name[:1].lower()}{name[1:]}", f"Less {name[:1].lower()}{name[1:]}"
+        return name, "" if kind == "single_arm" else "Control"
+
     @property
     def comparator_types(self) -> tuple[str, ...]:
         return tuple(t for c in self.comparisons.values() for t in c.comparators)

@@ -61,7 +61,7 @@ HARM = synthesis([-0.8, -0.9], [0.05, 0.05], certainty=certain("moderate"))
 def test_supported_when_every_matching_synthesis_shows_a_benefit(tmp_path):
     got = verdict(tmp_path, [BENEFIT])
     assert got[0] == "supported" and got[1] == "moderate"
-    assert got[2].startswith("alcohol use disorder, abstinence, Ketamine vs control: OR 2.23")
+    assert got[2].startswith("alcohol use disorder, abstinence, ketamine vs control: OR 2.23")
 
 
 @pytest.mark.parametrize("found, expected", [
@@ -95,13 +95,27 @@ def test_other_outcomes_and_comparisons_never_count(tmp_path):
     other_disorder = synthesis([0.7, 0.9], [0.05, 0.05], disorder="oud", certainty=certain("high"))
     got = verdict(tmp_path, [craving, dose, other_disorder])
     assert got[:2] == ("no eligible evidence", None)
-    assert got[2].startswith("no included study reports abstinence in alcohol use disorder, Ketamine vs control")
-    assert "evidence only on: abstinence (More vs less ketamine" in got[2] and "craving (Ketamine vs control)" in got[2]
+    assert got[2].startswith("no included study reports abstinence in alcohol use disorder, ketamine vs control")
+    assert "evidence only on: abstinence (more vs less ketamine" in got[2] and "craving (ketamine vs control)" in got[2]
 
 
 def test_a_claim_about_outcomes_the_evidence_lacks_says_so(tmp_path):
     got = verdict(tmp_path, [BENEFIT], outcome_domains=["abstinence", "craving"])
     assert got[0] == "partly supported" and got[2].endswith("no included study reports craving for this comparison")
+
+
+def test_a_claim_about_several_disorders_names_those_without_evidence(tmp_path):
+    got = verdict(tmp_path, [BENEFIT], disorders=["aud", "gambling"])
+    assert got[0] == "partly supported"
+    assert got[2].endswith("no included study reports these outcomes in gambling disorder")
+
+
+def test_results_that_all_show_no_difference_take_the_highest_certainty(tmp_path):
+    null_high = synthesis([0.05, -0.05], [0.01, 0.01], domain="relapse", certainty=certain("moderate"))
+    got = verdict(tmp_path, [NULL, null_high], outcome_domains=["abstinence", "relapse"])
+    assert got[:2] == ("not supported", "moderate")
+    assert verdict(tmp_path, [NULL, HARM.__class__(**{**HARM.__dict__, "outcome_domain": "relapse"})],
+                   outcome_domains=["abstinence", "relapse"])[1] == "low"  # mixed: the lowest
 
 
 def test_mechanism_claims_are_outside_the_question(tmp_path):

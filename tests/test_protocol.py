@@ -31,6 +31,9 @@ def test_outcome_domains_and_comparisons():
     assert PROTOCOL.comparison_of("less ketamine").key == "dose"
     assert PROTOCOL.comparison_of("none").kind == "single_arm"
     assert PROTOCOL.comparison_of("other") is None
+    assert PROTOCOL.arms("control") == ("Ketamine", "Control")
+    assert PROTOCOL.arms("dose") == ("More ketamine", "Less ketamine")
+    assert PROTOCOL.arms("single_arm") == ("Ketamine", "")
 
 
 def test_query_combines_intervention_and_disorder_blocks():

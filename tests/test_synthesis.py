@@ -149,8 +149,9 @@ def test_table_and_json_interface(review, capsys):
     table = synthesis_table(review.syntheses())
     assert {"disorder", "outcome_domain", "comparison", "design", "measure", "k", "participants", "estimate",
             "ci_low", "ci_high", "pi_low", "pi_high", "certainty", "downgrades", "favours"} <= set(table.columns)
-    assert main(["synthesis", "--offline", "--json"]) == 0
+    assert main(["synthesis", "--offline", "--json", "--method", "DL", "--no-hksj"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert {s["method"] for s in out} == {"DL"}
     assert isinstance(out, list) and len(out) == len(table)
     first = out[0]
     assert first["certainty"] in {"high", "moderate", "low", "very low"}

@@ -30,7 +30,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     """--method and --hksj: how syntheses pool (default: the protocol's analysis section)."""
     p.add_argument("--method", default=None, metavar="METHOD",
                    help="tau^2 estimator: REML, DL, PM, ML, HE, SJ or FE (default: the protocol's)")
-    p.add_argument("--hksj", action="store_true", default=None, help="Hartung-Knapp-Sidik-Jonkman CIs")
+    p.add_argument("--hksj", action=argparse.BooleanOptionalAction, default=None,
+                   help="Hartung-Knapp-Sidik-Jonkman CIs, or --no-hksj for none (default: the protocol's)")
 
 
 def open_project(args: argparse.Namespace) -> Project:

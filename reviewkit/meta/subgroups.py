@@ -170,8 +170,8 @@ def pool_by_disorder(
     """Pool ``effects_df`` (from ``effects.effect_sizes``) by its ``disorder`` column.
 
     Needs columns ``disorder, yi, vi, yi_measure``; every row is pooled, so
-    select the rows of one analysis first (e.g. ``extraction.analysis_rows``),
-    which also guarantees each set of participants enters once. ``disorders``
+    select the rows of one analysis first (e.g. one ``reviewkit.synthesis``
+    key's rows), which also guarantees each set of participants enters once. ``disorders``
     (e.g. the protocol's search keys) fixes the subgroups and their order, so a
     disorder without a study still has its (empty) subgroup; by default the
     subgroups are the disorders in ``effects_df``, in order of appearance.
