@@ -1,6 +1,7 @@
 """PRISMA 2020 counts from the screening state; the sample's flow checked against the corpus."""
 
 import json
+import re
 import shutil
 from collections import Counter
 from dataclasses import replace
@@ -35,7 +36,9 @@ def corpus_expectation(key=None):
     pubmed = [r for r in recs if r["pmid"]]
     other = [r for r in recs if not r["pmid"]]
     included = [r for r in recs if r["would_include"]]
-    return {"identified": len(pubmed), "excluded": sum(not r["would_include"] for r in pubmed),
+    # identified: every search's hits; a record two searches found is one duplicate removed
+    hits = len(pubmed) if key else sum(len(r["retrieved_by"]) for r in pubmed)
+    return {"identified": hits, "unique": len(pubmed), "excluded": sum(not r["would_include"] for r in pubmed),
             "sought": sum(r["would_include"] for r in pubmed), "other": len(other),
             "other_excluded": sum(not r["would_include"] for r in other), "reports_included": len(included)}
 
@@ -91,8 +94,9 @@ def test_sample_counts_match_the_corpus(state, key):
     e = corpus_expectation(key)
     db, om = c.databases, c.other_methods
     assert db.identified == {"PubMed": e["identified"]}
-    assert (db.duplicates_removed, db.removed_other) == (0, 0)  # the corpus holds no duplicates
-    assert (db.records_screened, db.records_excluded) == (e["identified"], e["excluded"])
+    # the corpus holds no duplicate records: what is removed is the searches' overlap
+    assert (db.duplicates_removed, db.removed_other) == (e["identified"] - e["unique"], 0)
+    assert (db.records_screened, db.records_excluded) == (e["unique"], e["excluded"])
     assert (db.reports.sought, db.reports.not_retrieved, db.reports.assessed) == (e["sought"], 0, e["sought"])
     assert db.reports.excluded == {}
     assert om.identified == {"Citation searching": e["other"]}
@@ -103,8 +107,12 @@ def test_sample_counts_match_the_corpus(state, key):
 
 def test_sample_overall_numbers(state):
     c = prisma_counts(state)
-    assert (c.databases.identified["PubMed"], c.databases.records_excluded, c.databases.reports.sought) == (56, 46, 10)
+    # 69 hits of the four searches, 56 distinct records: 13 duplicates between searches (issue 14)
+    assert (c.databases.identified["PubMed"], c.databases.duplicates_removed, c.databases.records_screened) == (69, 13, 56)
+    assert (c.databases.records_excluded, c.databases.reports.sought) == (46, 10)
     assert c.other_methods.identified["Citation searching"] == 54
+    # the searches' hits add up to the databases' identified
+    assert sum(prisma_counts(state, k).databases.identified["PubMed"] for k in KEYS) == 69
     # 22 reports; three secondary analyses share their trial's participants (corpus README and summaries)
     assert (c.studies_included, c.reports_included) == (19, 22)
 
@@ -148,6 +156,11 @@ def test_json_shape_and_cli(capsys, tmp_path):
     assert b"<svg" in (tmp_path / "flow.svg").read_bytes()[:500]
     assert main(["screen", "--offline", "--screening", str(tmp_path / "s")]) == 0
     assert "0 new" in capsys.readouterr().out
+    assert main(["prisma", "--offline", "--screening", str(tmp_path / "s")]) == 0
+    text = capsys.readouterr().out
+    assert "databases: identified PubMed 69; duplicates removed 13;" in text
+    assert "other methods: identified Citation searching 54" in text
+    assert not re.search(r"[{}]|\['|None|True|False", text)  # words and numbers: no dict, list or None reprs
 
 
 def test_shipped_sheets_are_what_screen_would_write(state, tmp_path):
