@@ -191,3 +191,30 @@ def test_boxes_add_up_the_two_columns(state):
                                          + sum(d["other_methods"]["reports_excluded"].values()))
     # what was assessed is excluded, included, or awaiting
     assert boxes["reports assessed"] == boxes["reports excluded"] + boxes["reports included"]
+
+
+def test_diagram_is_readable_at_its_natural_size_on_a4(state):
+    """Every text at least 8 pt at the figure's natural size (the size the report shows and prints it:
+    reviewkit.notebook.show_image), the figure no wider than an A4 page inside 12 mm margins, every text
+    inside the figure and none over another."""
+    from reviewkit import flow_diagram
+
+    fig = flow_diagram.figure(prisma_counts(state), title="PRISMA 2020 flow diagram",
+                              note="Sample data: a curated sample of real studies, not a complete PubMed search.")
+    try:
+        width, _ = fig.get_size_inches()
+        assert width <= (210 - 2 * 12) / 25.4
+        texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and getattr(a, "get_text", None))
+                 if t.get_text().strip()]
+        assert len(texts) > 20 and min(t.get_fontsize() for t in texts) >= flow_diagram.MIN_FONT == 8
+        renderer = fig.canvas.get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        assert all(fig.bbox.contains(b.x0, b.y0) and fig.bbox.contains(b.x1, b.y1) for b in boxes)
+        overlaps = [(texts[i].get_text()[:30], texts[j].get_text()[:30]) for i in range(len(boxes))
+                    for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+        assert overlaps == []
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
