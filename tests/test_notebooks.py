@@ -131,6 +131,52 @@ def test_meta_analysis_helpers_pool_only_included_studies(sample_review, tmp_pat
     assert not list(tmp_path.rglob("forest_*"))
 
 
+@pytest.fixture
+def shown(monkeypatch):
+    """What the display helpers hand to IPython, as HTML strings."""
+    import IPython.display
+
+    out = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: out.append(obj.data))
+    return out
+
+
+def test_show_table_shows_every_row_in_words_and_escapes_everything(shown):
+    from reviewkit import notebook
+
+    payload = '<img src=x onerror="alert(1)">'
+    frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(25)], "citation_verdict": ["exists_with_errors"] * 25,
+                          "included": [True, False] * 12 + [None], "searches": [["aud", "oud"]] * 25,
+                          "kappa": [None] * 25, payload: [payload] * 25})
+    notebook.show_table(frame, caption=payload, keep=["record_id"], missing={"kappa": "not computed"})
+    (page,) = shown
+    assert "<img" not in page and page.count("&lt;img src=x") >= 2 * 25
+    fallback = page.split("_fallback")[1].split("</table>")[0]  # the table as it is without JavaScript
+    assert fallback.split("<tbody>")[1].split("</tbody>")[0].count("<tr") == 25  # every row: no page of 10
+    for text in (">exists with errors<", ">yes<", ">no<", ">\u2014<", ">aud, oud<", ">not computed<", ">citation verdict<"):
+        assert text in fallback, text
+    assert not re.search(r">(None|nan|True|False|\[.*?\])<", fallback)
+    assert '"paging": false' in page and 'class="rk-table"' in page and "rk-wide" not in page
+
+
+def test_show_table_marks_wide_tables_for_landscape_pages_and_says_when_empty(shown):
+    from reviewkit import notebook
+
+    notebook.show_table(pd.DataFrame({f"column_{i}": ["a long sentence of several words"] for i in range(12)}))
+    notebook.show_table(pd.DataFrame({"a": []}), caption="Merged records")
+    notebook.show_note("Nothing pooled in <b>x</b>")
+    assert 'class="rk-table rk-wide"' in shown[0]
+    assert shown[1] == "<p>Merged records: none.</p>" and shown[2] == "<p>Nothing pooled in &lt;b&gt;x&lt;/b&gt;</p>"
+
+
+def test_paths_are_shown_relative_to_the_report_or_project(sample_review):
+    from reviewkit import notebook
+
+    assert notebook.where(sample_review, sample_review.exports / "screening") == "exports/screening"
+    assert notebook.where(sample_review, sample_review.screening_dir) == "data/screening/sample"
+    assert notebook.where(sample_review, "/somewhere/else/snapshots/mine") == "\u2026/snapshots/mine"
+
+
 # --- whole runs (slow) ------------------------------------------------------------
 
 @pytest.fixture(scope="module")

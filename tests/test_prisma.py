@@ -218,3 +218,18 @@ def test_diagram_is_readable_at_its_natural_size_on_a4(state):
 
         plt.close(fig)
 
+
+
+def test_diagram_png_records_its_resolution(state, tmp_path):
+    """The report shows a PNG at the resolution it records: 1 pt in the figure is 1 pt on screen."""
+    from reviewkit import flow_diagram
+    from reviewkit.notebook import natural_width
+
+    png, _ = draw(prisma_counts(state), tmp_path / "d", title="t")
+    fig = flow_diagram.figure(prisma_counts(state), title="t")
+    try:
+        assert natural_width(png) == round(fig.get_size_inches()[0] * 96)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
