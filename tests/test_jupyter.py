@@ -24,9 +24,9 @@ def git(repo, *args, check=True) -> str:
 
 def execute(nb: nbformat.NotebookNode, cwd) -> nbformat.NotebookNode:
     """Run every cell in a fresh python3 kernel, as JupyterLab's Run All does."""
-    from nbclient import NotebookClient
+    from nbconvert.preprocessors import ExecutePreprocessor
 
-    NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(cwd)}}).execute()
+    ExecutePreprocessor(kernel_name="python3", timeout=300).preprocess(nb, {"metadata": {"path": str(cwd)}})
     return nb
 
 
