@@ -38,10 +38,11 @@ from .review import Review
 CONTROLS_FROM_ROWS = 10
 
 # Every itables table in a notebook or the report: long text wraps (no ``nowrap``), a long or wide
-# table scrolls inside its own box (the search box stays above it), the header stays in view; on
-# paper every row is printed, nothing scrolls and no control is shown.
+# table scrolls inside its own box (the search box stays above it; a block, not DataTables' centring
+# flex row, which would push the table's top out of reach), the header stays in view; on paper every
+# row is printed, nothing scrolls and no control is shown.
 TABLE_CSS = """
-.dt-container .dt-layout-table { max-height: 34em; overflow: auto; }
+.dt-container .dt-layout-table { display: block !important; max-height: min(80vh, 48em); overflow: auto; }
 .dt-container table.dataTable thead th { position: sticky; top: 0; background: #fff; z-index: 1; }
 .dt-container table.dataTable td, .dt-container table.dataTable th {
   white-space: normal; text-align: left; vertical-align: top; max-width: 36em; overflow-wrap: break-word; }
