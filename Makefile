@@ -8,12 +8,14 @@ OUTPUT ?= output
 
 .PHONY: report test sample bench clean
 
-# The exact environment of requirements.lock (hashes checked), then reviewkit itself on top.
+# The exact environment of requirements.lock (hashes checked), then reviewkit itself on top, and the
+# git filter that keeps notebooks output-free (nbstripout; nothing happens outside a git checkout).
 $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	scripts/install-notebook-filter.sh $(BIN)/python
 	touch $(STAMP)
 
 report: $(STAMP)

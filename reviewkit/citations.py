@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 from rapidfuzz import fuzz
@@ -143,10 +143,20 @@ def _value(record: Mapping, key: str):
     return value if _present(value) else None
 
 
+def _record_authors(listed: Any) -> tuple[list[str], bool]:
+    """A record's named authors, and whether its list ends in "et al" (the record shows only the first few)."""
+    authors = [] if listed is None or isinstance(listed, (str, float)) else [str(a) for a in listed]
+    incomplete = bool(authors) and fold(authors[-1]) == "et al"
+    return (authors[:-1] if incomplete else authors), incomplete
+
+
 def compare(ref: Reference, record: Mapping) -> Match:
-    """Score one record against one reference, field by field (the only rule, live or offline)."""
-    listed = record.get("authors")
-    authors = list(listed) if listed is not None else []
+    """Score one record against one reference, field by field (the only rule, live or offline).
+
+    Authors are compared on the names both lists give: a citation that lists more authors than a
+    record ending in "et al" is checked only on the authors the record lists.
+    """
+    authors, record_et_al = _record_authors(record.get("authors"))
     rec_year = int(record["year"]) if _present(record.get("year")) else None
     title_sim = title_similarity(ref.title, record.get("title"))
     first_ok = bool(ref.authors and authors and _same_person(ref.authors[0], authors[0]))
@@ -169,9 +179,10 @@ def compare(ref: Reference, record: Mapping) -> Match:
 
     errors: list[str] = []
     if identified_by:
-        listed_ok = len(ref.authors) <= len(authors) and all(
+        listed_ok = (record_et_al or len(ref.authors) <= len(authors)) and all(
             _same_person(p, r) for p, r in zip(ref.authors, authors))
-        complete_ok = ref.et_al or len(ref.authors) == len(authors)
+        # A citation may stop with "et al"; otherwise it names everyone the record names.
+        complete_ok = ref.et_al or (len(ref.authors) >= len(authors) if record_et_al else len(ref.authors) == len(authors))
         checks = [
             ("title", title_sim >= TITLE_MATCH or not ref.title),
             ("first_author", first_ok or not authors),
@@ -245,7 +256,7 @@ class LocalRecords:
         words = set(_significant_words(ref.title, limit=50))
 
         def plausible(row) -> bool:
-            authors = row["authors"] if row["authors"] is not None else []
+            authors = _record_authors(row["authors"])[0]
             if any(_name_parts(a)[0] in surnames for a in authors):
                 return True  # like the live "author [au] AND year" search, but any year
             if ref.doi and _present(row.get("doi")) and str(row["doi"]).lower() == ref.doi:

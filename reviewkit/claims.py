@@ -40,6 +40,7 @@ import pandas as pd
 
 from .citations import CitationCheck, Match
 from .errors import ReviewkitError
+from .extraction import DESIGN_LABELS
 from .grade import LEVELS
 from .io import read_yaml
 from .references import Reference, Unparsed
@@ -49,11 +50,6 @@ STATEMENT_VERDICTS = ("supported", "partly supported", "not supported", "contrad
 STRENGTHS = ("strong", "modest")
 KINDS = ("effect", "mechanism")
 ASSERTS = ("design", "direction", "significance", "strength", "population")
-DESIGN_LABELS = {
-    "rct": "RCT", "crossover_rct": "crossover RCT", "nonrandomized_controlled": "non-randomized controlled",
-    "retrospective_cohort": "retrospective cohort", "prospective_cohort": "prospective cohort",
-    "open_label": "open-label", "case_series": "case series", "case_report": "case report",
-}
 MAX_QUOTE_WORDS = 25
 
 

@@ -41,6 +41,11 @@ RANDOMIZED = ("rct", "crossover_rct")
 NON_RANDOMIZED = ("nonrandomized_controlled", "retrospective_cohort", "prospective_cohort")
 UNCONTROLLED = ("open_label", "case_series", "case_report")
 DESIGNS = RANDOMIZED + NON_RANDOMIZED + UNCONTROLLED
+DESIGN_LABELS = {
+    "rct": "RCT", "crossover_rct": "crossover RCT", "nonrandomized_controlled": "non-randomized controlled",
+    "retrospective_cohort": "retrospective cohort", "prospective_cohort": "prospective cohort",
+    "open_label": "open-label", "case_series": "case series", "case_report": "case report",
+}
 OUTCOME_TYPES = ("binary", "continuous", "time_to_event")
 SOURCE_KINDS = ("full text", "abstract", "registry results", "secondary summary")
 DIRECTIONS = ("favours intervention", "no difference", "favours comparator")

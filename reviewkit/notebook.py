@@ -5,20 +5,57 @@
 the notebook runs from its project's ``notebooks/`` in JupyterLab and under
 ``reviewkit run`` alike. It switches itables to offline mode (its JavaScript is
 inlined into the output, so the HTML report fetches nothing from the internet)
-and shows the banner every output built from a sample carries. The helpers
-below only shape what a stage computed into tables and figures for readers.
+and shows the banner every output built from a sample carries.
+
+Showing things to readers (use these in every notebook, not ``.style`` or ``itables.show``):
+
+* :func:`show_table` — any DataFrame as a table for readers: words not reprs (an em dash or
+  the words you give for a missing value, yes/no, comma-separated lists, ``exists with
+  errors``), every row (searchable and sortable on screen, all printed), wide tables scrolling
+  inside their section, long text wrapped, every cell escaped by ``reviewkit.markup``.
+* :func:`show_note` — a sentence built from data (escaped; never ``Markdown(f"...")``).
+* :func:`show_image` — a figure file at its natural size (1 pt in the figure is 1 pt on screen
+  and on paper), with alt text.
+* :func:`where` — a path as the report may show it (relative to the report folder or the
+  project; never this machine's absolute path), for ``print`` and notes.
+
+The other helpers only shape what a stage computed into DataFrames for :func:`show_table`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from .extraction import DESIGN_LABELS
+from .markup import MISSING, escape, reader_frame, render
 from .project import Project
-from .report import sample_banner_html
+from .report import sample_banner_html, shown_path
 from .review import Review
+
+#: A table with more rows than this gets a search box and a row count; all rows are shown either way.
+CONTROLS_FROM_ROWS = 10
+
+# Every itables table in a notebook or the report: long text wraps (no ``nowrap``), a long or wide
+# table scrolls inside its own box (the search box stays above it; a block, not DataTables' centring
+# flex row, which would push the table's top out of reach), the header stays in view; on paper every
+# row is printed, nothing scrolls and no control is shown.
+TABLE_CSS = """
+.dt-container .dt-layout-table { display: block !important; max-height: min(80vh, 48em); overflow: auto; }
+.dt-container table.dataTable thead th { position: sticky; top: 0; background: #fff; z-index: 1; }
+.dt-container table.dataTable td, .dt-container table.dataTable th {
+  white-space: normal; text-align: left; vertical-align: top; max-width: 36em; overflow-wrap: break-word; }
+@media print {
+  .dt-container .dt-layout-table { max-height: none; overflow: visible; }
+  .dt-container .dt-search, .dt-container .dt-info, .dt-container .dt-length, .dt-container .dt-paging {
+    display: none; }
+  .dt-container table.dataTable thead th { position: static; }
+  .dt-container table.dataTable td, .dt-container table.dataTable th { max-width: none; overflow-wrap: break-word; }
+}
+"""
 
 
 def start(*, project: str = "", protocol: str = "", offline: bool = True, snapshot: str = "",
@@ -38,27 +75,139 @@ def start(*, project: str = "", protocol: str = "", offline: bool = True, snapsh
     # Plain tables show whole sentences (reasons, notes), not pandas' 50-character cut.
     pd.set_option("display.max_colwidth", None)
     # Titles and reasons are text: left-aligned and wrapped read better than right-aligned and cut.
+    # No paging and no downsampling: a printed report must hold every row (a page of 10 drops the rest).
     itables.options.classes = "display compact"
     itables.options.columnDefs = [{"className": "dt-left", "targets": "_all"}]
+    itables.options.paging = False
+    itables.options.maxBytes = 0
+    itables.options.css = TABLE_CSS
     if review.is_sample:
         display(HTML(sample_banner_html(review.sample_note)))
     return review
 
 
+def show_table(frame: pd.DataFrame, caption: str | None = None, *, index: bool = False,
+               labels: Mapping[str, str] | None = None, keep: Collection[str] = (),
+               missing: str | Mapping[str, str] = MISSING, empty: str | None = None) -> None:
+    """Show ``frame`` as a table for readers, in JupyterLab and in the report.
+
+    Values read as words (``reviewkit.markup.reader_text``): a missing value as an em dash, or as
+    ``missing`` says ("not reported", or per column ``{"Cohen's kappa": "not computed"}``);
+    booleans as yes/no; lists comma-separated; code labels (``not_found``) and snake_case column
+    names as words, unless ``labels`` names a column or ``keep`` lists it (ids and keys shown as
+    written). Every row is shown: on screen the table scrolls inside its section and, above
+    :data:`CONTROLS_FROM_ROWS` rows, can be searched and sorted; printed, every row is on paper.
+    Every cell, heading and the caption are escaped here (``reviewkit.markup.escape``), so text
+    from any file can never become markup.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        What to show; it is not changed.
+    caption : str, optional
+        Shown under the table.
+    index : bool
+        Show the index as the first column (e.g. a table of named rows); off by default.
+    labels : mapping, optional
+        Column → heading, e.g. ``{"n_t": "n (ketamine)"}``.
+    keep : collection of str
+        Columns shown exactly as written (record ids, search keys, row ids).
+    missing : str or mapping
+        What a missing value reads as: one text, or per column.
+    empty : str, optional
+        The sentence shown instead of a table without rows (default: "<caption>: none.").
+    """
+    import itables
+    from IPython.display import HTML, display
+
+    if frame.empty:
+        show_note(empty or f"{caption or 'This table'}: none.")
+        return
+
+    shown = reader_frame(frame, labels=labels, keep=keep, missing=missing, index=index)
+    safe = shown.map(escape)
+    safe.columns = [escape(c) for c in shown.columns]
+    if index:
+        safe.index = pd.Index([escape(i) for i in shown.index], name=escape(shown.index.name or ""))
+    styler = safe.style if index else safe.style.hide(axis="index")
+    controls = len(frame) > CONTROLS_FROM_ROWS
+    layout = {"topStart": None, "topEnd": "search" if controls else None,
+              "bottomStart": "info" if controls else None, "bottomEnd": None}
+    table = itables.to_html_datatable(
+        styler, caption=escape(caption) if caption else None, allow_html=True, showIndex=index, paging=False,
+        ordering=controls, layout=layout, classes="display compact", css=TABLE_CSS, connected=False,
+        columnDefs=[{"className": "dt-left", "targets": "_all"}])
+    # The print stylesheet puts a table too wide for a portrait page on a landscape one.
+    wide = " rk-wide" if print_width(shown) > PORTRAIT_WIDTH else ""
+    display(HTML(f'<div class="rk-table{wide}">{table}</div>'))
+
+
+#: Inches of text a printed A4 portrait page holds (210 mm less 12 mm margins), and what one
+#: character and one cell's padding take at the 8 pt of printed tables.
+PORTRAIT_WIDTH, CHAR_WIDTH, CELL_PADDING = 7.3, 0.058, 0.11
+
+
+def print_width(shown: pd.DataFrame) -> float:
+    """About how wide (inches) a printed table of reader text must be: per column its longest word
+    (headings wrap too), or its longest cell up to 24 characters (longer text wraps)."""
+    def longest_word(texts) -> int:
+        return max((len(w) for t in texts for w in str(t).split()), default=0)
+
+    columns = [(shown.index.name or "", shown.index)] if shown.index.name or not isinstance(shown.index, pd.RangeIndex) \
+        else []
+    columns += [(name, shown[name]) for name in shown.columns]
+    chars = sum(max(longest_word([name]), min(24, max((len(str(v)) for v in values), default=0)),
+                    longest_word(values)) for name, values in columns)
+    return chars * CHAR_WIDTH + len(columns) * CELL_PADDING
+
+
+def show_note(text: str, *, emphasis: bool = False) -> None:
+    """Show a sentence made from data (a count, a name from the protocol), escaped; never as Markdown."""
+    from IPython.display import HTML, display
+
+    display(HTML(render("<p>{% if strong %}<strong>{{ text }}</strong>{% else %}{{ text }}{% endif %}</p>",
+                        text=text, strong=emphasis)))
+
+
+def where(review: Review, path: str | Path) -> str:
+    """``path`` as a report may show it: relative to the run's output folder (``exports``), else to
+    the project (``data/screening/sample``), else only its last parts (``…/snapshots/mine``)."""
+    resolved = Path(path).expanduser().resolve()
+    for base in (review.output_dir, review.project.root):
+        try:
+            return resolved.relative_to(Path(base).resolve()).as_posix() or "."
+        except ValueError:
+            continue
+    return shown_path(str(resolved))
+
+
 def search_table(results) -> pd.DataFrame:
-    """One row per search: what PRISMA-S asks a report to state."""
+    """One row per search: what PRISMA-S asks a report to state (no date limits: missing)."""
+    def limits(m: Mapping) -> str | None:
+        if not (m.get("mindate") or m.get("maxdate")):
+            return None
+        kind = {"pdat": "publication date", "edat": "Entrez date", "mdat": "modification date"}.get(
+            str(m.get("datetype")), m.get("datetype") or "date")
+        return f"{kind}: {m.get('mindate') or 'any'} to {m.get('maxdate') or 'any'}"
+
     return pd.DataFrame([
         {
             "search": r.key,
             "label": r.manifest.get("label"),
-            "date run": r.manifest.get("date_run"),
+            "date run": _day(r.manifest.get("date_run")),
             "PubMed count": r.count,
             "records retrieved": r.retrieved,
-            "date limits": f"{r.manifest.get('datetype')}: {r.manifest.get('mindate')} to {r.manifest.get('maxdate')}",
+            "date limits": limits(r.manifest),
             "query": r.query,
         }
         for r in results
     ])
+
+
+def _day(stamp: object) -> object:
+    """An ISO timestamp at midnight UTC (a search's date run) as its day, ``2026-11-26``; anything else as it is."""
+    text = str(stamp or "")
+    return text[:10] if len(text) > 10 and text[10:].strip("TZ:0+") == "" else stamp
 
 
 def screening_overview(state) -> pd.DataFrame:
@@ -83,14 +232,35 @@ def screening_overview(state) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show_image(path: str | Path, alt: str, width: int = 960) -> None:
+def show_image(path: str | Path, alt: str, width: int | None = None) -> None:
     """Display a figure file the library wrote, so the report shows exactly the exported figure.
 
-    ``alt`` describes the figure for screen readers (and names it in the HTML).
+    ``alt`` describes the figure for screen readers (and names it in the HTML). ``width`` None shows
+    a PNG at its natural size, the resolution it records (matplotlib writes it): 1 pt of text in the
+    figure is 1 pt on screen and on paper, and the report never widens it beyond its column. A figure
+    meant for A4 paper is at most 7.2 in wide with text of at least 8 pt (``reviewkit.flow_diagram``).
     """
     from IPython.display import Image, display
 
-    display(Image(filename=str(path), width=width, alt=alt))
+    display(Image(filename=str(path), width=width or natural_width(path), alt=alt))
+
+
+def natural_width(path: str | Path) -> int | None:
+    """A PNG's width in CSS pixels (96 per inch) at the resolution its ``pHYs`` chunk records; None if
+    it records none (the browser then shows it pixel for pixel)."""
+    data = Path(path).read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    pixels, at = int.from_bytes(data[16:20], "big"), 8
+    while at + 8 <= len(data):
+        length, kind = int.from_bytes(data[at:at + 4], "big"), data[at + 4:at + 8]
+        if kind == b"pHYs" and length >= 9 and data[at + 16] == 1:  # unit 1: pixels per metre
+            per_metre = int.from_bytes(data[at + 8:at + 12], "big")
+            return round(pixels / (per_metre * 0.0254) * 96) if per_metre else None
+        if kind == b"IDAT":  # pHYs comes before the image data
+            return None
+        at += 12 + length
+    return None
 
 
 def prisma_table(report) -> pd.DataFrame:
@@ -144,6 +314,61 @@ def extraction_table(review: Review) -> pd.DataFrame:
     return table.assign(included=table["study_id"].isin(included))
 
 
+def extraction_view(review: Review) -> pd.DataFrame:
+    """The extraction table for readers: the protocol's names for searches, outcome domains and
+    comparisons, the arms' numbers, what was reported and where, whether the row is pooled and
+    whether its study is included in this run."""
+    from .audit import labels_of
+
+    labels = labels_of(review.protocol)
+    t = extraction_table(review)
+    named = {col: t[col].map(lambda k: labels.get(k, k)) for col in ("disorder", "outcome_domain", "comparison")}
+    return pd.DataFrame({
+        "study": t["study"], "outcome": t["outcome_short"].fillna(t["outcome"]), "time point": t["timepoint"],
+        "disorder": named["disorder"], "outcome domain": named["outcome_domain"],
+        "comparison": named["comparison"].fillna("none (" + t["comparator_type"] + ")"),
+        "comparator": t["comparator"], "measure": t["measure"],
+        "events/n (intervention)": _arm_counts(t, "t"), "events/n (comparator)": _arm_counts(t, "c"),
+        "estimate [95% CI]": [f"{e:g} [{lo:g}, {hi:g}]" if pd.notna(lo) else (f"{e:g}" if pd.notna(e) else None)
+                              for e, lo, hi in zip(t["estimate"], t["ci_low"], t["ci_high"])],
+        "reported": t["reported"], "reported direction": t["reported_direction"], "pooled": t["pooled"],
+        "why not pooled": t["not_pooled_reason"], "source": t["source_kind"], "derivation": t["derivation"],
+        "included": t["included"], "row": t["row_id"],
+    })
+
+
+def _arm_counts(t: pd.DataFrame, arm: str) -> list[str | None]:
+    """"13/27" per row from events and n (of a single arm for the intervention), None when not reported."""
+    out: list[str | None] = []
+    for _, r in t.iterrows():
+        events, n = r[f"events_{arm}"], r[f"n_{arm}"]
+        if arm == "t" and pd.isna(events):
+            events, n = r["events"], r["n"]
+        out.append(f"{int(events)}/{int(n)}" if pd.notna(events) and pd.notna(n) else None)
+    return out
+
+
+def export_evidence(review: Review, items) -> list[Path]:
+    """The extraction (with ``included``), the syntheses and the summary of findings as CSV and XLSX in
+    the run's exports, machine-readable (protocol keys, not names)."""
+    from .audit import labels_of
+    from .exports import write_table
+    from .grade import summary_of_findings
+    from .synthesis import synthesis_table
+
+    return (write_table(extraction_table(review), review.exports, "extraction")
+            + write_table(synthesis_table(items), review.exports, "syntheses")
+            + write_table(summary_of_findings(items, labels_of(review.protocol)), review.exports, "summary_of_findings"))
+
+
+def export_audit(review: Review, audit) -> list[Path]:
+    """The claims audit and the reference check as CSV and XLSX in the run's exports."""
+    from .exports import write_table
+
+    return (write_table(claims_table(audit), review.exports, "claims_audit")
+            + write_table(citation_table(audit.checks.values()), review.exports, "reference_check"))
+
+
 def studies_table(review: Review) -> pd.DataFrame:
     """The included studies (each once, however many reports): design, participants, population."""
     included = review.included.drop_duplicates("study_id")
@@ -153,7 +378,7 @@ def studies_table(review: Review) -> pd.DataFrame:
         st = studies.loc[r["study_id"]] if r["study_id"] in studies.index else None
         rows.append({
             "study": st["study"] if st is not None else r["study_id"],
-            "design": r["design"] or "not recorded",
+            "design": DESIGN_LABELS.get(r["design"], r["design"]) if r["design"] else "not recorded",
             "disorders": ", ".join(sorted(set(review.included.loc[review.included["study_id"] == r["study_id"],
                                                                   "disorder"]))),
             "randomized": st["n_randomized"] if st is not None else None,
@@ -167,7 +392,6 @@ def studies_table(review: Review) -> pd.DataFrame:
 def forest_plots(review: Review, items) -> list[Path]:
     """Draw, export (PNG, SVG) and show a forest plot for every synthesis with a study, then the overview."""
     import matplotlib.pyplot as plt
-    from IPython.display import Markdown, display
 
     from .audit import labels_of
     from .forest import forest_figure, overview_figure
@@ -177,7 +401,7 @@ def forest_plots(review: Review, items) -> list[Path]:
     written = []
     with_numbers = [s for s in items if s.k]
     if not with_numbers:
-        display(Markdown("No synthesis has a study with usable numbers, so there is no forest plot."))
+        show_note("No synthesis has a study with usable numbers, so there is no forest plot.")
     for n, s in enumerate(with_numbers, 1):
         stem = review.exports / f"forest_{n:02d}_{s.disorder}_{s.outcome_domain}_{s.comparison}_{s.design_group}"
         intervention, comparator = review.protocol.arms(s.comparison)
@@ -196,8 +420,6 @@ def risk_of_bias(review: Review) -> pd.DataFrame:
     """Draw, export and show the risk-of-bias plots (robvis' traffic lights and summary) of the included
     studies; returns their judgements and support for a table. Says which assessable studies have no
     assessment, and when the project has no risk-of-bias table at all."""
-    from IPython.display import Markdown, display
-
     from .rob import missing_assessments, risk_of_bias_figure
 
     included = set(review.included["study_id"]) if len(review.included) else set()
@@ -206,11 +428,10 @@ def risk_of_bias(review: Review) -> pd.DataFrame:
     missing = missing_assessments(table, review.studies[review.studies["study_id"].isin(included)])
     names = dict(zip(review.studies["study_id"], review.studies["study"]))
     if missing:
-        display(Markdown(f"Not assessed yet ({len(missing)}): {', '.join(str(names.get(m, m)) for m in missing)}. "
-                         "GRADE treats them as giving no information."))
+        show_note(f"Not assessed yet ({len(missing)}): {', '.join(str(names.get(m, m)) for m in missing)}. "
+                  "GRADE treats them as giving no information.")
     if table.empty:
-        display(Markdown(f"No risk-of-bias assessment of an included study in "
-                         f"`{review.project.relative(review.risk_of_bias_file)}`."))
+        show_note(f"No risk-of-bias assessment of an included study in {where(review, review.risk_of_bias_file)}.")
         return table
     note = "Sample data: a curated sample of real studies, not a complete PubMed search." if review.is_sample else None
     png, _ = risk_of_bias_figure(table, review.exports / "risk_of_bias", note=note)
@@ -238,7 +459,6 @@ def small_study_plots(review: Review, items) -> list[Path]:
     trim-and-fill's imputed studies and Egger's test in its title, exported and shown; says so when none
     is large enough."""
     import matplotlib.pyplot as plt
-    from IPython.display import Markdown, display
 
     from .figures import save_figure
     from .funnel import funnel
@@ -248,9 +468,8 @@ def small_study_plots(review: Review, items) -> list[Path]:
     large = [s for s in items if s.k >= MIN_K_SMALL_STUDY]
     if not large:
         most = max((s.k for s in items), default=0)
-        display(Markdown(f"The largest synthesis has {most} stud{'y' if most == 1 else 'ies'}: funnel plots and "
-                         f"small-study tests need at least {MIN_K_SMALL_STUDY}, so publication bias is not "
-                         "assessable here."))
+        show_note(f"The largest synthesis has {most} stud{'y' if most == 1 else 'ies'}: funnel plots and "
+                  f"small-study tests need at least {MIN_K_SMALL_STUDY}, so publication bias is not assessable here.")
         return []
     written = []
     for n, s in enumerate(large, 1):

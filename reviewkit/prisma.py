@@ -3,10 +3,13 @@
 Definitions (new reviews, databases and other methods):
 
 databases column
-  identified            records from each database, one per record id (a PMID
-                        found by several searches is one record)
+  identified            records each database returned, added up over the
+                        searches (a PMID found by two searches counts twice):
+                        what PRISMA 2020 counts as identified, before duplicates
+                        are removed (explanation and elaboration, item 16a)
   duplicates_removed    identified minus the database records left after
-                        deduplication (``reviewkit.dedupe``)
+                        deduplication: the records several searches found,
+                        plus the duplicates ``reviewkit.dedupe`` merged
   removed_other         0: reviewkit removes nothing else before screening
   records_screened      records with a final title/abstract decision
   records_excluded      ... of which exclude
@@ -25,7 +28,8 @@ reports_included        included reports, both columns
 
 Counts for one search (``by_disorder``) use the records that search found
 (for other methods, those whose ``searches`` name it); a record found by
-several searches counts in each, so they do not add up to the overall counts.
+several searches counts in each. The searches' "identified" add up to the
+overall one; the boxes after deduplication do not.
 
 Records still awaiting a decision are counted in ``awaiting_*`` fields (not in
 the JSON shape): the flow is complete when they are 0. :func:`check` fails
@@ -148,6 +152,13 @@ def _in_search(frame: pd.DataFrame, key: str | None) -> pd.Series:
     return frame["searches"].map(lambda s: key in (s or []))
 
 
+def _hits(frame: pd.DataFrame, search: str | None) -> pd.Series:
+    """How many times each record was returned: by every search that found it, or once by ``search``."""
+    if search is not None:
+        return pd.Series(1, index=frame.index)
+    return frame["searches"].map(lambda s: max(1, 0 if s is None else len(s)))
+
+
 def prisma_counts(state: ScreeningState, search: str | None = None) -> PrismaCounts:
     """Counts for the whole review, or for one search key; checked by :func:`check`."""
     raw = state.identified[_in_search(state.identified, search)]
@@ -155,6 +166,7 @@ def prisma_counts(state: ScreeningState, search: str | None = None) -> PrismaCou
     kept_db = kept[kept["source"].isin(DATABASE_SOURCES)]
     kept_other = kept[~kept["source"].isin(DATABASE_SOURCES)]
     raw_db = raw[raw["source"].isin(DATABASE_SOURCES)]
+    hits = _hits(raw_db, search)
 
     def current(stage: str, ids: pd.Series) -> pd.DataFrame:
         sheet = state.sheet(stage)
@@ -169,9 +181,9 @@ def prisma_counts(state: ScreeningState, search: str | None = None) -> PrismaCou
     studies = included["study_id"].where(included["study_id"] != "", included["record_id"])
     counts = PrismaCounts(
         databases=DatabaseCounts(
-            identified={s: int(n) for s, n in raw_db["source"].value_counts().sort_index().items()}
+            identified={s: int(n) for s, n in hits.groupby(raw_db["source"]).sum().sort_index().items()}
             or {"PubMed": 0},
-            duplicates_removed=len(raw_db) - len(kept_db), removed_other=0,
+            duplicates_removed=int(hits.sum()) - len(kept_db), removed_other=0,
             records_screened=len(screened), records_excluded=int((screened["final"] == "exclude").sum()),
             records_awaiting=len(ta) - len(screened), reports=_reports(ft_db)),
         other_methods=OtherMethodCounts(

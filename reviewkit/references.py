@@ -66,6 +66,13 @@ _MARKER = re.compile(r"^\s*(?:[•·▪‣◦*\-–]|\d{1,3}[.)]|\[\d{1,3}\])\s+
 _QUOTES = "“”\"‘’'„«»"
 _DOI = re.compile(r"(?:https?://(?:dx\.)?doi\.org/|doi:\s*)(10\.\S+?)[.,;]?(?=\s|$)", re.I)
 
+_SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "2nd", "3rd"}
+# Words that mark a collective author ("NIDA Clinical Trials Network"), which has no surname.
+_COLLECTIVE_WORDS = {"group", "study", "consortium", "committee", "collaboration", "collaborative", "network",
+                     "investigators", "association", "society", "trial", "trials", "team", "council", "panel",
+                     "organization", "organisation", "institute", "foundation", "centre", "center"}
+_INITIALS_ONLY = re.compile(r"^[A-Z]{1,4}$")  # "EM" in "Krupitsky EM": initials run together
+
 _APA = re.compile(r"^(?P<authors>.+?)\s*\((?P<year>\d{4})[a-z]?\)\.?\s+(?P<rest>.+)$")
 # Journal, 57(2), 227-234.   Journal, 11, 480.   Journal, 118.
 _APA_SOURCE = re.compile(
@@ -89,8 +96,9 @@ def _clean(text: str | None) -> str | None:
 
 
 def _initials(given: str) -> str:
-    """"R. M." / "Evgeny M." / "J.-P." → "RM" / "EM" / "JP"."""
-    return "".join(part[0].upper() for part in re.split(r"[\s.\-]+", given) if part)
+    """"R. M." / "Evgeny M." / "J.-P." / "EM" → "RM" / "EM" / "JP" / "EM" (capitals run together are initials)."""
+    parts = [part for part in re.split(r"[\s.\-]+", given) if part]
+    return "".join(part if _INITIALS_ONLY.match(part) else part[0].upper() for part in parts)
 
 
 def _apa_authors(text: str) -> tuple[tuple[str, ...], bool]:
@@ -172,15 +180,59 @@ def parse_lines(text: str, source: str = "input") -> list[Reference | Unparsed]:
     return items
 
 
-def _bib_name(name: str) -> str:
-    """BibTeX "Last, First M." or "First M. Last" → "Last FM"."""
-    name = name.strip().strip("{}")
+def _person(last: str, given: str, suffix: str = "") -> str:
+    """The records table's form of a personal name: ``"Lastname Initials [Suffix]"``."""
+    return " ".join(p for p in (last.strip().strip("{}"), _initials(given), suffix.strip().rstrip(".")) if p)
+
+
+def _is_et_al(name: str) -> bool:
+    return name.strip().rstrip(".").lower() in {"et al", "et-al", "others"}
+
+
+def _is_suffix(token: str) -> bool:
+    return token.strip().rstrip(".").lower() in _SUFFIXES
+
+
+def _written_name(name: str, comma_order: str) -> str:
+    """One author as a reference file writes it → ``"Lastname Initials [Suffix]"``.
+
+    ``comma_order`` says what follows the surname when there are two commas: RIS writes
+    ``Last, Given, Suffix``, BibTeX ``Last, Jr, Given``. Without a comma a name is either already
+    in the records table's form (``"Dakwar E"``, ``"Duncan WC Jr"``: initials in capitals last) or
+    written given names first (``"Elias Dakwar"``).
+    """
+    name = " ".join(name.strip().strip("{}").split())
     if "," in name:
-        last, given = (p.strip() for p in name.split(",", 1))
-    else:
-        *given_parts, last = name.split()
-        given = " ".join(given_parts)
-    return f"{last.strip('{}')} {_initials(given)}".strip()
+        parts = [p.strip() for p in name.split(",")]
+        last, rest = parts[0], [p for p in parts[1:] if p]
+        if len(rest) >= 2:
+            given, suffix = (rest[0], rest[1]) if comma_order == "given, suffix" else (rest[1], rest[0])
+            if _is_suffix(given) and not _is_suffix(suffix):  # written in the other order
+                given, suffix = suffix, given
+        elif rest and _is_suffix(rest[0]):
+            given, suffix = "", rest[0]
+        else:
+            given, suffix = (rest[0] if rest else ""), ""
+        return _person(last, given, suffix)
+    tokens = name.split()
+    if any(t.lower() in _COLLECTIVE_WORDS for t in tokens):
+        return name  # "Ketamine Study Group": a collective author, kept whole
+    suffix = tokens.pop() if len(tokens) > 2 and _is_suffix(tokens[-1]) else ""
+    if len(tokens) >= 2 and _INITIALS_ONLY.match(tokens[-1]):
+        return " ".join([*tokens, suffix]).strip()
+    if len(tokens) == 1:
+        return _person(tokens[0], "", suffix)
+    return _person(tokens[-1], " ".join(tokens[:-1]), suffix)
+
+
+def _bib_name(name: str) -> str:
+    """BibTeX "Last, First M.", "Last, Jr, First" or "First M. Last" → "Last FM"."""
+    return _written_name(name, comma_order="suffix, given")
+
+
+def _ris_name(name: str) -> str:
+    """RIS "Last, First M.", "Last, F.M., Jr", "Last FM" (no comma) or "First M. Last" → "Last FM"."""
+    return _written_name(name, comma_order="given, suffix")
 
 
 def parse_bibtex(text: str, source: str = "input.bib") -> list[Reference | Unparsed]:
@@ -198,14 +250,15 @@ def parse_bibtex(text: str, source: str = "input.bib") -> list[Reference | Unpar
         fields = {k.lower(): re.sub(r"[{}]", "", str(f.value)) for k, f in block.fields_dict.items()}
         names = [n for n in re.split(r"\s+and\s+", fields.get("author", "")) if n.strip()]
         et_al = bool(names) and names[-1].strip().lower() == "others"
-        year = fields.get("year", "")
-        if not names or not re.fullmatch(r"\d{4}", year.strip()) or not fields.get("title"):
-            items.append(Unparsed(block.raw.strip(), where, f"{where}: BibTeX entry {block.key!r} needs author, year and title"))
+        year = fields.get("year", "").strip()
+        if not names or not fields.get("title") or (year and not re.fullmatch(r"\d{4}", year)):
+            items.append(Unparsed(block.raw.strip(), where, f"{where}: BibTeX entry {block.key!r} needs author and "
+                                                            "title, and a four-digit year if it gives one"))
             continue
         items.append(Reference(
             text=block.raw.strip(), where=where,
             authors=tuple(_bib_name(n) for n in names if n.strip().lower() != "others"), et_al=et_al,
-            year=int(year), title=_clean(fields.get("title")), journal=_clean(fields.get("journal")),
+            year=int(year) if year else None, title=_clean(fields.get("title")), journal=_clean(fields.get("journal")),
             volume=_clean(fields.get("volume")), issue=_clean(fields.get("number")),
             pages=_clean(fields.get("pages", "").replace("--", "-")), doi=_clean(fields.get("doi", "").lower()),
         ))
@@ -213,7 +266,10 @@ def parse_bibtex(text: str, source: str = "input.bib") -> list[Reference | Unpar
 
 
 def parse_ris(text: str, source: str = "input.ris") -> list[Reference | Unparsed]:
-    """RIS records in file order; a record without author, year or title becomes ``Unparsed``."""
+    """RIS records in file order; a record without author or title, or with a year that is not one,
+    becomes ``Unparsed``. A record without a year keeps ``year`` None (compared on its other fields).
+    Authors may be written ``Last, Given`` (the standard) or ``Last Initials`` (PubMed's form); a last
+    ``AU  - et al`` marks the list as incomplete. Numbered records (``1.`` before ``TY``) are read too."""
     try:
         entries = rispy.loads(text)
     except Exception as exc:  # rispy raises plain IOError/ValueError subclasses on malformed files
@@ -221,20 +277,23 @@ def parse_ris(text: str, source: str = "input.ris") -> list[Reference | Unparsed
     items: list[Reference | Unparsed] = []
     for index, entry in enumerate(entries, 1):
         where = f"{source}, record {index}"
-        names = entry.get("authors") or entry.get("first_authors") or []
-        year = str(entry.get("year") or entry.get("publication_year") or "")[:4]
+        names = [n for n in entry.get("authors") or entry.get("first_authors") or [] if n.strip()]
+        et_al = bool(names) and _is_et_al(names[-1])
+        names = names[:-1] if et_al else names
+        year = str(entry.get("year") or entry.get("publication_year") or "").strip()[:4]
         title = entry.get("title") or entry.get("primary_title")
-        rendered = "; ".join(names) + f" ({year}). {title or ''}"
-        if not names or not year.isdigit() or not title:
-            items.append(Unparsed(rendered, where, f"{where}: RIS record needs AU, PY and TI"))
+        rendered = "; ".join(names) + (", et al" if et_al else "") + f" ({year or 'no year'}). {title or ''}"
+        if not names or not title or (year and not year.isdigit()):
+            items.append(Unparsed(rendered, where, f"{where}: RIS record needs AU and TI, and a four-digit PY if it "
+                                                   "gives one"))
             continue
         start, end = entry.get("start_page"), entry.get("end_page")
         pages = f"{start}-{end}" if start and end else start
         journal = next((entry[k] for k in ("secondary_title", "journal_name", "alternate_title3",
                                             "alternate_title2", "alternate_title1") if entry.get(k)), None)
         items.append(Reference(
-            text=rendered, where=where, authors=tuple(_bib_name(n) for n in names), et_al=False,
-            year=int(year), title=_clean(title), journal=_clean(journal), volume=_clean(entry.get("volume")),
+            text=rendered, where=where, authors=tuple(_ris_name(n) for n in names), et_al=et_al,
+            year=int(year) if year else None, title=_clean(title), journal=_clean(journal), volume=_clean(entry.get("volume")),
             issue=_clean(entry.get("number")), pages=_clean(pages), doi=_clean((entry.get("doi") or "").lower()),
         ))
     return items

@@ -5,14 +5,23 @@ order. The first failure stops the run and names the notebook and cell. The exec
 notebooks are then merged into a single ``index.html``: code hidden, images
 embedded, every script and style inlined, so the file can be e-mailed and
 opened anywhere without fetching anything from the internet.
+
+The page reads on screen and on paper: wide tables scroll inside their section,
+figures show at their natural size (never wider than the column), and a print
+stylesheet (A4) shows every row of every table, every figure and no controls.
+:func:`write_pdf` prints it to ``report.pdf`` with headless Chromium.
+Everything the index shows from data goes through ``reviewkit.markup`` (Jinja2
+with autoescape); no path of the machine that ran the report is shown.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,9 +32,11 @@ import nbformat
 import yaml
 
 from .errors import ReviewkitError
-from .io import atomic_write_text
+from .io import atomic_write_bytes, atomic_write_text
+from .markup import Markup, reader_text, render
 
 KERNEL_NAME = "python3"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"  # tqdm's progress bars in a notebook
 
 # Parameter names that look like credentials. Papermill writes parameters into
 # the executed notebook, so a key passed this way would end up in the report.
@@ -211,7 +222,44 @@ main { max-width: 1100px; margin: 0 auto; }
 .rk-part-start { border-top: 3px solid #2a5d8f; margin-top: 2.5em; padding-top: .5em; }
 .jp-RenderedHTMLCommon .rk-index table { border-collapse: collapse; }
 .jp-RenderedHTMLCommon .rk-index td, .jp-RenderedHTMLCommon .rk-index th {
-  border: 1px solid #ccc; padding: 2px 8px; text-align: left; vertical-align: top; }
+  border: 1px solid #ccc; padding: 2px 8px; text-align: left !important; vertical-align: top; }
+.rk-problem { border: 2px solid #a00; background: #fdecea; color: #600; padding: 8px 12px; margin: 8px 0;
+  font-weight: bold; }
+/* a wide output scrolls inside its own section; a figure shows at its natural size, never wider than the column */
+.jp-OutputArea-output { overflow-x: auto; }
+.jp-RenderedImage img { max-width: 100%; height: auto; }
+@page { size: A4; margin: 12mm; }
+@page wide { size: A4 landscape; margin: 12mm; }
+@media print {
+  /* a table too wide for a portrait page is printed across a landscape one: reviewkit.notebook.show_table
+     marks it; any other table of thirteen or more columns too */
+  .rk-wide, .jp-OutputArea-output:has(table th:nth-child(13)) { page: wide; }
+  /* the page's whole width for content: a 7 in figure prints at its natural size on A4 */
+  main, body.jp-Notebook, .jp-Cell, .jp-Cell-outputWrapper, .jp-OutputArea-child, .jp-OutputArea-output {
+    max-width: none; padding-left: 0 !important; padding-right: 0 !important; margin-left: 0 !important;
+    margin-right: 0 !important; }
+  .jp-RenderedHTMLCommon { font-size: 9pt; }
+  /* every row of every table, whole cells, no interactive controls */
+  .jp-OutputArea-output, .rk-table, .rk-table .dt-layout-table, .dt-scroll-body {
+    overflow: visible !important; max-height: none !important; height: auto !important; }
+  .dt-search, .dt-info, .dt-length, .dt-paging, .dt-buttons, .dt-column-order { display: none !important; }
+  .dt-column-header { display: block !important; }
+  /* headings of tables not made by show_table may be long code names: let them break anywhere */
+  .jp-OutputArea-output:not(:has(.rk-table)) table.dataTable thead th { overflow-wrap: anywhere !important; }
+  /* a wide table fits the page: DataTables' screen widths are dropped, so the table is as wide as its
+     content up to the page's width, and text wraps */
+  table.dataTable { width: auto !important; table-layout: auto !important; }
+  table.dataTable col { width: auto !important; }
+  /* DataTables lays its parts out as flex rows, which Chromium keeps on one page: plain blocks break across pages */
+  .dt-container .dt-layout-row, .dt-container .dt-layout-cell { display: block !important; }
+  .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th, table.dataTable td, table.dataTable th {
+    width: auto !important; min-width: 0 !important; max-width: none !important;
+    white-space: normal !important; overflow-wrap: break-word !important; font-size: 8pt; padding: 2px 4px !important; }
+  thead { display: table-header-group; }
+  tr, img, .jp-RenderedImage { break-inside: avoid; }
+  .rk-part-start { break-before: page; border-top: none; }
+  a { color: inherit; text-decoration: none; }
+}
 </style>{%- endblock extra_css -%}
 """
 
@@ -260,9 +308,11 @@ def merge_notebooks(index_markup: str, executed: list[Path], title: str = "Revie
             if cell.cell_type == "code":
                 kept = []
                 for out in cell.get("outputs", []):
-                    # Progress bars and library warnings go to stderr: useful in
-                    # the executed notebook, noise in a report for readers.
+                    # Progress bars and library warnings go to stderr or to widgets: useful in
+                    # the executed notebook, noise (or a dead widget) in a report for readers.
                     if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                        continue
+                    if WIDGET_MIME in out.get("data", {}):
                         continue
                     markup = out.get("data", {}).get("text/html", "")
                     if "<script" in markup:
@@ -282,57 +332,73 @@ def render_html(nb: nbformat.NotebookNode) -> str:
     return body
 
 
-def index_html(info: dict, executed: list[Path], titles: dict[str, str]) -> str:
-    """The report's first screen: contents linking to each part, then the run's details."""
-    esc = html.escape
-    rows = "".join(
-        f'<li><a href="#{part_anchor(p.name)}">{esc(titles.get(p.name, p.stem))}</a></li>' for p in executed
+_INDEX = """
+{%- macro pairs(mapping) -%}
+<table>{% for name, value in mapping.items() %}<tr><th><code>{{ name }}</code></th><td>{{ value }}</td></tr>{% endfor %}</table>
+{%- endmacro -%}
+<div class="rk-index">
+<h1>{{ title }}</h1>
+{{ banner }}
+{% for problem in problems %}<div class="rk-problem">Check the searches: {{ problem }}</div>
+{% endfor %}
+<p>Run {{ run_id }}, started {{ started }}, {{ mode }} mode, snapshot <code>{{ snapshot }}</code>.</p>
+<h2>Contents</h2><ul>{% for part in parts %}<li><a href="#{{ part.anchor }}">{{ part.title }}</a></li>{% endfor %}</ul>
+<h2>What changed since the previous run</h2>
+{{ changes }}
+<h2>Run parameters</h2>
+{{ pairs(parameters) }}
+<h2>Snapshot</h2>
+{{ pairs(snapshot_info) }}
+<h2>Versions</h2>
+{{ pairs(versions) }}
+</div>
+"""
+
+_BANNER = """<div style="border:2px solid #b35900;background:#fff3e0;color:#5a2d00;padding:10px 14px;margin:10px 0;\
+border-radius:4px;font-weight:bold">SAMPLE DATA, NOT A COMPLETE PUBMED SEARCH. \
+<span style="font-weight:normal">{{ note }}</span></div>"""
+
+
+def index_html(info: dict, executed: list[Path], titles: dict[str, str], report_dir: Path | None = None) -> Markup:
+    """The report's first screen: contents linking to each part, then the run's details.
+
+    Values are reader text (``reviewkit.markup.reader_text``); a path of this machine is shown
+    relative to ``report_dir`` (the folder of index.html) or by its last part only.
+    """
+    def shown(mapping: dict) -> dict[str, str]:
+        return {str(k): shown_path(reader_text(v), report_dir) for k, v in mapping.items()}
+
+    default_changes = render("<p>No earlier run in this output folder.</p>")
+    return render(
+        _INDEX, title=info.get("title", "Review report"),
+        banner=sample_banner_html(info["sample_note"]) if info.get("sample_note") else "",
+        problems=info.get("problems", []), run_id=info["run_id"], started=info.get("started", ""), mode=info["mode"],
+        snapshot=shown_path(str(info["snapshot"]), report_dir),
+        parts=[{"anchor": part_anchor(p.name), "title": titles.get(p.name, p.stem)} for p in executed],
+        changes=info.get("changes_html", default_changes), parameters=shown(info["parameters"]),
+        snapshot_info=shown(info["snapshot_info"]), versions=shown(info["versions"]),
     )
 
-    def table(mapping: dict) -> str:
-        cells = "".join(f"<tr><th>{esc(str(k))}</th><td>{esc(_show(v))}</td></tr>" for k, v in mapping.items())
-        return f"<table>{cells}</table>"
 
-    parts = [
-        '<div class="rk-index">',
-        f"<h1>{esc(info.get('title', 'Review report'))}</h1>",
-    ]
-    if info.get("sample_note"):
-        parts.append(sample_banner_html(info["sample_note"]))
-    for problem in info.get("problems", []):
-        parts.append('<div style="border:2px solid #a00;background:#fdecea;color:#600;padding:8px 12px;'
-                     f'margin:8px 0;font-weight:bold">Check the searches: {esc(problem)}</div>')
-    parts += [
-        f"<p>Run {esc(info['run_id'])}, started {esc(info.get('started', ''))}, {esc(info['mode'])} mode, "
-        f"snapshot <code>{esc(info['snapshot'])}</code>.</p>",
-        f"<h2>Contents</h2><ul>{rows}</ul>",
-        "<h2>What changed since the previous run</h2>",
-        info.get("changes_html", "<p>No earlier run in this output folder.</p>"),
-        "<h2>Run parameters</h2>",
-        table(info["parameters"]),
-        "<h2>Snapshot</h2>",
-        table(info["snapshot_info"]),
-        "<h2>Versions</h2>",
-        table(info["versions"]),
-        "</div>",
-    ]
-    return "\n".join(parts)
+def shown_path(text: str, report_dir: Path | None = None) -> str:
+    """An absolute path as the report may show it: relative to ``report_dir`` when inside it
+    (``.``, ``exports``), otherwise only its last part after an ellipsis (``…/snapshots/mine``).
+    Any other text is returned as it is. The report is e-mailed: it must not carry this machine's
+    folder names."""
+    if not text or not os.path.isabs(text):
+        return text
+    path = Path(text)
+    if report_dir is not None:
+        try:
+            return path.resolve().relative_to(report_dir.resolve()).as_posix() or "."
+        except ValueError:
+            pass
+    return "\u2026/" + "/".join(path.parts[-2:])
 
 
-def _show(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value))
-    return "" if value is None else str(value)
-
-
-def sample_banner_html(note: str) -> str:
+def sample_banner_html(note: str) -> Markup:
     """The banner every output built from the bundled sample carries."""
-    return (
-        '<div style="border:2px solid #b35900;background:#fff3e0;color:#5a2d00;padding:10px 14px;'
-        'margin:10px 0;border-radius:4px;font-weight:bold">'
-        "SAMPLE DATA, NOT A COMPLETE PUBMED SEARCH. "
-        f'<span style="font-weight:normal">{html.escape(note)}</span></div>'
-    )
+    return render(_BANNER, note=note)
 
 
 def notebook_title(path: Path) -> str:
@@ -348,8 +414,66 @@ def notebook_title(path: Path) -> str:
 
 def write_report(path: Path, info: dict, executed: list[Path]) -> Path:
     titles = {p.name: notebook_title(p) for p in executed}
-    page = render_html(merge_notebooks(index_html(info, executed, titles), executed, info.get("title", "Review report")))
+    index = index_html(info, executed, titles, report_dir=path.parent)
+    page = render_html(merge_notebooks(index, executed, info.get("title", "Review report")))
     return atomic_write_text(path, page)
+
+
+# --- PDF -----------------------------------------------------------------------
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_ENV = "REVIEWKIT_CHROMIUM"
+
+
+def find_chromium() -> str | None:
+    """The Chromium (or Chrome) to print with: ``$REVIEWKIT_CHROMIUM``, else the first on PATH; None if none."""
+    named = os.environ.get(CHROMIUM_ENV)
+    if named:
+        return shutil.which(named)
+    return next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+
+
+def require_chromium() -> str:
+    """The Chromium :func:`write_pdf` uses, or a ``ReviewkitError`` saying plainly how to get one."""
+    found = find_chromium()
+    if found is None:
+        where = os.environ.get(CHROMIUM_ENV)
+        raise ReviewkitError(
+            (f"{CHROMIUM_ENV}={where} is not an executable" if where else "Chromium is not installed")
+            + ": a PDF of the report needs headless Chromium (Debian/Ubuntu: `apt install chromium`; or set "
+            f"{CHROMIUM_ENV} to a Chromium or Chrome executable). The HTML report needs nothing.")
+    return found
+
+
+def write_pdf(html_path: Path, pdf_path: Path | None = None, *, chromium: str | None = None,
+              timeout: float = 300) -> Path:
+    """Print the HTML report to PDF (A4, the report's print stylesheet) with headless Chromium.
+
+    Written next to the report as ``report.pdf`` unless ``pdf_path`` is given, atomically: a failed or
+    interrupted print leaves no partial file. Chromium runs offline with a throw-away profile and
+    the report's scripts (interactive tables) run before printing.
+    """
+    html_path = Path(html_path).resolve()
+    pdf_path = Path(pdf_path) if pdf_path else html_path.with_name("report.pdf")
+    browser = chromium or require_chromium()
+    with tempfile.TemporaryDirectory(prefix="reviewkit-pdf-") as scratch:
+        out = Path(scratch) / "report.pdf"
+        command = [browser, "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                   "--disable-component-update", "--disable-sync", "--disable-extensions",
+                   f"--user-data-dir={Path(scratch) / 'profile'}", "--virtual-time-budget=15000",
+                   "--no-pdf-header-footer", f"--print-to-pdf={out}", html_path.as_uri()]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.insert(1, "--no-sandbox")  # Chromium refuses to start as root inside its sandbox
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ReviewkitError(f"Chromium did not finish printing {html_path.name} within {timeout:.0f} s") from None
+        except OSError as exc:
+            raise ReviewkitError(f"cannot start Chromium ({browser}): {exc.strerror or exc}") from None
+        if done.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
+            last = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "no message")
+            raise ReviewkitError(f"Chromium could not print {html_path.name} to PDF (exit {done.returncode}): {last[:200]}")
+        return atomic_write_bytes(pdf_path, out.read_bytes())
 
 
 def versions() -> dict[str, str]:

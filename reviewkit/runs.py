@@ -9,7 +9,6 @@ needs to say what is new.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from .errors import ReviewkitError
 from .io import atomic_write_json
+from .markup import Markup, reader_text, render
 from .prisma import PrismaCounts
 from .screening_state import ScreeningState, awaiting_screening
 from .snapshot import Snapshot
@@ -207,29 +207,29 @@ def changes_text(changes: dict) -> list[str]:
     return lines
 
 
-def changes_html(changes: dict) -> str:
-    esc = html.escape
-    if changes.get("previous_run") is None:
-        return "<p>No earlier run in this output folder: nothing to compare.</p>"
-    head = f"<p>Compared with run <code>{esc(changes['previous_run'])}</code>"
-    head += ": <strong>no change</strong>.</p>" if not changes["changed"] else ".</p>"
-    rows = "".join(
-        f"<tr><td>{esc(key)}</td><td>{_fmt(s['count_before'])}</td><td>{_fmt(s['count_after'])}</td>"
-        f"<td>{esc(', '.join(s['new_pmids'])) or '&ndash;'}</td>"
-        f"<td>{esc(', '.join(s['dropped_pmids'])) or '&ndash;'}</td></tr>"
-        for key, s in changes["searches"].items()
-    )
-    parts = [head, "<table><tr><th>search</th><th>count before</th><th>count now</th>"
-                   f"<th>new PMIDs</th><th>dropped PMIDs</th></tr>{rows}</table>"]
-    if changes["counts"]:
-        crow = "".join(f"<tr><td>{esc(n)}</td><td>{_fmt(c['before'])}</td><td>{_fmt(c['after'])}</td></tr>"
-                       for n, c in changes["counts"].items())
-        parts.append(f"<p>Counts that changed:</p><table><tr><th>count</th><th>before</th><th>now</th></tr>{crow}</table>")
-    waiting = changes["awaiting_screening"]
-    parts.append(f"<p>Records awaiting screening: <strong>{len(waiting)}</strong>"
-                 + (f" ({esc(', '.join(waiting))})" if waiting else "") + "</p>")
-    return "\n".join(parts)
+_CHANGES = """
+{%- if previous is none -%}
+<p>No earlier run in this output folder: nothing to compare.</p>
+{%- else -%}
+<p>Compared with run <code>{{ previous }}</code>{% if not changed %}: <strong>no change</strong>{% endif %}.</p>
+<table><tr><th>search</th><th>count before</th><th>count now</th><th>new PMIDs</th><th>dropped PMIDs</th></tr>
+{% for key, s in searches.items() %}<tr><td>{{ key }}</td><td>{{ show(s.count_before) }}</td><td>{{ show(s.count_after) }}</td>\
+<td>{{ show(s.new_pmids) }}</td><td>{{ show(s.dropped_pmids) }}</td></tr>
+{% endfor %}</table>
+{% if counts %}<p>Counts that changed:</p><table><tr><th>count</th><th>before</th><th>now</th></tr>
+{% for name, c in counts.items() %}<tr><td>{{ name }}</td><td>{{ show(c.before) }}</td><td>{{ show(c.after) }}</td></tr>
+{% endfor %}</table>
+{% endif %}
+<p>Records awaiting screening: <strong>{{ waiting | length }}</strong>{% if waiting %} ({{ waiting | join(", ") }}){% endif %}</p>
+{%- endif -%}"""
 
 
-def _fmt(value, missing: str = "&ndash;") -> str:
-    return missing if value is None else html.escape(str(value))
+def changes_html(changes: dict) -> Markup:
+    """What changed, for the report's index: rendered with autoescape (``reviewkit.markup``)."""
+    return render(_CHANGES, previous=changes.get("previous_run"), changed=changes.get("changed"),
+                  searches=changes.get("searches", {}), counts=changes.get("counts", {}),
+                  waiting=changes.get("awaiting_screening", []), show=reader_text)
+
+
+def _fmt(value, missing: str) -> str:
+    return missing if value is None else str(value)

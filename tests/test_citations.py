@@ -158,3 +158,37 @@ def test_live_path_through_the_emulator_checks_every_candidate_and_records_looku
     # The looked-up records are now part of the local store: offline gives the same verdicts.
     offline = LocalRecords(local_store(snapshot.root))
     assert [check_reference(r, offline).verdict for r in (berman, li)] == ["exists_with_errors", "verified"]
+
+
+# Dakwar 2019 as the corpus records it: PubMed shows the first six authors and marks the list
+# incomplete (AuthorList CompleteYN="N"), which the records table writes as a last "et al".
+DAKWAR_2019 = {
+    "record_id": "PMID:31230464", "pmid": "31230464", "doi": "10.1176/appi.ajp.2019.18101123",
+    "title": "A Single Ketamine Infusion Combined With Mindfulness-Based Behavioral Modification to Treat "
+             "Cocaine Dependence: A Randomized Clinical Trial",
+    "authors": ["Dakwar E", "Nunes EV", "Hart CL", "Foltin RW", "Mathew SJ", "Carpenter KM", "et al"],
+    "journal": "Am J Psychiatry", "journal_iso": "Am J Psychiatry", "year": 2019, "volume": "176", "issue": "11",
+    "pages": "923-930",
+}
+DAKWAR_TITLE = ("A single ketamine infusion combined with mindfulness-based behavioral modification to treat "
+                "cocaine dependence: a randomized clinical trial. Am J Psychiatry. 2019;176(11):923-930.")
+
+
+def test_citation_with_all_authors_verifies_against_a_record_ending_in_et_al():
+    all_ten = ("Dakwar E, Nunes EV, Hart CL, Foltin RW, Mathew SJ, Carpenter KM, Choi CJJ, Basaraba CN, "
+               "Pavlicova M, Levin FR. " + DAKWAR_TITLE)
+    result = check(all_ten, DAKWAR_2019)
+    assert result.verdict == "verified" and result.field_errors == () and result.pmid == "31230464"
+    assert check("Dakwar E, Nunes EV, Hart CL, et al. " + DAKWAR_TITLE, DAKWAR_2019).verdict == "verified"
+
+
+def test_record_ending_in_et_al_still_checks_the_authors_it_lists():
+    # the third author is wrong: a name the record gives disagrees
+    wrong = check("Dakwar E, Nunes EV, Levin FR, Foltin RW, Mathew SJ, Carpenter KM, Choi CJJ. " + DAKWAR_TITLE,
+                  DAKWAR_2019)
+    assert wrong.verdict == "exists_with_errors" and wrong.field_errors == ("authors",)
+    # three authors and no "et al": the citation leaves out authors the record names
+    short = check("Dakwar E, Nunes EV, Hart CL. " + DAKWAR_TITLE, DAKWAR_2019)
+    assert short.verdict == "exists_with_errors" and short.field_errors == ("authors",)
+    # "et al" is not an author: it never makes a record a candidate or a first author
+    assert compare(parse_reference("Et Al. " + DAKWAR_TITLE), {**DAKWAR_2019, "authors": ["et al"]}).first_author is None

@@ -159,6 +159,52 @@ def test_risk_of_bias_section_shows_the_included_studies(sample_review):
     assert (sample_review.exports / "risk_of_bias.png").is_file()
 
 
+@pytest.fixture
+def shown(monkeypatch):
+    """What the display helpers hand to IPython, as HTML strings."""
+    import IPython.display
+
+    out = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: out.append(obj.data))
+    return out
+
+
+def test_show_table_shows_every_row_in_words_and_escapes_everything(shown):
+    from reviewkit import notebook
+
+    payload = '<img src=x onerror="alert(1)">'
+    frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(25)], "citation_verdict": ["exists_with_errors"] * 25,
+                          "included": [True, False] * 12 + [None], "searches": [["aud", "oud"]] * 25,
+                          "kappa": [None] * 25, payload: [payload] * 25})
+    notebook.show_table(frame, caption=payload, keep=["record_id"], missing={"kappa": "not computed"})
+    (page,) = shown
+    assert "<img" not in page and page.count("&lt;img src=x") >= 2 * 25
+    fallback = page.split("_fallback")[1].split("</table>")[0]  # the table as it is without JavaScript
+    assert fallback.split("<tbody>")[1].split("</tbody>")[0].count("<tr") == 25  # every row: no page of 10
+    for text in (">exists with errors<", ">yes<", ">no<", ">\u2014<", ">aud, oud<", ">not computed<", ">citation verdict<"):
+        assert text in fallback, text
+    assert not re.search(r">(None|nan|True|False|\[.*?\])<", fallback)
+    assert '"paging": false' in page and 'class="rk-table"' in page and "rk-wide" not in page
+
+
+def test_show_table_marks_wide_tables_for_landscape_pages_and_says_when_empty(shown):
+    from reviewkit import notebook
+
+    notebook.show_table(pd.DataFrame({f"column_{i}": ["a long sentence of several words"] for i in range(12)}))
+    notebook.show_table(pd.DataFrame({"a": []}), caption="Merged records")
+    notebook.show_note("Nothing pooled in <b>x</b>")
+    assert 'class="rk-table rk-wide"' in shown[0]
+    assert shown[1] == "<p>Merged records: none.</p>" and shown[2] == "<p>Nothing pooled in &lt;b&gt;x&lt;/b&gt;</p>"
+
+
+def test_paths_are_shown_relative_to_the_report_or_project(sample_review):
+    from reviewkit import notebook
+
+    assert notebook.where(sample_review, sample_review.exports / "screening") == "exports/screening"
+    assert notebook.where(sample_review, sample_review.screening_dir) == "data/screening/sample"
+    assert notebook.where(sample_review, "/somewhere/else/snapshots/mine") == "\u2026/snapshots/mine"
+
+
 # --- whole runs (slow) ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -366,6 +412,178 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
             crop.save(shots / f"{name}.png")
             # rendered, not blank: a figure of boxes, lines and text has contrast
             assert ImageStat.Stat(crop.convert("L")).stddev[0] > 20, name
+
+
+# Every part of the report: the index, then each notebook.
+PARTS = ["index", *(report.part_anchor(nb.name) for nb in NOTEBOOKS)]
+# What a reader must never see in a table cell: a Python or JSON repr, or a code label.
+RAW = re.compile(r"^(None|nan|NaN|NaT|<NA>|True|False|true|false|null)$|^\[.*\]$|^[a-z]+(_[a-z]+)+$")
+
+
+def by_part(page: str) -> dict[str, list]:
+    """The visible table cells of a rendered page, per part (the index first), as (element, text)."""
+    from lxml import html as lxml_html
+
+    part, cells = "index", {}
+    for el in lxml_html.fromstring(page).iter():
+        if not isinstance(el.tag, str):
+            continue
+        if "rk-part-start" in (el.get("class") or ""):
+            part = el.get("id")
+        elif el.tag in ("td", "th") and not any(a.get("hidden") is not None or "display: none" in (a.get("style") or "")
+                                                for a in el.iterancestors()):
+            cells.setdefault(part, []).append((el, " ".join(el.text_content().split())))
+    return cells
+
+
+@pytest.fixture(scope="module")
+def report_dom(runs, tmp_path_factory):
+    """The sample report as Chromium leaves it after its scripts ran (interactive tables built)."""
+    folder = runs[1][0][1]
+    return headless(["--dump-dom", (folder / "index.html").as_uri()], tmp_path_factory.mktemp("profile")).stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason="chromium not found (Debian package 'chromium'; .ci/run installs it)")
+@pytest.mark.parametrize("part", PARTS)
+def test_no_visible_cell_reads_none_nan_true_false_or_a_list(report_dom, part):
+    """Issue 14: missing values read as an em dash (or words), booleans as yes/no, lists as text, labels as
+    words. A name shown as code (a parameter name in the index) is a name, not a label."""
+    cells = by_part(report_dom)[part]
+    assert len(cells) > 5
+    raw = sorted({text for el, text in cells if RAW.search(text) and not el.findall(".//code")})
+    assert raw == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("part", PARTS)
+def test_no_path_of_this_machine_in_the_report(runs, part):
+    """The report is e-mailed: paths show relative to the report folder or the project."""
+    root, results = runs
+    page = (results[1][1] / "index.html").read_text(encoding="utf-8")
+    starts = {"index": 0, **{report.part_anchor(nb.name): page.index(f'id="{report.part_anchor(nb.name)}"')
+                             for nb in NOTEBOOKS}}
+    ends = sorted(starts.values())[1:] + [len(page)]
+    text = dict(zip(sorted(starts, key=starts.get), (page[a:b] for a, b in zip(sorted(starts.values()), ends))))[part]
+    for machine in (str(ROOT), str(root)):  # the checkout, and the output root (a temporary folder)
+        assert machine not in text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason="chromium not found (Debian package 'chromium'; .ci/run installs it)")
+def test_printed_report_holds_every_claim_extraction_row_and_figure(runs, tmp_path):
+    """Chromium's print-to-PDF of the sample report (reviewkit run --pdf): every claim id, every row of the
+    extraction table, both figures, and the PRISMA diagram at its natural size (so at least 8 pt)."""
+    import pypdf
+    import yaml
+
+    from reviewkit.notebook import natural_width
+
+    folder = runs[1][0][1]
+    pdf = pypdf.PdfReader(report.write_pdf(folder / "index.html", tmp_path / "report.pdf"))
+    placed = []  # (pixels wide, points wide on the page) of every image drawn
+
+    def image(op, args, cm, tm):
+        if op == b"Do":
+            placed.append(cm[0])
+
+    pages = [page.extract_text(visitor_operand_before=image) for page in pdf.pages]
+    text = "\n".join(pages)
+    claims = yaml.safe_load((ROOT / "data" / "article" / "claims.yml").read_text(encoding="utf-8"))["claims"]
+    assert [c["id"] for c in claims if c["id"] not in text] == []
+
+    def squash(value) -> str:
+        return re.sub(r"[\s_]+", "", str(value))
+
+    rows = pd.read_csv(ROOT / "data" / "extraction" / "outcomes.csv", dtype=str, keep_default_na=False)
+    printed = squash(text)
+    keys = rows[["study", "outcome_short"]].apply(lambda r: squash("".join(r)), axis=1)
+    missing = [key for key, n in keys.value_counts().items() if printed.count(key) < n]
+    assert len(rows) > 20 and missing == []
+
+    images = [im for page in pdf.pages for im in page.images]
+    assert len(images) >= 2 and len(placed) == len(images)  # the PRISMA diagram and the forest plot
+    prisma = folder / "exports" / "prisma_flow.png"
+    (width,) = [w for im, w in zip(images, placed) if im.image.size[0] == int.from_bytes(prisma.read_bytes()[16:20], "big")]
+    assert width == pytest.approx(natural_width(prisma) * 72 / 96, rel=0.01)  # printed at 100 %
+
+
+# --- issue 13: no script in a report -------------------------------------------------
+
+IMG = "<img src=x onerror=document.body.dataset.pwned=1>"  # also a folder name: no slash
+XSS = "<img src=x onerror=\"document.body.dataset.pwned='img'\"><script>document.body.dataset.pwned='script'</script>"
+
+
+def hostile_project(root: Path) -> None:
+    """The worked example with an XSS payload in every text a report shows: the protocol's title, labels and
+    an exclusion reason; the snapshot's folder name, note, search labels and dates run; titles from other
+    methods; the screening sheets' reasons and notes; the extraction table's text; the article's quotes."""
+    import yaml
+
+    main(["init", str(root), "--example", "ketamine"])
+    data = root / "data"
+    protocol = yaml.safe_load((data / "protocol.yml").read_text(encoding="utf-8"))
+    protocol["review"]["title"] = "Ketamine " + XSS
+    for search in protocol["searches"].values():
+        search["label"] += " " + XSS
+    reason = "animal study"
+    for stage in ("title_abstract_reasons", "full_text_reasons"):
+        protocol["screening"][stage] = [r + " " + XSS if r == reason else r for r in protocol["screening"][stage]]
+    (data / "protocol.yml").write_text(yaml.safe_dump(protocol, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    snapshot = data / "snapshots" / IMG
+    shutil.move(data / "snapshots" / "sample", snapshot)
+    shutil.move(data / "screening" / "sample", data / "screening" / IMG)
+    info = json.loads((snapshot / "snapshot.json").read_text(encoding="utf-8"))
+    info["note"] += " " + XSS
+    (snapshot / "snapshot.json").write_text(json.dumps(info), encoding="utf-8")
+    for path in (snapshot / "searches").glob("*.json"):
+        search = json.loads(path.read_text(encoding="utf-8"))
+        search["label"], search["date_run"] = search["label"] + " " + XSS, XSS
+        path.write_text(json.dumps(search), encoding="utf-8")
+    for path in (snapshot / "other_methods").glob("*.ris"):
+        path.write_text(path.read_text(encoding="utf-8").replace("TI  - ", "TI  - " + XSS + " ", 3), encoding="utf-8")
+    for stage in ("title_abstract", "full_text"):
+        path = data / "screening" / IMG / f"{stage}.csv"
+        sheet = pd.read_csv(path, dtype=str, keep_default_na=False)
+        sheet["exclusion_reason"] = sheet["exclusion_reason"].replace(reason, reason + " " + XSS)
+        sheet["notes"] = XSS
+        sheet.to_csv(path, index=False)
+    path = data / "extraction" / "outcomes.csv"
+    outcomes = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in ("source", "timepoint", "outcome_short", "not_pooled_reason"):
+        outcomes[column] = XSS + " " + outcomes[column]
+    outcomes.to_csv(path, index=False)
+    path = data / "article" / "claims.yml"
+    claims = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for claim in claims["claims"]:
+        if len(f"{XSS} {claim['quote']}".split()) <= 25:  # a quote is at most 25 words
+            claim["quote"] = f"{XSS} {claim['quote']}"
+    path.write_text(yaml.safe_dump(claims, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason="chromium not found (Debian package 'chromium'; .ci/run installs it)")
+def test_a_report_of_hostile_text_runs_no_script_in_chromium(tmp_path):
+    """Issue 13: every text field of the project holds <img onerror> and <script> payloads, and a -p value
+    names a folder that is one; the report shows them all as text and Chromium runs none of them."""
+    project = tmp_path / "hostile"
+    hostile_project(project)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["run", "--no-progress", "--project", str(project), "--output", str(tmp_path / "reports"),
+                     "-p", "snapshot", IMG, "-p", "screening", IMG])
+    assert code == 0, err.getvalue()[-3000:]
+    (folder,) = (tmp_path / "reports").iterdir()
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert "<img src=x" not in page and "<script>document.body" not in page
+    dom = headless(["--dump-dom", (folder / "index.html").as_uri()], tmp_path / "profile").stdout
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    assert "pwned" not in body  # no payload ran
+    assert not re.search(r"<img[^>]+src=\"x\"", dom) and "<script>document.body" not in dom  # none became markup
+    cells = by_part(dom)
+    shown = {part: sum(XSS in text or IMG in text for _, text in found) for part, found in cells.items()}
+    # the payloads reached every part that shows tables (as text), and the index
+    assert all(shown.get(part) for part in ["index", *(report.part_anchor(nb.name) for nb in NOTEBOOKS[:5])]), shown
 
 
 # --- scheduled reruns (the cron recipe; the CI workflow runs the same script) --------

@@ -1,6 +1,7 @@
 """PRISMA 2020 counts from the screening state; the sample's flow checked against the corpus."""
 
 import json
+import re
 import shutil
 from collections import Counter
 from dataclasses import replace
@@ -41,7 +42,9 @@ def corpus_expectation(key=None):
     pubmed = [r for r in recs if r["pmid"]]
     other = [r for r in recs if not r["pmid"]]
     included = [r for r in recs if r["would_include"] and r["title"] not in ERRATA_EXCLUDED]
-    return {"identified": len(pubmed), "excluded": sum(not r["would_include"] for r in pubmed),
+    # identified: every search's hits; a record two searches found is one duplicate removed
+    hits = len(pubmed) if key else sum(len(r["retrieved_by"]) for r in pubmed)
+    return {"identified": hits, "unique": len(pubmed), "excluded": sum(not r["would_include"] for r in pubmed),
             "sought": sum(r["would_include"] for r in pubmed), "other": len(other),
             "full_text_excluded": Counter(ERRATA_EXCLUDED[r["title"]] for r in pubmed if r["title"] in ERRATA_EXCLUDED),
             "other_excluded": sum(not r["would_include"] or r["title"] in ERRATA_EXCLUDED for r in other),
@@ -100,8 +103,9 @@ def test_sample_counts_match_the_corpus(state, key):
     e = corpus_expectation(key)
     db, om = c.databases, c.other_methods
     assert db.identified == {"PubMed": e["identified"]}
-    assert (db.duplicates_removed, db.removed_other) == (0, 0)  # the corpus holds no duplicates
-    assert (db.records_screened, db.records_excluded) == (e["identified"], e["excluded"])
+    # the corpus holds no duplicate records: what is removed is the searches' overlap
+    assert (db.duplicates_removed, db.removed_other) == (e["identified"] - e["unique"], 0)
+    assert (db.records_screened, db.records_excluded) == (e["unique"], e["excluded"])
     assert (db.reports.sought, db.reports.not_retrieved, db.reports.assessed) == (e["sought"], 0, e["sought"])
     assert db.reports.excluded == dict(e["full_text_excluded"])
     assert om.identified == {"Citation searching": e["other"]}
@@ -112,8 +116,12 @@ def test_sample_counts_match_the_corpus(state, key):
 
 def test_sample_overall_numbers(state):
     c = prisma_counts(state)
-    assert (c.databases.identified["PubMed"], c.databases.records_excluded, c.databases.reports.sought) == (56, 46, 10)
+    # 69 hits of the four searches, 56 distinct records: 13 duplicates between searches (issue 14)
+    assert (c.databases.identified["PubMed"], c.databases.duplicates_removed, c.databases.records_screened) == (69, 13, 56)
+    assert (c.databases.records_excluded, c.databases.reports.sought) == (46, 10)
     assert c.other_methods.identified["Citation searching"] == 54
+    # the searches' hits add up to the databases' identified
+    assert sum(prisma_counts(state, k).databases.identified["PubMed"] for k in KEYS) == 69
     # 20 reports (22 the curator included, less the two ERRATA.md excludes); three secondary
     # analyses share their trial's participants (corpus README and summaries)
     assert (c.studies_included, c.reports_included) == (17, 20)
@@ -158,6 +166,11 @@ def test_json_shape_and_cli(capsys, tmp_path):
     assert b"<svg" in (tmp_path / "flow.svg").read_bytes()[:500]
     assert main(["screen", "--offline", "--screening", str(tmp_path / "s")]) == 0
     assert "0 new" in capsys.readouterr().out
+    assert main(["prisma", "--offline", "--screening", str(tmp_path / "s")]) == 0
+    text = capsys.readouterr().out
+    assert "databases: identified PubMed 69; duplicates removed 13;" in text
+    assert "other methods: identified Citation searching 54" in text
+    assert not re.search(r"[{}]|\['|None|True|False", text)  # words and numbers: no dict, list or None reprs
 
 
 def test_shipped_sheets_are_what_screen_would_write(state, tmp_path):
@@ -188,3 +201,45 @@ def test_boxes_add_up_the_two_columns(state):
                                          + sum(d["other_methods"]["reports_excluded"].values()))
     # what was assessed is excluded, included, or awaiting
     assert boxes["reports assessed"] == boxes["reports excluded"] + boxes["reports included"]
+
+
+def test_diagram_is_readable_at_its_natural_size_on_a4(state):
+    """Every text at least 8 pt at the figure's natural size (the size the report shows and prints it:
+    reviewkit.notebook.show_image), the figure no wider than an A4 page inside 12 mm margins, every text
+    inside the figure and none over another."""
+    from reviewkit import flow_diagram
+
+    fig = flow_diagram.figure(prisma_counts(state), title="PRISMA 2020 flow diagram",
+                              note="Sample data: a curated sample of real studies, not a complete PubMed search.")
+    try:
+        width, _ = fig.get_size_inches()
+        assert width <= (210 - 2 * 12) / 25.4
+        texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and getattr(a, "get_text", None))
+                 if t.get_text().strip()]
+        assert len(texts) > 20 and min(t.get_fontsize() for t in texts) >= flow_diagram.MIN_FONT == 8
+        renderer = fig.canvas.get_renderer()
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        assert all(fig.bbox.contains(b.x0, b.y0) and fig.bbox.contains(b.x1, b.y1) for b in boxes)
+        overlaps = [(texts[i].get_text()[:30], texts[j].get_text()[:30]) for i in range(len(boxes))
+                    for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+        assert overlaps == []
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+
+def test_diagram_png_records_its_resolution(state, tmp_path):
+    """The report shows a PNG at the resolution it records: 1 pt in the figure is 1 pt on screen."""
+    from reviewkit import flow_diagram
+    from reviewkit.notebook import natural_width
+
+    png, _ = draw(prisma_counts(state), tmp_path / "d", title="t")
+    fig = flow_diagram.figure(prisma_counts(state), title="t")
+    try:
+        assert natural_width(png) == round(fig.get_size_inches()[0] * 96)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

@@ -81,6 +81,7 @@ BIB = r"""
   doi = {10.1016/S0006-3223(99)00230-9}
 }
 @article{noyear, author = {Li, N.}, title = {x}}
+@article{badyear, author = {Li, N.}, title = {x}, year = {in press}}
 @article{broken, title = {never closed
 """
 
@@ -92,8 +93,10 @@ def test_bibtex_entries_and_failures_in_file_order():
     assert (ref.year, ref.title, ref.journal, ref.volume, ref.issue, ref.pages, ref.doi) == (
         2000, "Antidepressant effects of ketamine in depressed patients", "Biological Psychiatry", "47", "4",
         "351-354", "10.1016/s0006-3223(99)00230-9")
-    assert isinstance(items[1], Unparsed) and "needs author, year and title" in items[1].message
-    assert isinstance(items[2], Unparsed) and items[2].where == "refs.bib, line 9"
+    # No year: read, year unknown (compared on the other fields); a year that is not one: unparsed.
+    assert isinstance(items[1], Reference) and items[1].year is None and items[1].authors == ("Li N",)
+    assert isinstance(items[2], Unparsed) and "four-digit year" in items[2].message
+    assert isinstance(items[3], Unparsed) and items[3].where == "refs.bib, line 10"
 
 
 RIS = """TY  - JOUR
@@ -129,3 +132,33 @@ def test_ris_records(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ReferenceParseError, match="cannot read reference file"):
         read_references(tmp_path / "nope.txt")
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("Dakwar, E", "Dakwar E"),                 # the standard RIS form
+    ("Dakwar E", "Dakwar E"),                  # PubMed's form, no comma: the initials are last
+    ("Krupitsky, E. M.", "Krupitsky EM"),
+    ("Krupitsky, EM", "Krupitsky EM"),         # capitals run together are initials, not one name
+    ("Duncan, W. C., Jr", "Duncan WC Jr"),     # RIS: Last, Given, Suffix
+    ("Duncan WC Jr", "Duncan WC Jr"),
+    ("Elias Dakwar", "Dakwar E"),              # given names first
+    ("de Bruin, N. M.", "de Bruin NM"),
+    ("Kane-Gill, S. L.", "Kane-Gill SL"),
+    ("Ketamine Study Group", "Ketamine Study Group"),  # a collective author stays whole
+])
+def test_ris_author_names_in_every_usual_form(written, expected):
+    (ref,) = parse_ris(f"TY  - JOUR\nAU  - {written}\nPY  - 2019\nTI  - A title\nER  - \n")
+    assert ref.authors == (expected,)
+
+
+def test_bibtex_suffix_written_last_comma_first():
+    (ref,) = parse_bibtex("@article{d, author = {Duncan, Jr, William C. and Nunes, E. V.}, title = {T}, year = {2020}}")
+    assert ref.authors == ("Duncan WC Jr", "Nunes EV")
+
+
+def test_numbered_ris_records_and_an_et_al_author():
+    text = ("1.\nTY  - JOUR\nAU  - Dakwar E\nAU  - Nunes EV\nAU  - et al\nPY  - 2019\nTI  - First\nER  - \n\n"
+            "2.\nTY  - JOUR\nAU  - Yoon, G\nTI  - Second, without a year\nER  - \n")
+    first, second = parse_ris(text, "numbered.ris")
+    assert first.authors == ("Dakwar E", "Nunes EV") and first.et_al and first.year == 2019
+    assert second.authors == ("Yoon G",) and second.year is None and not second.et_al

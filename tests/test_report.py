@@ -137,7 +137,66 @@ def test_report_html_is_self_contained_with_code_hidden(tmp_path):
     assert "<title>Ketamine for addictive disorders: review report</title>" in page
     assert "SAMPLE DATA, NOT A COMPLETE PUBMED SEARCH" in page
     assert "<td>aud, oud</td>" in page
-    assert re.search(r"Check the searches: search (&#x27;|')aud(&#x27;|'): count fell", page)
+    assert re.search(r"Check the searches: search (&#x27;|&#39;|')aud(&#x27;|&#39;|'): count fell", page)
+
+
+PAYLOAD = '<img src=x onerror="document.title=1"><script>document.title=2</script>'
+
+
+def test_index_escapes_every_field_and_shows_words(tmp_path):
+    """Whatever a snapshot, protocol or -p value holds reaches the index as text (reviewkit.markup)."""
+    parts = [executed_nb(tmp_path / "01_search.ipynb", ["<b>table</b>"])]
+    changes = runs.compare(manifest(PAYLOAD, **{"aud": ["1", PAYLOAD]}),
+                           {**manifest("r2", aud=["1"]), "awaiting_screening": [PAYLOAD]})
+    info = {"title": PAYLOAD, "run_id": PAYLOAD, "started": PAYLOAD, "mode": PAYLOAD, "snapshot": PAYLOAD,
+            "sample_note": PAYLOAD, "problems": [PAYLOAD], "changes_html": runs.changes_html(changes),
+            "parameters": {"searches": [PAYLOAD, "oud"], PAYLOAD: PAYLOAD, "offline": True, "hksj": None},
+            "snapshot_info": {"note": PAYLOAD}, "versions": {PAYLOAD: PAYLOAD}}
+    page = report.write_report(tmp_path / "index.html", info, parts).read_text()
+    assert "<img src=x" not in page and "<script>document" not in page
+    assert page.count("&lt;img src=x onerror=") >= 10
+    assert "<td>yes</td>" in page and "<td>\u2014</td>" in page and "<td>&lt;img" in page  # offline, hksj, a list
+    assert "None" not in page.split("<main>")[1] and "True" not in page.split("<main>")[1]
+
+
+def test_no_path_of_this_machine_in_the_index(tmp_path):
+    parts = [executed_nb(tmp_path / "01_search.ipynb")]
+    elsewhere = "/home/someone/private/snapshots/mine"
+    info = {**INFO, "snapshot": elsewhere,
+            "parameters": {"output_dir": str(tmp_path), "exports": str(tmp_path / "exports"), "snapshot": elsewhere}}
+    page = report.write_report(tmp_path / "index.html", info, parts).read_text()
+    assert "/home/someone" not in page and str(tmp_path) not in page
+    assert "\u2026/snapshots/mine" in page and "<td>exports</td>" in page and "<td>.</td>" in page
+    assert report.shown_path("data/snapshots/sample") == "data/snapshots/sample"
+
+
+def test_widget_outputs_are_not_part_of_the_report(tmp_path):
+    nb = executed_nb(tmp_path / "01_search.ipynb", ["<b>kept</b>"])
+    node = nbformat.read(nb, as_version=4)
+    node.cells[1].outputs.append(nbformat.v4.new_output(
+        "display_data", data={report.WIDGET_MIME: {"model_id": "abc", "version_major": 2, "version_minor": 0},
+                              "text/plain": "screening state:  50%|#####     | 2/4"}))
+    nbformat.write(node, nb)
+    merged = report.merge_notebooks("<p>index</p>", [nb])
+    outputs = [o for c in merged.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if report.WIDGET_MIME in o.get("data", {})]
+    assert any("kept" in o.get("data", {}).get("text/html", "") for o in outputs)
+
+
+def test_pdf_needs_chromium_and_says_so_plainly(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Chromium anywhere
+    monkeypatch.delenv(report.CHROMIUM_ENV, raising=False)
+    assert report.find_chromium() is None
+    with pytest.raises(ReviewkitError, match="Chromium is not installed.*apt install chromium"):
+        report.require_chromium()
+    monkeypatch.setenv(report.CHROMIUM_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(ReviewkitError, match="is not an executable"):
+        report.write_pdf(tmp_path / "index.html")
+    monkeypatch.delenv(report.CHROMIUM_ENV)
+    # `reviewkit run --pdf` says so before any notebook runs or any run folder exists
+    assert main(["run", "--pdf", "--no-progress", "--output", str(tmp_path / "reports")]) == 2
+    assert "Chromium is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "reports").exists()
 
 
 def test_external_resource_check_catches_cdn_scripts():

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="notebook parameter, VALUE read as YAML (e.g. -p searches '[aud, oud]'); repeatable")
     p.add_argument("--max-count-drop", type=int, default=0, metavar="N",
                    help="records a search may lose since the previous run before the run fails (default 0)")
+    p.add_argument("--pdf", action="store_true",
+                   help="also print the report to report.pdf next to index.html (A4), with headless Chromium "
+                        "(refused before anything runs when Chromium is not installed)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         raise ReviewkitError("--live records a new snapshot in the run folder; -p snapshot is for --offline")
     report.check_parameters(user, report.declared_parameters(notebooks))
     output_root = (args.output.expanduser().resolve() if args.output else project.path("reports"))
+    chromium = report.require_chromium() if args.pdf else None  # say so now, not after the notebooks ran
 
     snapshot, screening = user.pop("snapshot", None), user.pop("screening", None)
     if not args.live:  # a missing snapshot or bad protocol is refused before a run folder exists
@@ -151,10 +155,19 @@ def run(args: argparse.Namespace) -> int:
     }
     report.write_report(run_dir / "index.html", info, [r.executed for r in executed])
     runs.write_manifest(run_dir, manifest)
+    if chromium:
+        log.info("printing report.pdf with %s", Path(chromium).name)
+        try:
+            manifest["pdf"] = report.write_pdf(run_dir / "index.html", chromium=chromium).name
+        except ReviewkitError as exc:
+            raise ReviewkitError(f"the report was written ({run_dir / 'index.html'}) but not its PDF: {exc}") from None
+        runs.write_manifest(run_dir, manifest)
 
     for line in runs.changes_text(changes):
         print(line)
     print(f"report: {run_dir / 'index.html'} ({manifest['seconds']:.1f} s)")
+    if chromium:
+        print(f"pdf: {run_dir / manifest['pdf']}")
     if problems:
         for problem in problems:
             print(f"reviewkit run: error: {problem}", file=sys.stderr)

@@ -58,18 +58,23 @@ def run_screen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _per_name(counts: dict[str, int], none: str = "none") -> str:
+    """``{"PubMed": 69}`` → ``"PubMed 69"``: counts as a reader writes them."""
+    return ", ".join(f"{name} {n}" for name, n in counts.items()) or none
+
+
 def _summary(name: str, c) -> str:
     db, om = c.databases, c.other_methods
-    excluded = lambda r: ", ".join(f"{k} {v}" for k, v in r.excluded.items()) or "none"  # noqa: E731
+    excluded = lambda r: _per_name(r.excluded)  # noqa: E731
     return "\n".join([
         f"[{name}]",
-        f"  databases: identified {db.identified}; duplicates removed {db.duplicates_removed}; "
+        f"  databases: identified {_per_name(db.identified)}; duplicates removed {db.duplicates_removed}; "
         f"removed for other reasons {db.removed_other}",
         f"    records screened {db.records_screened}, excluded {db.records_excluded}"
         + (f", awaiting screening {db.records_awaiting}" if db.records_awaiting else ""),
         f"    reports sought {db.reports.sought}, not retrieved {db.reports.not_retrieved}, "
         f"assessed {db.reports.assessed}, excluded: {excluded(db.reports)}",
-        f"  other methods: identified {om.identified}",
+        f"  other methods: identified {_per_name(om.identified)}",
         f"    reports sought {om.reports.sought}, not retrieved {om.reports.not_retrieved}, "
         f"assessed {om.reports.assessed}, excluded: {excluded(om.reports)}",
         f"  studies included {c.studies_included} (reports {c.reports_included})"
@@ -88,7 +93,8 @@ def run_prisma(args: argparse.Namespace) -> int:
         print(_summary("overall", report.overall))
         for key, counts in report.by_disorder.items():
             print(_summary(key, counts))
-        print("Per-search counts overlap: a record found by several searches counts in each.")
+        print("Identified counts every search's hits: a record found by several searches counts in each, and "
+              "once more in 'duplicates removed' overall.")
     if args.diagram:
         from ..flow_diagram import draw
 
