@@ -669,7 +669,8 @@ def test_scheduled_live_run_keeps_dated_reports_and_fails_loudly(tmp_path):
         assert (folder / "index.html").is_file() and (folder / "snapshot" / "snapshot.json").is_file()
     assert json.loads((dated[0] / "run.json").read_text())["counts"]["records identified from databases"] == 12
     # Nothing is screened in data/screening/live/ yet, so no study is included and nothing is pooled.
-    assert "Nothing pooled: no study included at full text" in (dated[0] / "index.html").read_text(encoding="utf-8")
+    page = (dated[0] / "index.html").read_text(encoding="utf-8")
+    assert "No study is included at full text" in page and "No synthesis has a study with usable numbers" in page
     leaked = [p for p in reports.rglob("*") if p.is_file()
               and (CANARY_EMAIL.encode() in p.read_bytes() or CANARY_KEY.encode() in p.read_bytes())]
     assert leaked == []
