@@ -259,8 +259,10 @@ class StoppingStatistics:
     the last include; ``sample_size``, ``sample_included``: the random sample;
     ``remaining_estimate`` and ``remaining_upper``: includes estimated among the
     unscreened records (point, upper confidence bound); ``recall_estimate`` and
-    ``recall_lower``: recall so far (point, lower bound); None when no sample has
-    been screened or nothing is included yet (unknown stays unknown);
+    ``recall_lower``: recall so far (point, lower bound). Before a random sample
+    there is no estimate (None: unknown stays unknown) and the bounds are the
+    certain ones, as if every unscreened record were an include; with nothing
+    included yet, all four are None;
     ``sample_needed``: size of a random sample of the unscreened records that, if
     it holds no include, shows recall >= ``target_recall``; ``advice``: what a
     person should still do.
@@ -343,18 +345,24 @@ def stopping_statistics(labels_in_order: Sequence[int], records: int, sample: Se
         upper = int(possible[hypergeom.cdf(x, pool, possible, n) > 1 - confidence].max()) - x
         if included:
             recall, lower = included / (included + remaining), included / (included + upper)
+    elif included:  # certain, not estimated: as if every unscreened record were an include
+        upper, lower = unscreened, included / (included + unscreened)
+        if not unscreened:
+            remaining, recall = 0, 1.0
     pct = f"{confidence:.0%}"
     if not included:
         advice = ("No include yet: keep screening in priority order; recall cannot be estimated before the "
                   "first include.")
-    elif lower is None:
+    elif lower < target_recall and not drawn.size:
         advice = (f"{since} decisions since the last include. Recall is not estimated yet: screen a random sample "
                   f"of {needed} of the {pool} unscreened records (draw_sample); if none of them is an include, "
                   f"recall is at least {target_recall:.0%} with {pct} confidence. Otherwise keep screening in "
                   "priority order.")
     elif lower >= target_recall:
-        advice = (f"Estimated recall {recall:.1%} ({pct} lower bound {lower:.1%}, from a random sample of {drawn.size}"
-                  f" records): the target of {target_recall:.0%} is met, so the team may decide to stop. The "
+        basis = (f"Estimated recall {recall:.1%} ({pct} lower bound {lower:.1%}, from a random sample of "
+                 f"{drawn.size} records)" if drawn.size else
+                 f"Recall is at least {lower:.1%} even if every unscreened record were an include")
+        advice = (f"{basis}: the target of {target_recall:.0%} is met, so the team may decide to stop. The "
                   f"{unscreened} records nobody screened stay unscreened, not excluded, and PRISMA counts only "
                   "screened records.")
     else:

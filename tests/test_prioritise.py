@@ -183,7 +183,8 @@ def _upper_by_hand(pool, sample, found, confidence=0.95):
 def test_stopping_statistics_before_a_random_sample():
     s = stopping_statistics([1, 0, 1, 0, 0, 0], records=100)
     assert (s.screened, s.included, s.unscreened, s.since_last_include) == (6, 2, 94, 3)
-    assert s.recall_estimate is None and s.recall_lower is None  # prioritised order alone cannot tell
+    assert s.recall_estimate is None  # prioritised order alone cannot tell
+    assert s.recall_lower == 2 / 96 and s.remaining_upper == 94  # certain: as if all 94 left were includes
     # 2 includes tolerate no missed one at 95% recall; a sample with no include must make one
     # remaining include unlikely: P(none in n of 94 | 1 include) = 1 - n/94 <= 0.05 -> n = 90
     assert s.sample_needed == 90
@@ -220,6 +221,10 @@ def test_stopping_inputs_are_checked():
     with pytest.raises(ReviewkitError, match="3 \\+ 0 decisions for 2 records"):
         stopping_statistics([1, 0, 0], records=2)
     assert stopping_statistics([0, 0], records=5).advice.startswith("No include yet")
+    done = stopping_statistics([1, 0, 1], records=3)
+    assert (done.recall_estimate, done.recall_lower, done.unscreened) == (1.0, 1.0, 0)
+    nearly = stopping_statistics([1] * 100 + [0] * 10, records=112)  # 2 left: recall >= 100/102 whatever they are
+    assert nearly.sample_needed == 0 and "Recall is at least 98.0% even if every unscreened" in nearly.advice
 
 
 def test_random_samples_are_seeded_and_without_replacement():
