@@ -107,7 +107,9 @@ class RelevanceModel:
         """TF-IDF matrix (sparse, one row per text)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        vectoriser = TfidfVectorizer(ngram_range=(1, self.ngram_max), sublinear_tf=True, max_df=0.95,
+        # Words in over 95% of records tell nothing apart; a single record keeps all of its words.
+        vectoriser = TfidfVectorizer(ngram_range=(1, self.ngram_max), sublinear_tf=True,
+                                     max_df=0.95 if len(texts) > 1 else 1.0,
                                      stop_words="english" if self.stop_words else None)
         try:
             return vectoriser.fit_transform(texts)

@@ -69,6 +69,7 @@ def test_without_decisions_the_order_is_the_hint_then_input_order():
     none = [None] * 5
     assert Prioritiser(texts, hints).rank(none).tolist() == [1, 3, 2, 0, 4]
     assert Prioritiser(texts).rank(none).tolist() == [0, 1, 2, 3, 4]
+    assert Prioritiser(["a single record"]).rank([None]).tolist() == [0]
     # decisions of one kind only teach nothing yet: hint order for the rest
     assert Prioritiser(texts, hints).rank([None, 0, None, None, None]).tolist() == [3, 2, 0, 4]
 
