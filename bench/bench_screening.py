@@ -18,19 +18,22 @@ Parts:
   sampler does), each on the 4 sets x 5 seeds, in this process; seconds per run
   exclude interpreter start-up. The library default is the candidate with the
   highest mean WSS@95 over the four sets (the mean of the per-set means).
-* ``final``: the library default (``reviewkit.prioritise.DEFAULT_MODEL`` and the
+* ``batching``: the library default model with retrains after every decision
+  or batched (``simulate``'s ``batch_fraction``), in this process.
+* ``timed``: the library default (``reviewkit.prioritise.DEFAULT_MODEL`` and the
   default retrain batching), each run a fresh Python process, as a command-line
   run would be; wall time includes start-up, reading the file and the features.
-* ``asreview`` (with ``--asreview PATH``, the ``asreview`` command of an
-  environment with ``asreview==3.0.8``): the same 4 x 5 runs of
+  With ``--asreview PATH`` (the ``asreview`` command of an environment with
+  ``asreview==3.0.8``; by default the one on PATH) the same 4 x 5 runs of
   ``asreview simulate FILE -o OUT --seed S --prior-seed S --n-prior-included 1
-  --n-prior-excluded 1``, each timed as a process; its screening order is read
-  back from the project file and scored with the same metric code.
+  --n-prior-excluded 1`` alternate with reviewkit's, run by run, so both see the
+  same load; ASReview's screening order is read back from its project file and
+  scored with the same metric code.
 
 Writes bench/results/screening.json and .md. The machine is shared: the load
 average before and after is recorded with the figures.
 
-    .venv/bin/python bench/bench_screening.py [--parts compare final asreview] [--asreview PATH]
+    .venv/bin/python bench/bench_screening.py [--parts compare batching timed] [--asreview PATH]
 """
 
 from __future__ import annotations
@@ -140,22 +143,13 @@ def compare(seeds) -> dict:
     return result
 
 
-def final(seeds, tmp: Path) -> dict:
-    result = {"model": DEFAULT_MODEL.name, "datasets": {}}
-    for name in DATASETS:
-        runs = []
-        for seed in seeds:
-            start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(DATA / f"{name}.csv.gz"), str(seed)],
-                                  capture_output=True, text=True, check=True, cwd=tmp)
-            seconds = time.perf_counter() - start
-            child = json.loads(done.stdout)
-            runs.append({**scores(child["labels"]), "seconds": seconds, "retrains": child["retrains"]})
-        result["datasets"][name] = {**summarise(runs), "retrains": statistics.mean(r["retrains"] for r in runs),
-                                    "runs": runs}
-        print(f"reviewkit {name:20s} WSS@95 {result['datasets'][name]['wss95']['mean']:.4f} "
-              f"{result['datasets'][name]['seconds']['mean']:.1f} s/run", flush=True)
-    return result
+def run_reviewkit(name: str, seed: int, tmp: Path) -> dict:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(DATA / f"{name}.csv.gz"), str(seed)],
+                          capture_output=True, text=True, check=True, cwd=tmp)
+    seconds = time.perf_counter() - start
+    child = json.loads(done.stdout)
+    return {**scores(child["labels"]), "seconds": seconds, "retrains": child["retrains"]}
 
 
 def asreview_order(project: Path, n_records: int) -> list[int]:
@@ -174,26 +168,42 @@ def asreview_order(project: Path, n_records: int) -> list[int]:
     return priors + rest + [0] * (n_records - len(rows))
 
 
-def asreview(seeds, command: str, tmp: Path) -> dict:
-    version = subprocess.run([command, "--version"], capture_output=True, text=True).stdout.strip()
-    result = {"version": version, "datasets": {}}
-    for name in DATASETS:
-        csv = tmp / f"{name}.csv"
+def run_asreview(command: str, name: str, seed: int, tmp: Path) -> dict:
+    csv = tmp / f"{name}.csv"
+    if not csv.exists():
         csv.write_bytes(gzip.decompress((DATA / f"{name}.csv.gz").read_bytes()))
-        n_records = len(read_labelled(csv))
-        runs = []
+    out = tmp / f"{name}-{seed}.asreview"
+    start = time.perf_counter()
+    subprocess.run([command, "simulate", str(csv), "-o", str(out), "--seed", str(seed), "--prior-seed", str(seed),
+                    "--n-prior-included", "1", "--n-prior-excluded", "1"],
+                   capture_output=True, text=True, check=True, cwd=tmp)
+    seconds = time.perf_counter() - start
+    return {**scores(asreview_order(out, len(read_labelled(csv)))), "seconds": seconds}
+
+
+def timed(seeds, tmp: Path, command: str | None) -> tuple[dict, dict | None]:
+    """reviewkit's default and (with ``command``) ASReview, each run a fresh process, the two
+    tools alternating run by run so that both see the same load on a shared machine."""
+    ours = {"model": DEFAULT_MODEL.name, "datasets": {}}
+    theirs = None
+    if command:
+        version = subprocess.run([command, "--version"], capture_output=True, text=True).stdout.strip()
+        theirs = {"version": version, "datasets": {}}
+    for name in DATASETS:
+        runs, other = [], []
         for seed in seeds:
-            out = tmp / f"{name}-{seed}.asreview"
-            start = time.perf_counter()
-            subprocess.run([command, "simulate", str(csv), "-o", str(out), "--seed", str(seed), "--prior-seed",
-                            str(seed), "--n-prior-included", "1", "--n-prior-excluded", "1"],
-                           capture_output=True, text=True, check=True, cwd=tmp)
-            seconds = time.perf_counter() - start
-            runs.append({**scores(asreview_order(out, n_records)), "seconds": seconds})
-        result["datasets"][name] = {**summarise(runs), "runs": runs}
-        print(f"asreview  {name:20s} WSS@95 {result['datasets'][name]['wss95']['mean']:.4f} "
-              f"{result['datasets'][name]['seconds']['mean']:.1f} s/run", flush=True)
-    return result
+            runs.append(run_reviewkit(name, seed, tmp))
+            if command:
+                other.append(run_asreview(command, name, seed, tmp))
+        ours["datasets"][name] = {**summarise(runs), "retrains": statistics.mean(r["retrains"] for r in runs),
+                                  "runs": runs}
+        print(f"reviewkit {name:20s} WSS@95 {ours['datasets'][name]['wss95']['mean']:.4f} "
+              f"{ours['datasets'][name]['seconds']['mean']:.1f} s/run", flush=True)
+        if command:
+            theirs["datasets"][name] = {**summarise(other), "runs": other}
+            print(f"asreview  {name:20s} WSS@95 {theirs['datasets'][name]['wss95']['mean']:.4f} "
+                  f"{theirs['datasets'][name]['seconds']['mean']:.1f} s/run", flush=True)
+    return ours, theirs
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -288,8 +298,8 @@ def main() -> int:
     import inspect
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--parts", nargs="+", default=["compare", "batching", "final", "asreview"],
-                    choices=["compare", "batching", "final", "asreview"])
+    ap.add_argument("--parts", nargs="+", default=["compare", "batching", "timed"],
+                    choices=["compare", "batching", "timed"])
     ap.add_argument("--asreview", default=shutil.which("asreview"), help="the asreview command (3.0.8)")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     ap.add_argument("--batching", type=float, nargs="+", default=[0.0, 0.02, 0.05])
@@ -311,12 +321,12 @@ def main() -> int:
             result["compare"] = compare(args.seeds)
         if "batching" in args.parts:
             result["batching"] = batching(args.seeds, args.batching)
-        if "final" in args.parts:
-            result["final"] = final(args.seeds, Path(tmp))
-        if "asreview" in args.parts:
-            if not args.asreview:
-                raise SystemExit("no asreview command: pass --asreview PATH (pip install asreview==3.0.8)")
-            result["asreview"] = asreview(args.seeds, args.asreview, Path(tmp))
+        if "timed" in args.parts:
+            result["final"], rerun = timed(args.seeds, Path(tmp), args.asreview)
+            if rerun:
+                result["asreview"] = rerun
+            else:
+                print("no asreview command (pass --asreview PATH): ASReview not rerun", flush=True)
     result["load_after"] = [round(v, 2) for v in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
