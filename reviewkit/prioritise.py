@@ -10,12 +10,14 @@ rule-based hint (:func:`reviewkit.screening.suggest`: nothing stands out, then
 so a ranking is a pure function of the records, the decisions and the seed.
 
 Which classifier: measured on four labelled reviews (``bench/bench_screening.py``,
-``bench/results/screening.md``), not assumed. Naive Bayes, logistic regression and
-a linear SVM, unweighted or with includes up-weighted, came within 0.01 of each
-other in mean WSS@95 except unweighted naive Bayes (far worse); :data:`DEFAULT_MODEL`
-is a linear SVM (``C`` 0.11, includes weighing 9.8 times the excludes, ASReview's
-settings), within 0.002 of the best mean (logistic regression, includes x10) at
-a sixth of its time, which lets the model retrain after every decision.
+``bench/results/screening.md``), not assumed. With these features, logistic
+regression (unweighted, balanced, includes x10), balanced naive Bayes and a
+linear SVM came within 0.01 of each other in mean WSS@95; naive Bayes unweighted
+(0.10) or with alpha 0.1 (0.56) did worse, and dropping English stop words cost
+0.01-0.015. :data:`DEFAULT_MODEL` is the linear SVM (``C`` 0.11, includes weighing 9.8
+times the excludes, ASReview's settings): 0.002 below the best mean (logistic
+regression, includes x10) at a sixth of its time, so it retrains after every
+decision (about 20 ms a retrain for a thousand records on the benchmark machine).
 
 Stopping. :func:`stopping_statistics` reports the decisions since the last
 include and, once a person has screened a simple random sample of the records
@@ -154,8 +156,8 @@ class Prioritiser:
     """Ranks the unscreened records of one set as decisions arrive.
 
     The features are computed once; each :meth:`rank` retrains the classifier
-    on the decisions it is given (for a few thousand records a retrain takes
-    milliseconds, so an app may retrain after every decision).
+    on the decisions it is given (about 20 ms for a thousand records with the
+    default model, so an app may retrain after every decision).
 
     Parameters
     ----------
