@@ -58,8 +58,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reviewkit.prioritise import (DEFAULT_MODEL, N_PRIORS, RelevanceModel, read_labelled,  # noqa: E402
-                                  screening_metrics, simulate)
+from reviewkit.prioritise import DEFAULT_MODEL, N_PRIORS, RelevanceModel, read_labelled, screening_metrics, simulate  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "screening-benchmark"
 DATASETS = ("van_der_Valk_2021", "Menon_2022", "Meijboom_2021", "Jeyaraman_2020")
@@ -333,7 +332,8 @@ def main() -> int:
         (args.out / "screening.md").write_text(markdown(result), encoding="utf-8")
         return 0
     result.update(machine=f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
-                  date=time.strftime("%Y-%m-%d"), seeds=args.seeds, asreview_baseline=json.loads((DATA / "asreview_baseline.json").read_text()),
+                  date=time.strftime("%Y-%m-%d"), seeds=args.seeds,
+                  asreview_baseline=json.loads((DATA / "asreview_baseline.json").read_text()),
                   batch=f"batch_fraction={inspect.signature(simulate).parameters['batch_fraction'].default}",
                   sizes={})
     for name in DATASETS:

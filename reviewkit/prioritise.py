@@ -36,10 +36,10 @@ from __future__ import annotations
 import gzip
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -10,9 +10,19 @@ import pandas as pd
 import pytest
 
 from reviewkit.errors import ReviewkitError
-from reviewkit.prioritise import (LabelledSetError, Prioritiser, RelevanceModel, draw_sample, read_labelled,
-                                  sample_size_needed, screening_metrics, sheet_priority, simulate, simulate_file,
-                                  stopping_statistics)
+from reviewkit.prioritise import (
+    LabelledSetError,
+    Prioritiser,
+    RelevanceModel,
+    draw_sample,
+    read_labelled,
+    sample_size_needed,
+    screening_metrics,
+    sheet_priority,
+    simulate,
+    simulate_file,
+    stopping_statistics,
+)
 
 # A small labelled set whose includes and excludes share no content word, so any
 # of the linear models separates them once it has one of each.
