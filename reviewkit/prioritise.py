@@ -185,7 +185,7 @@ class Prioritiser:
     def __len__(self) -> int:
         return len(self._tiers)
 
-    def rank(self, labels: Sequence) -> np.ndarray:
+    def rank(self, labels: Sequence | np.ndarray) -> np.ndarray:
         """Positions of the undecided records, the most likely include first.
 
         Parameters
@@ -210,7 +210,7 @@ class Prioritiser:
         return pool[np.lexsort((pool, self._tiers[pool], -score))]
 
 
-def _labels(labels: Sequence, n: int) -> np.ndarray:
+def _labels(labels: Sequence | np.ndarray, n: int) -> np.ndarray:
     if len(labels) != n:
         raise ReviewkitError(f"{len(labels)} labels for {n} records")
     out = np.full(n, np.nan)
@@ -365,7 +365,7 @@ def stopping_statistics(labels_in_order: Sequence[int], records: int, sample: Se
         if not unscreened:
             remaining, recall = 0, 1.0
     pct = f"{confidence:.0%}"
-    if not included:
+    if lower is None:  # nothing included yet
         advice = ("No include yet: keep screening in priority order; recall cannot be estimated before the "
                   "first include.")
     elif lower < target_recall and not drawn.size:
@@ -479,14 +479,15 @@ def screening_metrics(labels_in_order: Sequence[int], n_priors: int = N_PRIORS) 
     rest = y[n_priors:]
     n, positives = rest.size, int(rest.sum())
     found = np.concatenate([[0], np.cumsum(rest)])  # found[k]: includes among the first k screened
-    result = {"records": int(y.size), "included": int(y.sum()), "recall_at": {}, "wss95": None}
+    recall_at: dict[str, float | None] = {}
     for f in RECALL_FRACTIONS:
         k = math.floor(Fraction(f) * n)
-        result["recall_at"][f] = int(found[k]) / positives if positives else None
+        recall_at[f] = int(found[k]) / positives if positives else None
+    wss95 = None
     if positives:
         k95 = int(np.searchsorted(found, math.ceil(WSS_RECALL * positives)))
-        result["wss95"] = 1 - k95 / n - float(1 - WSS_RECALL)
-    return result
+        wss95 = 1 - k95 / n - float(1 - WSS_RECALL)
+    return {"records": int(y.size), "included": int(y.sum()), "recall_at": recall_at, "wss95": wss95}
 
 
 # --- labelled files ---------------------------------------------------------------------
@@ -516,7 +517,7 @@ def read_labelled(path: str | Path, *, max_bytes: int = MAX_BYTES, max_records: 
         with opener(path, "rb") as fh:
             raw = fh.read(max_bytes + 1)
     except (OSError, EOFError) as exc:
-        raise LabelledSetError(where, f"cannot read ({exc.strerror or type(exc).__name__})") from None
+        raise LabelledSetError(where, f"cannot read ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
     if len(raw) > max_bytes:
         raise LabelledSetError(where, f"larger than {max_bytes:,} bytes; split the set")
     try:
