@@ -1,0 +1,565 @@
+"""Prioritised screening: a relevance model ranks unscreened records, stopping statistics, simulation.
+
+Ranking. Every record's title and abstract become TF-IDF features (fitted once
+on all records: unsupervised, so unscreened records may shape the vocabulary);
+a linear classifier from scikit-learn learns from the decisions so far and the
+unscreened records are served most-likely-include first. With no decisions yet,
+or decisions of one kind only (nothing to learn from), the order is the
+rule-based hint (:func:`reviewkit.screening.suggest`: nothing stands out, then
+``check``, then ``exclude``), else input order. Ties keep hint, then input order,
+so a ranking is a pure function of the records, the decisions and the seed.
+
+Which classifier: measured on four labelled reviews (``bench/bench_screening.py``,
+``bench/results/screening.md``), not assumed. With these features, logistic
+regression (unweighted, balanced, includes x10), balanced naive Bayes and a
+linear SVM came within 0.01 of each other in mean WSS@95; naive Bayes unweighted
+(0.10) or with alpha 0.1 (0.56) did worse, and dropping English stop words cost
+0.01-0.015. :data:`DEFAULT_MODEL` is the linear SVM (``C`` 0.11, includes weighing 9.8
+times the excludes, ASReview's settings): 0.002 below the best mean (logistic
+regression, includes x10) at a sixth of its time, so it retrains after every
+decision (about 20 ms a retrain for a thousand records on the benchmark machine).
+
+Stopping. :func:`stopping_statistics` reports the decisions since the last
+include and, once a person has screened a simple random sample of the records
+left, an estimated recall with a lower confidence bound (exact hypergeometric
+bound, as in Callaghan & Müller-Hansen 2020, Systematic Reviews 9:273). It only
+advises: nothing here stops screening or marks an unscreened record excluded.
+
+Simulation. :func:`simulate` replays a labelled set as a person screening in the
+model's order would; :func:`screening_metrics` gives recall after 10/25/50% and
+WSS@95 the way ASReview's simulations report them; :func:`simulate_file` is
+``reviewkit screen --simulate FILE.csv``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ReviewkitError
+from .screening import DECISIONS
+
+logger = logging.getLogger(__name__)
+
+CLASSIFIERS = ("logistic", "nb", "svm")
+# Rule-based hints (screening.suggest) in the order they are served before any model exists.
+_HINT_TIERS = {"check": 1, "exclude": 2}
+
+RECALL_FRACTIONS = ("0.1", "0.25", "0.5")
+WSS_RECALL = Fraction(95, 100)
+N_PRIORS = 2
+MAX_BYTES = 256 * 2**20
+MAX_RECORDS = 100_000
+LABELLED_COLUMNS = ("title", "abstract", "label_included")
+
+
+class LabelledSetError(ReviewkitError):
+    """A labelled data set for :func:`simulate_file` cannot be used: ``where`` (file,
+    row or column) and ``problem`` say why."""
+
+    def __init__(self, where: str, problem: str):
+        super().__init__(f"{where}: {problem}")
+        self.where, self.problem = where, problem
+
+
+# --- the relevance model ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RelevanceModel:
+    """TF-IDF features and a linear classifier.
+
+    Parameters
+    ----------
+    classifier : {"logistic", "nb", "svm"}
+        ``LogisticRegression``, ``MultinomialNB`` or ``LinearSVC`` (scikit-learn).
+    include_weight : float or None
+        None: every decision weighs the same. ``r``: sample weights that make the
+        includes together weigh ``r`` times the excludes together (1 is scikit-learn's
+        ``class_weight="balanced"``; ASReview's "balanced" sampler uses ``r`` = 9.8).
+    strength : float
+        ``C`` of logistic regression and the SVM, ``alpha`` of naive Bayes.
+    ngram_max : int
+        Word n-grams from 1 to ``ngram_max``.
+    stop_words : bool
+        Drop scikit-learn's English stop words (measured: worse on the benchmark,
+        which is why the default keeps them; words in over 95% of records are dropped).
+    """
+
+    classifier: str = "svm"
+    include_weight: float | None = 9.8
+    strength: float = 0.11
+    ngram_max: int = 2
+    stop_words: bool = False
+
+    def __post_init__(self):
+        if self.classifier not in CLASSIFIERS:
+            raise ReviewkitError(f"unknown classifier {self.classifier!r}; classifiers: {', '.join(CLASSIFIERS)}")
+
+    @property
+    def name(self) -> str:
+        weight = "unweighted" if self.include_weight is None else f"include weight {self.include_weight:g}"
+        stop = ", English stop words dropped" if self.stop_words else ""
+        return f"{self.classifier} ({weight}, strength {self.strength:g}, 1-{self.ngram_max} grams{stop})"
+
+    def features(self, texts: Sequence[str]):
+        """TF-IDF matrix (sparse, one row per text)."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        # Words in over 95% of records tell nothing apart; a single record keeps all of its words.
+        vectoriser = TfidfVectorizer(ngram_range=(1, self.ngram_max), sublinear_tf=True,
+                                     max_df=0.95 if len(texts) > 1 else 1.0,
+                                     stop_words="english" if self.stop_words else None)
+        try:
+            return vectoriser.fit_transform(texts)
+        except ValueError:  # scikit-learn's "empty vocabulary"
+            raise ReviewkitError("no word to rank by: the titles and abstracts are empty, or every word is in "
+                                 "nearly all of them") from None
+
+    def scores(self, train, y: np.ndarray, pool, seed: int) -> np.ndarray:
+        """Fit on ``train`` rows labelled ``y`` (1 include, 0 exclude); higher score = more likely include."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.naive_bayes import MultinomialNB
+        from sklearn.svm import LinearSVC
+
+        weight = None
+        if self.include_weight is not None:
+            n_in = y.sum()
+            weight = np.where(y == 1, self.include_weight / n_in, 1.0 / (len(y) - n_in))
+            weight *= len(y) / weight.sum()
+        if self.classifier == "nb":
+            model = MultinomialNB(alpha=self.strength).fit(train, y, sample_weight=weight)
+            joint = model.predict_joint_log_proba(pool)  # log odds without saturating at probability 1
+            return joint[:, 1] - joint[:, 0]
+        if self.classifier == "logistic":
+            model = LogisticRegression(C=self.strength, solver="liblinear", random_state=seed)
+        else:
+            model = LinearSVC(C=self.strength, random_state=seed)
+        return model.fit(train, y, sample_weight=weight).decision_function(pool)
+
+
+DEFAULT_MODEL = RelevanceModel()
+
+
+def _hint_tier(hint) -> int:
+    return _HINT_TIERS.get(str(hint or "").strip().lower(), 0)
+
+
+class Prioritiser:
+    """Ranks the unscreened records of one set as decisions arrive.
+
+    The features are computed once; each :meth:`rank` retrains the classifier
+    on the decisions it is given (about 20 ms for a thousand records with the
+    default model, so an app may retrain after every decision).
+
+    Parameters
+    ----------
+    texts : sequence of str
+        Title and abstract of each record.
+    hints : sequence of str, optional
+        The rule-based hint of each record (``""``, ``"check"``, ``"exclude"``);
+        None: input order until the model can learn.
+    seed : int
+        Seed of the classifier (the ranking is deterministic for a seed).
+    model : RelevanceModel
+    """
+
+    def __init__(self, texts: Sequence[str], hints: Sequence[str] | None = None, *, seed: int = 0,
+                 model: RelevanceModel = DEFAULT_MODEL):
+        texts = ["" if t is None else str(t) for t in texts]
+        if not texts:
+            raise ReviewkitError("no records to rank")
+        if hints is not None and len(hints) != len(texts):
+            raise ReviewkitError(f"{len(hints)} hints for {len(texts)} records")
+        self.seed, self.model = seed, model
+        self._tiers = np.array([_hint_tier(h) for h in hints] if hints is not None else [0] * len(texts))
+        self._features = model.features(texts)
+
+    def __len__(self) -> int:
+        return len(self._tiers)
+
+    def rank(self, labels: Sequence | np.ndarray) -> np.ndarray:
+        """Positions of the undecided records, the most likely include first.
+
+        Parameters
+        ----------
+        labels : sequence
+            One per record: 1 / True (include), 0 / False (exclude), None or NaN
+            (not screened).
+
+        Returns
+        -------
+        numpy.ndarray
+            Positions (0-based, into the records) of every record whose label is None.
+        """
+        known = _labels(labels, len(self))
+        decided = ~np.isnan(known)
+        pool = np.flatnonzero(~decided)
+        y = known[decided].astype(int)
+        if pool.size and 0 < y.sum() < y.size:
+            score = self.model.scores(self._features[decided], y, self._features[pool], self.seed)
+        else:  # nothing to learn from yet: hint order
+            score = np.zeros(pool.size)
+        return pool[np.lexsort((pool, self._tiers[pool], -score))]
+
+
+def _labels(labels: Sequence | np.ndarray, n: int) -> np.ndarray:
+    if len(labels) != n:
+        raise ReviewkitError(f"{len(labels)} labels for {n} records")
+    out = np.full(n, np.nan)
+    for pos, value in enumerate(labels):
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if value not in (0, 1):  # True/False compare equal to 1/0
+            raise ReviewkitError(f"label {value!r} at position {pos} is not 1 (include), 0 (exclude) or None")
+        out[pos] = int(value)
+    return out
+
+
+def sheet_priority(sheet: pd.DataFrame, column: str = "final", *, seed: int = 0,
+                   model: RelevanceModel = DEFAULT_MODEL) -> pd.Series:
+    """A ``priority`` for each undecided row of a screening sheet: 1 is screened first.
+
+    Parameters
+    ----------
+    sheet : pandas.DataFrame
+        A screening sheet (:mod:`reviewkit.screening`): ``title``, ``abstract``,
+        optionally ``suggestion``, and the decision ``column``.
+    column : str
+        Whose decisions the model learns from (``final``, ``reviewer1`` or ``reviewer2``).
+
+    Returns
+    -------
+    pandas.Series
+        Nullable integers aligned with ``sheet``; missing for rows already decided
+        in ``column`` (include or exclude, any case).
+    """
+    missing = [c for c in ("title", "abstract", column) if c not in sheet.columns]
+    if missing:
+        raise ReviewkitError(f"screening sheet: missing column(s) {', '.join(missing)}")
+    priority = pd.Series(pd.NA, index=sheet.index, dtype="Int64", name="priority")
+    if sheet.empty:
+        return priority
+    texts = (sheet["title"].fillna("").astype(str) + " " + sheet["abstract"].fillna("").astype(str)).tolist()
+    hints = sheet["suggestion"].tolist() if "suggestion" in sheet.columns else None
+    decision = sheet[column].fillna("").astype(str).str.strip().str.lower()
+    labels = [{"include": 1, "exclude": 0}.get(d) if d in DECISIONS else None for d in decision]
+    order = Prioritiser(texts, hints, seed=seed, model=model).rank(labels)
+    priority.iloc[order] = np.arange(1, order.size + 1)
+    return priority
+
+
+# --- stopping guidance --------------------------------------------------------------
+
+STOPPING_METHOD = ("simple random sample of the records left after prioritised screening: remaining includes "
+                   "= the sample's include proportion x the records it was drawn from; lower confidence bound "
+                   "on recall from the exact hypergeometric upper bound on those includes "
+                   "(Callaghan & Müller-Hansen 2020, Systematic Reviews 9:273)")
+
+
+@dataclass(frozen=True)
+class StoppingStatistics:
+    """What a person needs to decide whether to stop screening; never a decision.
+
+    ``records``: all records; ``screened``, ``included``: decisions so far (the
+    random sample's included); ``unscreened``: records nobody has screened (they
+    stay unscreened, never excluded); ``since_last_include``: decisions made since
+    the last include; ``sample_size``, ``sample_included``: the random sample;
+    ``remaining_estimate`` and ``remaining_upper``: includes estimated among the
+    unscreened records (point, upper confidence bound); ``recall_estimate`` and
+    ``recall_lower``: recall so far (point, lower bound). Before a random sample
+    there is no estimate (None: unknown stays unknown) and the bounds are the
+    certain ones, as if every unscreened record were an include; with nothing
+    included yet, all four are None;
+    ``sample_needed``: size of a random sample of the unscreened records that, if
+    it holds no include, shows recall >= ``target_recall``; ``advice``: what a
+    person should still do.
+    """
+
+    records: int
+    screened: int
+    included: int
+    unscreened: int
+    since_last_include: int
+    sample_size: int
+    sample_included: int
+    remaining_estimate: float | None
+    remaining_upper: int | None
+    recall_estimate: float | None
+    recall_lower: float | None
+    sample_needed: int | None
+    target_recall: float
+    confidence: float
+    method: str
+    advice: str
+
+
+def sample_size_needed(unscreened: int, included: int, target_recall: float = 0.95,
+                       confidence: float = 0.95) -> int:
+    """Smallest random sample of the ``unscreened`` records which, if it holds no
+    include, shows recall >= ``target_recall`` at ``confidence``.
+
+    Recall >= t holds while the unscreened records hold at most
+    ``K = floor(included * (1 - t) / t)`` includes; the sample must be large enough
+    that a set with ``K + 1`` includes would show none with probability <= 1 - confidence.
+    """
+    from scipy.stats import hypergeom
+
+    t = Fraction(str(target_recall))
+    tolerated = math.floor(included * (1 - t) / t)
+    if unscreened == 0 or tolerated >= unscreened:
+        return 0
+    sizes = np.arange(1, unscreened + 1)
+    none_found = hypergeom.pmf(0, unscreened, tolerated + 1, sizes)
+    return int(sizes[np.argmax(none_found <= 1 - confidence)])
+
+
+def stopping_statistics(labels_in_order: Sequence[int], records: int, sample: Sequence[int] = (), *,
+                        target_recall: float = 0.95, confidence: float = 0.95) -> StoppingStatistics:
+    """Stopping statistics after screening in priority order, optionally followed by a random sample.
+
+    Parameters
+    ----------
+    labels_in_order : sequence of int
+        Decisions in the order they were made (1 include, 0 exclude), priority order.
+    records : int
+        Records in the set (screened or not).
+    sample : sequence of int
+        Decisions on a simple random sample (:func:`draw_sample`) of the records
+        still unscreened after ``labels_in_order``, screened after them; empty: none yet.
+    target_recall, confidence : float
+
+    Returns
+    -------
+    StoppingStatistics
+    """
+    from scipy.stats import hypergeom
+
+    ranked, drawn = _binary(labels_in_order, "labels_in_order"), _binary(sample, "sample")
+    pool = records - ranked.size  # the records the sample was drawn from
+    if pool < drawn.size:
+        raise ReviewkitError(f"{ranked.size} + {drawn.size} decisions for {records} records")
+    every = np.concatenate([ranked, drawn])
+    included, screened = int(every.sum()), every.size
+    hits = np.flatnonzero(every)
+    since = screened - 1 - int(hits[-1]) if hits.size else screened
+    unscreened = records - screened
+    needed = sample_size_needed(pool, int(ranked.sum()), target_recall, confidence)
+    remaining = upper = recall = lower = None
+    if drawn.size:
+        x, n = int(drawn.sum()), drawn.size
+        remaining = x / n * pool - x
+        possible = np.arange(x, pool - (n - x) + 1)  # includes the pool can hold, given the sample
+        upper = int(possible[hypergeom.cdf(x, pool, possible, n) > 1 - confidence].max()) - x
+        if included:
+            recall, lower = included / (included + remaining), included / (included + upper)
+    elif included:  # certain, not estimated: as if every unscreened record were an include
+        upper, lower = unscreened, included / (included + unscreened)
+        if not unscreened:
+            remaining, recall = 0, 1.0
+    pct = f"{confidence:.0%}"
+    if lower is None:  # nothing included yet
+        advice = ("No include yet: keep screening in priority order; recall cannot be estimated before the "
+                  "first include.")
+    elif lower < target_recall and not drawn.size:
+        advice = (f"{since} decisions since the last include. Recall is not estimated yet: screen a random sample "
+                  f"of {needed} of the {pool} unscreened records (draw_sample); if none of them is an include, "
+                  f"recall is at least {target_recall:.0%} with {pct} confidence. Otherwise keep screening in "
+                  "priority order.")
+    elif lower >= target_recall:
+        basis = (f"Estimated recall {recall:.1%} ({pct} lower bound {lower:.1%}, from a random sample of "
+                 f"{drawn.size} records)" if drawn.size else
+                 f"Recall is at least {lower:.1%} even if every unscreened record were an include")
+        advice = (f"{basis}: the target of {target_recall:.0%} is met, so the team may decide to stop. The "
+                  f"{unscreened} records nobody screened stay unscreened, not excluded, and PRISMA counts only "
+                  "screened records.")
+    else:
+        advice = (f"Estimated recall {recall:.1%} ({pct} lower bound {lower:.1%}, from a random sample of {drawn.size}"
+                  f" records) is below the target of {target_recall:.0%}: keep screening in priority order, then "
+                  "screen a new random sample of what is left.")
+    return StoppingStatistics(records, screened, included, unscreened, since, drawn.size, int(drawn.sum()),
+                              remaining, upper, recall, lower, needed, target_recall, confidence,
+                              STOPPING_METHOD, advice)
+
+
+def _binary(values: Sequence[int], what: str) -> np.ndarray:
+    out = np.asarray(list(values), dtype=object)
+    bad = [v for v in out if v not in (0, 1)]
+    if bad:
+        raise ReviewkitError(f"{what}: {bad[0]!r} is not 1 (include) or 0 (exclude)")
+    return out.astype(int)
+
+
+def draw_sample(positions: Sequence[int], size: int, seed: int = 0) -> list[int]:
+    """A simple random sample (without replacement) of ``size`` unscreened record positions."""
+    if not 0 <= size <= len(positions):
+        raise ReviewkitError(f"cannot draw {size} records from {len(positions)}")
+    rng = np.random.default_rng(seed)
+    return [positions[i] for i in rng.choice(len(positions), size=size, replace=False)]
+
+
+# --- simulation -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Simulation:
+    """A replayed screening: ``order`` holds record positions in screening order
+    (the two priors first), ``labels`` their labels, ``retrains`` how often the model
+    was fitted. Once the metrics are fixed (95% of includes found and half the
+    records screened) the rest follows the last ranking without retraining."""
+
+    order: tuple[int, ...]
+    labels: tuple[int, ...]
+    retrains: int
+
+    def metrics(self) -> dict:
+        return screening_metrics(self.labels)
+
+
+def simulate(texts: Sequence[str], labels: Sequence[int], *, seed: int = 0, model: RelevanceModel = DEFAULT_MODEL,
+             batch_fraction: float = 0.0) -> Simulation:
+    """Screen a labelled set as a person would in the model's order.
+
+    Starts from one included and one excluded record drawn with ``seed``
+    (numpy's ``default_rng``); then, repeatedly: retrain on every decision so far,
+    screen the top of the ranking. ``batch_fraction`` batches retrains: after a
+    retrain, ``max(1, floor(batch_fraction x decisions so far))`` records are
+    screened before the next (0: retrain after every decision).
+    """
+    y = _binary(labels, "labels")
+    if len(texts) != y.size:
+        raise ReviewkitError(f"{y.size} labels for {len(texts)} records")
+    if not 0 < y.sum() < y.size:
+        raise ReviewkitError("a simulation needs at least one included and one excluded record")
+    rng = np.random.default_rng(seed)
+    priors = [int(rng.choice(np.flatnonzero(y == 1))), int(rng.choice(np.flatnonzero(y == 0)))]
+    prioritiser = Prioritiser(texts, seed=seed, model=model)
+    known = np.full(y.size, np.nan)
+    known[priors] = y[priors]
+    order, found, retrains = list(priors), 0, 0
+    rest, positives = y.size - N_PRIORS, int(y.sum()) - 1
+    enough_found, enough_screened = math.ceil(WSS_RECALL * positives), math.ceil(Fraction(1, 2) * rest)
+    while len(order) < y.size:
+        ranking = prioritiser.rank(known)
+        retrains += 1
+        if found >= enough_found and len(order) - N_PRIORS >= enough_screened:
+            take = ranking  # no metric can change any more
+        else:
+            take = ranking[:max(1, math.floor(batch_fraction * len(order)))]
+        known[take] = y[take]
+        order.extend(int(p) for p in take)
+        found += int(y[take].sum())
+    logger.debug("simulated %d records with %d retrains", y.size, retrains)
+    return Simulation(tuple(order), tuple(int(v) for v in y[order]), retrains)
+
+
+def screening_metrics(labels_in_order: Sequence[int], n_priors: int = N_PRIORS) -> dict:
+    """Recall after 10, 25 and 50% screened and WSS@95 of a screening order.
+
+    As ASReview's simulations report them, the ``n_priors`` prior records are
+    left out: with ``N`` records and ``I`` includes after them, recall at fraction
+    ``f`` is the includes among the first ``floor(f N)`` records over ``I``, and
+    ``wss95 = 1 - k / N - 0.05`` where ``k`` is the fewest records screened with
+    recall >= 0.95 (Cohen et al. 2006, with recall fixed at 0.95 as the issue and
+    ASReview's baseline state it). ``records`` and ``included`` count the whole set.
+    Unknown stays unknown: with no include after the priors, recall and WSS are None.
+
+    Returns
+    -------
+    dict
+        ``{"records", "included", "recall_at": {"0.1", "0.25", "0.5"}, "wss95"}``.
+    """
+    y = _binary(labels_in_order, "labels_in_order")
+    rest = y[n_priors:]
+    n, positives = rest.size, int(rest.sum())
+    found = np.concatenate([[0], np.cumsum(rest)])  # found[k]: includes among the first k screened
+    recall_at: dict[str, float | None] = {}
+    for f in RECALL_FRACTIONS:
+        k = math.floor(Fraction(f) * n)
+        recall_at[f] = int(found[k]) / positives if positives else None
+    wss95 = None
+    if positives:
+        k95 = int(np.searchsorted(found, math.ceil(WSS_RECALL * positives)))
+        wss95 = 1 - k95 / n - float(1 - WSS_RECALL)
+    return {"records": int(y.size), "included": int(y.sum()), "recall_at": recall_at, "wss95": wss95}
+
+
+# --- labelled files ---------------------------------------------------------------------
+
+def _excerpt(value, limit: int = 40) -> str:
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def read_labelled(path: str | Path, *, max_bytes: int = MAX_BYTES, max_records: int = MAX_RECORDS) -> pd.DataFrame:
+    """A labelled set (CSV, or gzipped CSV ending ``.gz``): ``title``, ``abstract``, ``label_included`` (0/1).
+
+    Bounded: at most ``max_bytes`` of (decompressed) text and ``max_records`` rows.
+    Any problem is one :class:`LabelledSetError` naming the file, and the row or column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``title`` and ``abstract`` as strings, ``label_included`` as int.
+    """
+    import io
+
+    path = Path(path)
+    where = str(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except (OSError, EOFError) as exc:
+        raise LabelledSetError(where, f"cannot read ({getattr(exc, 'strerror', None) or type(exc).__name__})") from None
+    if len(raw) > max_bytes:
+        raise LabelledSetError(where, f"larger than {max_bytes:,} bytes; split the set")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LabelledSetError(where, f"not UTF-8 text (byte {exc.start})") from None
+    if not text.strip():
+        raise LabelledSetError(where, "empty file")
+    try:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, nrows=max_records + 1)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise LabelledSetError(where, f"not a readable CSV ({_excerpt(exc, 80)})") from None
+    missing = [c for c in LABELLED_COLUMNS if c not in table.columns]
+    if missing:
+        raise LabelledSetError(where, f"missing column(s) {', '.join(missing)} (a labelled set has "
+                                      f"{', '.join(LABELLED_COLUMNS)})")
+    if table.empty:
+        raise LabelledSetError(where, "no records")
+    if len(table) > max_records:
+        raise LabelledSetError(where, f"more than {max_records:,} records")
+    labels = table["label_included"].str.strip()
+    bad = ~labels.isin(["0", "1"])
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        raise LabelledSetError(f"{where}, row {pos + 2}, column label_included",  # row 1 is the header
+                               f"{_excerpt(table['label_included'].iat[pos])} is not 1 (included) or 0 (excluded)")
+    return pd.DataFrame({"title": table["title"], "abstract": table["abstract"], "label_included": labels.astype(int)})
+
+
+def simulate_file(path: str | Path, seed: int = 0, *, model: RelevanceModel = DEFAULT_MODEL,
+                  batch_fraction: float = 0.0) -> dict:
+    """``reviewkit screen --simulate FILE.csv [--seed N] --json``: the metrics of one simulated screening.
+
+    Returns
+    -------
+    dict
+        ``{"records", "included", "recall_at": {"0.1", "0.25", "0.5"}, "wss95"}``
+        (see :func:`screening_metrics`).
+    """
+    table = read_labelled(path)
+    labels = table["label_included"]
+    if labels.nunique() < 2:
+        raise LabelledSetError(str(path), "a simulation needs at least one included (1) and one excluded (0) record")
+    texts = (table["title"] + " " + table["abstract"]).tolist()
+    return simulate(texts, labels.tolist(), seed=seed, model=model, batch_fraction=batch_fraction).metrics()

@@ -1,0 +1,246 @@
+"""Prioritised screening: deterministic ranking, metrics known by hand, bad labelled files, stopping statistics."""
+
+import gzip
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reviewkit.errors import ReviewkitError
+from reviewkit.prioritise import (
+    LabelledSetError,
+    Prioritiser,
+    RelevanceModel,
+    draw_sample,
+    read_labelled,
+    sample_size_needed,
+    screening_metrics,
+    sheet_priority,
+    simulate,
+    simulate_file,
+    stopping_statistics,
+)
+
+# A small labelled set whose includes and excludes share no content word, so any
+# of the linear models separates them once it has one of each.
+INCLUDE = "Ketamine infusion for alcohol use disorder: randomised trial {i} of craving and relapse"
+EXCLUDE = "Gut microbiome of zebrafish larvae {i}: sequencing of intestinal bacteria"
+
+
+def labelled(n_in=4, n_out=16):
+    texts = [INCLUDE.format(i=i) for i in range(n_in)] + [EXCLUDE.format(i=i) for i in range(n_out)]
+    labels = [1] * n_in + [0] * n_out
+    order = np.random.default_rng(7).permutation(len(texts))  # includes not first in the file
+    return [texts[i] for i in order], [labels[i] for i in order]
+
+
+def write_csv(path, texts, labels):
+    pd.DataFrame({"title": texts, "abstract": "", "label_included": labels}).to_csv(path, index=False)
+    return path
+
+
+# --- metrics ------------------------------------------------------------------------
+
+def test_metrics_by_hand():
+    # priors (left out), then 20 records with includes screened 1st, 2nd, 4th and 9th
+    rest = [0] * 20
+    for k in (1, 2, 4, 9):
+        rest[k - 1] = 1
+    m = screening_metrics([1, 0] + rest)
+    assert m["records"] == 22 and m["included"] == 5
+    # 10% of 20 = 2 screened: 2 of 4; 25% = 5: 3 of 4; 50% = 10: 4 of 4
+    assert m["recall_at"] == {"0.1": 0.5, "0.25": 0.75, "0.5": 1.0}
+    # 95% of 4 includes needs all 4, reached at the 9th record: 1 - 9/20 - 0.05
+    assert m["wss95"] == pytest.approx(0.5)
+    assert list(json.loads(json.dumps(m))) == ["records", "included", "recall_at", "wss95"]
+
+
+def test_metrics_round_down_the_screened_share_and_up_the_includes_needed():
+    # 30 records after the priors: 10% = 3, 25% = 7.5 -> 7, 50% = 15; 20 includes: 95% = 19
+    rest = [1] * 19 + [0] * 10 + [1]
+    m = screening_metrics([0, 1] + rest)
+    assert m["recall_at"] == {"0.1": 3 / 20, "0.25": 7 / 20, "0.5": 15 / 20}
+    assert m["wss95"] == pytest.approx(1 - 19 / 30 - 0.05)
+
+
+def test_metrics_unknown_when_no_include_follows_the_priors():
+    m = screening_metrics([1, 0, 0, 0, 0])
+    assert m["recall_at"] == {"0.1": None, "0.25": None, "0.5": None} and m["wss95"] is None
+
+
+# --- ranking --------------------------------------------------------------------------
+
+def test_without_decisions_the_order_is_the_hint_then_input_order():
+    texts = [f"record {w}" for w in ("alpha", "beta", "gamma", "delta", "epsilon")]
+    hints = ["exclude", "", "check", "", "exclude"]
+    none = [None] * 5
+    assert Prioritiser(texts, hints).rank(none).tolist() == [1, 3, 2, 0, 4]
+    assert Prioritiser(texts).rank(none).tolist() == [0, 1, 2, 3, 4]
+    assert Prioritiser(["a single record"]).rank([None]).tolist() == [0]
+    # decisions of one kind only teach nothing yet: hint order for the rest
+    assert Prioritiser(texts, hints).rank([None, 0, None, None, None]).tolist() == [3, 2, 0, 4]
+
+
+@pytest.mark.parametrize("classifier", ["logistic", "nb", "svm"])
+def test_ranking_learns_from_decisions_and_is_deterministic_for_a_seed(classifier):
+    texts, labels = labelled()
+    model = RelevanceModel(classifier=classifier)
+    first_in, first_out = labels.index(1), labels.index(0)
+    decided = [None] * len(texts)
+    decided[first_in], decided[first_out] = 1, 0
+    ranking = Prioritiser(texts, seed=3, model=model).rank(decided)
+    assert sorted(ranking.tolist()) == [i for i in range(len(texts)) if i not in (first_in, first_out)]
+    assert {labels[i] for i in ranking[:3]} == {1}  # the three other includes first
+    again = Prioritiser(texts, seed=3, model=model).rank(decided)
+    assert ranking.tolist() == again.tolist()
+
+
+def test_simulation_is_deterministic_for_a_seed_and_draws_one_prior_of_each_kind():
+    texts, labels = labelled(6, 30)
+    runs = [simulate(texts, labels, seed=s) for s in (5, 5, 6)]
+    assert runs[0] == runs[1]
+    for run in runs:
+        assert sorted(run.order) == list(range(len(texts)))
+        assert [labels[i] for i in run.order[:2]] == [1, 0]
+    assert runs[0].order[:2] != runs[2].order[:2]  # another seed, other priors
+
+
+def test_sheet_priority_ranks_undecided_rows_only():
+    texts, labels = labelled()
+    sheet = pd.DataFrame({"title": texts, "abstract": "", "suggestion": "", "final": ""})
+    first_in, first_out = labels.index(1), labels.index(0)
+    sheet.loc[first_in, "final"], sheet.loc[first_out, "final"] = "Include", "exclude"
+    priority = sheet_priority(sheet)
+    assert priority.isna().tolist() == [i in (first_in, first_out) for i in range(len(sheet))]
+    assert sorted(priority.dropna()) == list(range(1, len(sheet) - 1))
+    top = priority.sort_values().index[:3]
+    assert [labels[i] for i in top] == [1, 1, 1]
+
+
+# --- simulation of a labelled file ----------------------------------------------------------
+
+def test_simulate_file_answers_known_by_hand(tmp_path):
+    texts, labels = labelled(4, 16)
+    # priors: 1 include + 1 exclude; then 18 records, 3 includes, all ranked first by the model:
+    # 10% of 18 = 1 screened -> 1/3; 25% = 4 -> 3/3; WSS@95 needs 3 includes -> 3 screened
+    result = simulate_file(write_csv(tmp_path / "set.csv", texts, labels), seed=11)
+    assert result == {"records": 20, "included": 4, "recall_at": {"0.1": 1 / 3, "0.25": 1.0, "0.5": 1.0},
+                      "wss95": pytest.approx(1 - 3 / 18 - 0.05)}
+
+
+def test_gzipped_sets_read_as_plain_ones(tmp_path):
+    texts, labels = labelled()
+    plain = write_csv(tmp_path / "set.csv", texts, labels)
+    packed = tmp_path / "set.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert read_labelled(packed).equals(read_labelled(plain))
+
+
+@pytest.mark.parametrize("content,message", [
+    ("title,label_included\nA,1\n", "missing column(s) abstract"),
+    ("title,abstract,label_included\nA,x,1\nB,y,maybe\n", "row 3, column label_included: 'maybe' is not 1"),
+    ("title,abstract,label_included\nA,x,1\nB,y,\n", "row 3, column label_included: '' is not 1"),
+    ("", "empty file"),
+    ("title,abstract,label_included\n", "no records"),
+    ("title,abstract,label_included\nA,x,1\nB,y,1\n", "at least one included (1) and one excluded (0)"),
+])
+def test_bad_labelled_sets_are_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(LabelledSetError, match=re.escape(message)) as info:
+        simulate_file(path)
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
+def test_labelled_sets_are_bounded(tmp_path):
+    texts, labels = labelled()
+    path = write_csv(tmp_path / "set.csv", texts, labels)
+    with pytest.raises(LabelledSetError, match="larger than 100 bytes"):
+        read_labelled(path, max_bytes=100)
+    with pytest.raises(LabelledSetError, match="more than 5 records"):
+        read_labelled(path, max_records=5)
+    bomb = tmp_path / "bomb.csv.gz"  # 50 MB of zeros in a few kB
+    bomb.write_bytes(gzip.compress(b"title,abstract,label_included\n" + b"0" * 50_000_000))
+    with pytest.raises(LabelledSetError, match="larger than 1,000,000 bytes"):
+        read_labelled(bomb, max_bytes=1_000_000)
+
+
+def test_unreadable_files_name_themselves(tmp_path):
+    with pytest.raises(LabelledSetError, match="missing.csv: cannot read"):
+        read_labelled(tmp_path / "missing.csv")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("title,abstract,label_included\nCaf\xe9,x,1\n".encode("latin-1"))
+    with pytest.raises(LabelledSetError, match="not UTF-8"):
+        read_labelled(latin)
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(LabelledSetError, match="broken.gz: cannot read"):
+        read_labelled(broken)
+
+
+# --- stopping statistics -----------------------------------------------------------------
+
+def _upper_by_hand(pool, sample, found, confidence=0.95):
+    """Largest number of includes among ``pool`` records for which a random sample of
+    ``sample`` shows ``found`` or fewer with probability above 1 - confidence."""
+    def at_most(k):
+        return sum(math.comb(k, j) * math.comb(pool - k, sample - j) for j in range(found + 1)) / math.comb(pool, sample)
+    return max(k for k in range(found, pool - sample + found + 1) if at_most(k) > 1 - confidence)
+
+
+def test_stopping_statistics_before_a_random_sample():
+    s = stopping_statistics([1, 0, 1, 0, 0, 0], records=100)
+    assert (s.screened, s.included, s.unscreened, s.since_last_include) == (6, 2, 94, 3)
+    assert s.recall_estimate is None  # prioritised order alone cannot tell
+    assert s.recall_lower == 2 / 96 and s.remaining_upper == 94  # certain: as if all 94 left were includes
+    # 2 includes tolerate no missed one at 95% recall; a sample with no include must make one
+    # remaining include unlikely: P(none in n of 94 | 1 include) = 1 - n/94 <= 0.05 -> n = 90
+    assert s.sample_needed == 90
+    assert "random sample of 90 of the 94 unscreened records" in s.advice
+
+
+def test_stopping_statistics_from_a_random_sample():
+    ranked = [1] * 19 + [0] * 31
+    quiet = stopping_statistics(ranked, records=100, sample=[0] * 10)
+    assert quiet.sample_size == 10 and quiet.remaining_estimate == 0 and quiet.recall_estimate == 1
+    assert quiet.remaining_upper == _upper_by_hand(50, 10, 0)
+    assert quiet.recall_lower == pytest.approx(19 / (19 + quiet.remaining_upper))
+    assert quiet.recall_lower < 0.95 and "keep screening in priority order" in quiet.advice
+    one = stopping_statistics(ranked, records=100, sample=[0] * 4 + [1] + [0] * 5)
+    # 1 include in 10 of 50: 5 expected in the 50, 4 of them still unscreened
+    assert one.remaining_estimate == pytest.approx(4) and one.recall_estimate == pytest.approx(20 / 24)
+    assert one.remaining_upper == _upper_by_hand(50, 10, 1) - 1 and one.since_last_include == 5
+
+
+def test_meeting_the_target_is_advice_and_unscreened_records_stay_unscreened():
+    ranked = [1] * 40 + [0] * 460
+    needed = sample_size_needed(500, 40)
+    s = stopping_statistics(ranked, records=1000, sample=[0] * needed)
+    assert s.recall_lower >= 0.95 and s.unscreened == 500 - needed
+    assert "may decide to stop" in s.advice and f"{s.unscreened} records nobody screened stay unscreened" in s.advice
+    smaller = stopping_statistics(ranked, records=1000, sample=[0] * (needed - 1))
+    assert smaller.recall_lower < 0.95
+
+
+def test_stopping_inputs_are_checked():
+    assert sample_size_needed(3, 100) == 0  # even 3 missed includes keep recall above 95%
+    with pytest.raises(ReviewkitError, match="'yes' is not 1"):
+        stopping_statistics([1, "yes"], records=10)
+    with pytest.raises(ReviewkitError, match="3 \\+ 0 decisions for 2 records"):
+        stopping_statistics([1, 0, 0], records=2)
+    assert stopping_statistics([0, 0], records=5).advice.startswith("No include yet")
+    done = stopping_statistics([1, 0, 1], records=3)
+    assert (done.recall_estimate, done.recall_lower, done.unscreened) == (1.0, 1.0, 0)
+    nearly = stopping_statistics([1] * 100 + [0] * 10, records=112)  # 2 left: recall >= 100/102 whatever they are
+    assert nearly.sample_needed == 0 and "Recall is at least 98.0% even if every unscreened" in nearly.advice
+
+
+def test_random_samples_are_seeded_and_without_replacement():
+    pool = list(range(100, 200))
+    sample = draw_sample(pool, 30, seed=4)
+    assert sample == draw_sample(pool, 30, seed=4) and len(set(sample)) == 30 and set(sample) <= set(pool)
+    with pytest.raises(ReviewkitError, match="cannot draw 101"):
+        draw_sample(pool, 101)
