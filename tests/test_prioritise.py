@@ -244,3 +244,18 @@ def test_random_samples_are_seeded_and_without_replacement():
     assert sample == draw_sample(pool, 30, seed=4) and len(set(sample)) == 30 and set(sample) <= set(pool)
     with pytest.raises(ReviewkitError, match="cannot draw 101"):
         draw_sample(pool, 101)
+
+
+def test_screen_simulate_command(tmp_path, capsys):
+    from reviewkit.cli import main
+
+    texts, labels = labelled(4, 16)
+    path = write_csv(tmp_path / "set.csv", texts, labels)
+    assert main(["screen", "--simulate", str(path), "--seed", "11", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == simulate_file(path, seed=11)
+    assert main(["screen", "--simulate", str(path), "--seed", "11"]) == 0
+    assert "WSS@95: " in capsys.readouterr().out
+    (tmp_path / "bad.csv").write_text("title,abstract,label_included\nA,x,1\nB,y,maybe\n", encoding="utf-8")
+    assert main(["screen", "--simulate", str(tmp_path / "bad.csv"), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "'maybe' is not 1" in err and len(err.strip().splitlines()) == 1

@@ -20,6 +20,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                        description="Write or update the screening sheets (CSV and XLSX). Existing decisions "
                                    "are kept; new records are added unscreened.")
     add_data_options(p)
+    p.add_argument("--simulate", type=Path, metavar="FILE.csv",
+                   help="replay a labelled set (title, abstract, label_included) in prioritised order and print "
+                        "recall after 10/25/50%% screened and WSS@95; writes no sheet")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulation's first include and exclude (default 0)")
+    p.add_argument("--json", action="store_true", help="with --simulate: print the metrics as JSON")
     p.set_defaults(func=run_screen)
     p = sub.add_parser("prisma", parents=[common],
                        help="PRISMA 2020 counts (and flow diagram) from the screening state",
@@ -32,6 +37,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run_screen(args: argparse.Namespace) -> int:
+    if args.simulate is not None:
+        return run_simulation(args)
     from ..screening import STAGE_LABELS, STAGES
 
     review = open_review(args)
@@ -80,6 +87,23 @@ def _summary(name: str, c) -> str:
         f"  studies included {c.studies_included} (reports {c.reports_included})"
         + ("" if c.complete else "  [INCOMPLETE: records or reports still await a decision]"),
     ])
+
+
+def run_simulation(args: argparse.Namespace) -> int:
+    """Prioritised screening replayed on a labelled set: what a reviewer screening in the app's order finds."""
+    from ..prioritise import simulate_file
+
+    metrics = simulate_file(args.simulate, seed=args.seed)
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    recall = ", ".join(f"{float(k):.0%} screened: {'n/a' if v is None else f'{v:.3f}'}"
+                       for k, v in metrics["recall_at"].items())
+    wss = "n/a" if metrics["wss95"] is None else f"{metrics['wss95']:.3f}"
+    print(f"{metrics['records']} records, {metrics['included']} included (seed {args.seed})")
+    print(f"recall after {recall}")
+    print(f"WSS@95: {wss}")
+    return 0
 
 
 def run_prisma(args: argparse.Namespace) -> int:
