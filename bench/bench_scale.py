@@ -1,0 +1,344 @@
+"""Benchmark: a review at 1,000, 10,000 and 100,000 records, stage by stage and as one `reviewkit run --offline`.
+
+For each size, ``bench/scale_project.py`` builds a project (the worked example
+with a synthetic snapshot ``scale`` recorded through the live code against the
+loopback emulator, a citation-searching RIS file with planted duplicates, and
+screening sheets of a review in progress; its docstring says how the records
+are made). Built projects are kept in ``bench/results/tmp/`` (ignored by git)
+and reused while the builder's inputs are unchanged.
+
+Then, each in a fresh process:
+
+* **stages**, one after another in one process, each timed and its peak RSS
+  taken (``VmHWM`` reset before the stage through ``/proc/self/clear_refs``, so
+  a stage's peak is its own; the RSS it started from is given too):
+  search replay (``Review.search``: ESearch and EFetch answered from the
+  snapshot and checked against its manifests), records table (PubMed records
+  parsed from the snapshot, other-method records read), dedupe, sheets (both
+  stages' sheets read, decisions carried onto fresh sheets, written: CSV and
+  XLSX, atomically), PRISMA (counts and flow diagram), report (the HTML report
+  from the executed notebooks of the whole run below);
+* **the whole run**: ``reviewkit run --offline`` as a user types it (state
+  built once and handed to six notebooks, HTML report, manifest), its wall time
+  and the peak RSS of the largest process (``wait4``: the command and the
+  kernels it reaped), with each notebook's seconds from its ``run.json``.
+
+The machine is shared: the load average (1, 5, 15 min) is recorded before and
+after each size. Writes bench/results/scale.json and scale.md; ``--before``
+adds a before/after table from an earlier scale.json.
+
+    .venv/bin/python bench/bench_scale.py [--sizes 1000 10000 100000] [--before old.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+WORK = RESULTS / "tmp"
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_offline_run import measured  # noqa: E402
+
+STAGES = ("search replay", "records table", "dedupe", "sheets", "PRISMA", "report")
+GOAL_RATIO, GOAL_SECONDS, GOAL_MB = 15, 300, 2048
+
+
+# --- the child: stages in one process ---------------------------------------------
+
+def _memory() -> tuple[float, float]:
+    """(VmRSS, VmHWM) of this process in MB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+class _Stage:
+    def __init__(self, results: dict, name: str):
+        self.results, self.name = results, name
+
+    def __enter__(self):
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS: the peak measured is this stage's
+        self.rss, _ = _memory()
+        self.start, self.cpu = time.perf_counter(), time.process_time()
+
+    def __exit__(self, *exc):
+        seconds, cpu = time.perf_counter() - self.start, time.process_time() - self.cpu
+        self.results[self.name] = {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
+                                   "rss_start_mb": round(self.rss), "peak_rss_mb": round(_memory()[1])}
+        print(f"  {self.name}: {seconds:.2f} s, peak {_memory()[1]:.0f} MB", file=sys.stderr, flush=True)
+
+
+def stages(project_dir: Path, executed: Path | None, scratch: Path) -> dict:
+    """Run every stage on the project; what each took (module doc)."""
+    import pandas as pd
+
+    from reviewkit import flow_diagram, report
+    from reviewkit.dedupe import DATABASE_SOURCES, deduplicate
+    from reviewkit.prisma import prisma_report
+    from reviewkit.project import Project
+    from reviewkit.review import Review
+    from reviewkit.screening import agreement, build_sheet, conflicts, read_sheet, update_sheet
+    from reviewkit.screening_state import ScreeningState, full_text_candidates, write_state
+
+    out: dict = {}
+    review = Review(Project.load(project_dir))
+    protocol, snap = review.protocol, review.snapshot
+    with _Stage(out, "search replay"):
+        searched = review.search()
+    with _Stage(out, "records table"):
+        pubmed, other = review.records(), review.other_records()
+        identified = pd.concat([f for f in (pubmed, other) if not f.empty], ignore_index=True)
+    with _Stage(out, "dedupe"):
+        dedupe = deduplicate(identified)
+    with _Stage(out, "sheets"):
+        # the steps of reviewkit.screening_state.build_state after dedupe, then write_state
+        terms, updates = tuple(protocol.intervention.text), {}
+        for stage in ("title_abstract", "full_text"):
+            candidates = (dedupe.records[dedupe.records["source"].isin(DATABASE_SOURCES)] if stage == "title_abstract"
+                          else full_text_candidates(dedupe.records, updates["title_abstract"].sheet))
+            existing = read_sheet(review.screening_dir, stage, protocol.screening_reasons.get(stage, ()))
+            updates[stage] = update_sheet(existing, build_sheet(candidates, stage, terms), stage)
+        state = ScreeningState(
+            snapshot=snap.root.resolve(), screening_dir=review.screening_dir.resolve(),
+            protocol_sha256=protocol.sha256, sample=snap.is_sample, note=snap.info.get("note", ""),
+            search_keys=tuple(protocol.searches), identified=identified, dedupe=dedupe, updates=updates,
+            agreement={s: agreement(u.sheet, s) for s, u in updates.items()},
+            conflicts={s: conflicts(u.sheet) for s, u in updates.items()})
+        write_state(state, scratch / "screening")
+    with _Stage(out, "PRISMA"):
+        prisma = prisma_report(state)
+        flow_diagram.draw(prisma.overall, scratch / "prisma_flow", title="PRISMA 2020 flow diagram")
+    if executed is not None:
+        notebooks = sorted(executed.glob("*.ipynb"))
+        info = {"title": "scale benchmark", "run_id": "bench", "mode": "offline", "snapshot": str(snap.root),
+                "sample_note": review.sample_note, "parameters": {}, "snapshot_info": snap.info, "versions": {}}
+        with _Stage(out, "report"):
+            page = report.write_report(scratch / "index.html", info, notebooks)
+        out["report"]["html_mb"] = round(page.stat().st_size / 2**20, 1)
+    ta, ft = state.sheet("title_abstract"), state.sheet("full_text")
+    return {"stages": out, "counts": {
+        "pubmed_records": len(pubmed), "other_records": len(other),
+        "count_per_search": {r.key: r.count for r in searched}, "after_dedupe": len(dedupe.records),
+        "merges": len(dedupe.merges), "review_pairs": len(dedupe.review), "title_abstract_rows": len(ta),
+        "title_abstract_new": len(updates["title_abstract"].new_ids),
+        "title_abstract_decided": int((ta["final"] != "").sum()), "full_text_rows": len(ft),
+        "prisma": prisma.overall.boxes()}}
+
+
+# --- the parent ---------------------------------------------------------------------
+
+def _inputs_digest() -> str:
+    """What a built project depends on: the builder, the corpus, the worked example's protocol."""
+    digest = hashlib.sha256()
+    for path in (ROOT / "bench" / "scale_project.py", ROOT / "bench" / "bench_dedupe.py",
+                 ROOT / "data" / "corpus" / "records.jsonl", ROOT / "data" / "protocol.yml"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def project_for(n: int) -> tuple[Path, dict]:
+    """The built project of ``n`` records (built now unless a current one is kept) and what it holds."""
+    folder, stamp = WORK / f"scale-{n}", WORK / f"scale-{n}.json"
+    digest = _inputs_digest()
+    if stamp.is_file():
+        built = json.loads(stamp.read_text(encoding="utf-8"))
+        if built.get("digest") == digest and folder.is_dir():
+            return folder, built
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"building a project of {n:,} records in {folder.relative_to(ROOT)} ...", flush=True)
+    from bench.scale_project import build_project
+
+    start = time.perf_counter()
+    built = {**build_project(folder, n), "digest": digest, "build_seconds": round(time.perf_counter() - start, 1)}
+    stamp.write_text(json.dumps(built, indent=2) + "\n", encoding="utf-8")
+    return folder, built
+
+
+class TreeMemory:
+    """The largest sum of RSS over this process's descendants, sampled every ``interval`` seconds while in
+    the block: the whole run's processes together (the command and the kernel it runs at that moment).
+    Pages shared between processes count once per process, so it is an upper bound."""
+
+    def __init__(self, interval: float = 0.25):
+        import threading
+
+        self.interval, self.peak_mb = interval, 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._done.wait(self.interval):
+            total = 0
+            for proc in me.children(recursive=True):
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:  # ended between listing and reading
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def whole_run(project: Path, out: Path) -> dict:
+    with TreeMemory() as tree:
+        seconds, peak = measured([sys.executable, "-m", "reviewkit", "run", "--offline", "--no-progress",
+                                  "--project", str(project), "--output", str(out)])
+    manifest = json.loads(next(out.glob("*/run.json")).read_text(encoding="utf-8"))
+    html = next(out.glob("*/index.html"))
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak), "tree_peak_rss_mb": round(tree.peak_mb),
+            "run_dir": str(html.parent),
+            "notebooks": {nb["name"]: nb["seconds"] for nb in manifest["notebooks"]},
+            "html_mb": round(html.stat().st_size / 2**20, 1)}
+
+
+def size(n: int) -> dict:
+    project, built = project_for(n)
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        print(f"[{n:,}] reviewkit run --offline ...", flush=True)
+        run = whole_run(project, Path(tmp) / "reports")
+        print(f"[{n:,}] stages ...", flush=True)
+        child = subprocess.run([sys.executable, __file__, "--child", str(project), run.pop("run_dir"), tmp],
+                               cwd=ROOT, capture_output=True, text=True)
+        if child.returncode != 0:
+            raise SystemExit(f"stages at {n:,} records failed:\n{child.stderr[-3000:]}")
+        measured_stages = json.loads(child.stdout)
+    return {"records": n, "built": {k: v for k, v in built.items() if k != "digest"}, **measured_stages,
+            "whole_run": run, "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def ratios(rows: list[dict], big: int = 100_000, small: int = 10_000) -> dict[str, float]:
+    by = {r["records"]: r for r in rows}
+    if big not in by or small not in by:
+        return {}
+    out = {name: round(by[big]["stages"][name]["seconds"] / by[small]["stages"][name]["seconds"], 1)
+           for name in STAGES if name in by[big]["stages"] and by[small]["stages"][name]["seconds"] > 0}
+    out["whole run"] = round(by[big]["whole_run"]["seconds"] / by[small]["whole_run"]["seconds"], 1)
+    return out
+
+
+def goals(rows: list[dict]) -> list[tuple[str, bool, str]]:
+    """(goal, met, the figures) for the issue's three goals."""
+    by = {r["records"]: r for r in rows}
+    if 100_000 not in by:
+        return []
+    big = by[100_000]
+    rat = ratios(rows)
+    worst = max(rat, key=lambda k: rat[k]) if rat else None
+    peak = max([big["whole_run"]["tree_peak_rss_mb"], *(s["peak_rss_mb"] for s in big["stages"].values())])
+    out = [(f"each stage at 100,000 records at most {GOAL_RATIO}x its time at 10,000",
+            bool(rat) and all(v <= GOAL_RATIO for v in rat.values()),
+            f"largest: {worst} {rat[worst]}x" if worst else "10,000 not measured"),
+           ("whole offline run at 100,000 records under 5 minutes", big["whole_run"]["seconds"] < GOAL_SECONDS,
+            f"{big['whole_run']['seconds']:.0f} s"),
+           ("peak memory under 2 GB (a stage's process; the whole run's processes together)", peak < GOAL_MB,
+            f"{peak:,} MB")]
+    return out
+
+
+def _table(rows: list[dict]) -> list[str]:
+    lines = ["| stage | " + " | ".join(f"{r['records']:,} s | peak MB" for r in rows) + " | 100k/10k |",
+             "|---|" + "---:|---:|" * len(rows) + "---:|"]
+    rat = ratios(rows)
+    for name in STAGES:
+        cells = []
+        for r in rows:
+            s = r["stages"].get(name)
+            cells.append(f"{s['seconds']:.2f} | {s['peak_rss_mb']:,}" if s else "– | –")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {rat.get(name, '–')} |")
+    lines.append("| **whole `reviewkit run --offline`** (peak: its processes together) | " + " | ".join(
+        f"**{r['whole_run']['seconds']:.1f}** | {r['whole_run']['tree_peak_rss_mb']:,}" for r in rows)
+        + f" | {rat.get('whole run', '–')} |")
+    return lines
+
+
+def markdown(result: dict) -> str:
+    rows = result["sizes"]
+    lines = [
+        "# A review at scale: 1,000 to 100,000 records, stage by stage and as one offline run", "",
+        f"Machine: {result['machine']}; run {result['date']} by `bench/bench_scale.py` (how the records and the "
+        "project are made: `bench/scale_project.py`).", "",
+        "Synthetic records shaped like the corpus' (95% PubMed, 5% citation searching of which 70% copy a PubMed "
+        "record): stages run one after another in one fresh process, each with its own peak RSS; the whole run is "
+        "`reviewkit run --offline` in a fresh process, its peak the largest sum of its processes' RSS (the "
+        "command and the notebook kernel it runs), sampled every 0.25 s; the largest single process "
+        "(wait4) is in the second table.", "",
+        *_table(rows), "",
+        "| size | load average before | after | merges (planted auto-merge copies) | review pairs | "
+        "TA rows (new) | FT rows | HTML report MB | whole run: largest process MB |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        *(f"| {r['records']:,} | {r['load_before']} | {r['load_after']} | {r['counts']['merges']:,} "
+          f"({r['built']['planted_auto_merge']:,}) | {r['counts']['review_pairs']:,} | "
+          f"{r['counts']['title_abstract_rows']:,} ({r['counts']['title_abstract_new']:,}) | "
+          f"{r['counts']['full_text_rows']:,} | {r['whole_run']['html_mb']} | {r['whole_run']['peak_rss_mb']:,} |"
+          for r in rows), "",
+        "Notebooks within the whole run (seconds):", "",
+        "| size | " + " | ".join(rows[0]["whole_run"]["notebooks"]) + " |",
+        "|---:|" + "---:|" * len(rows[0]["whole_run"]["notebooks"]),
+        *(f"| {r['records']:,} | " + " | ".join(f"{s:.1f}" for s in r["whole_run"]["notebooks"].values()) + " |"
+          for r in rows),
+    ]
+    met = goals(rows)
+    if met:
+        lines += ["", "| goal | met | measured |", "|---|:-:|---|",
+                  *(f"| {g} | {'yes' if ok else '**no**'} | {figure} |" for g, ok, figure in met)]
+    before = result.get("before")
+    if before:
+        lines += ["", f"## Before (run {before['date']}, {before['commit']})", "", *_table(before["sizes"]), "",
+                  "Load average during the before run: " + "; ".join(
+                      f"{r['records']:,}: {r['load_before']} -> {r['load_after']}" for r in before["sizes"])]
+        old = goals(before["sizes"])
+        if old:
+            lines += ["", "| goal, before | met | measured |", "|---|:-:|---|",
+                      *(f"| {g} | {'yes' if ok else '**no**'} | {figure} |" for g, ok, figure in old)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--before", type=Path, help="scale.json of an earlier version, for a before/after table")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--child", nargs=3, metavar=("PROJECT", "EXECUTED", "SCRATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        project, executed, scratch = (Path(p) for p in args.child)
+        print(json.dumps(stages(project, executed / "notebooks", scratch)))
+        return 0
+    rows = [size(n) for n in args.sizes]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    result = {"machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
+              "date": time.strftime("%Y-%m-%d"), "commit": commit.strip(), "sizes": rows}
+    if args.before:
+        before = json.loads(args.before.read_text(encoding="utf-8"))
+        result["before"] = {k: before[k] for k in ("date", "commit", "sizes")}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    text = markdown(result)
+    (args.out / "scale.md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
