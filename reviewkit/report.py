@@ -24,6 +24,7 @@ import yaml
 
 from .errors import ReviewkitError
 from .io import atomic_write_text
+from .redact import redact
 
 KERNEL_NAME = "python3"
 
@@ -170,8 +171,21 @@ def execute_notebooks(
             )
         except PapermillExecutionError as exc:
             raise ReviewkitError(_describe_failure(source.name, target, exc)) from None
+        finally:
+            _redact_file(target)
         runs.append(NotebookRun(source.name, source, target, time.perf_counter() - started))
     return runs
+
+
+def _redact_file(path: Path) -> None:
+    """An executed notebook, redacted in place: tracebacks and logs in it may quote credentials."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    cleaned = redact(text)
+    if cleaned != text:
+        atomic_write_text(path, cleaned)
 
 
 def _describe_failure(name: str, executed: Path, exc) -> str:
@@ -349,7 +363,7 @@ def notebook_title(path: Path) -> str:
 def write_report(path: Path, info: dict, executed: list[Path]) -> Path:
     titles = {p.name: notebook_title(p) for p in executed}
     page = render_html(merge_notebooks(index_html(info, executed, titles), executed, info.get("title", "Review report")))
-    return atomic_write_text(path, page)
+    return atomic_write_text(path, redact(page))
 
 
 def versions() -> dict[str, str]:

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import ReviewkitError
-from .io import atomic_write_json
+from .io import atomic_write_text
 from .prisma import PrismaCounts
+from .redact import redact
 from .screening_state import ScreeningState, awaiting_screening
 from .snapshot import Snapshot
 
@@ -94,7 +95,8 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> Path:
-    return atomic_write_json(run_dir / MANIFEST, manifest)
+    """``run.json``, redacted: it holds error messages and parameters, and is committed and uploaded."""
+    return atomic_write_text(run_dir / MANIFEST, redact(json.dumps(manifest, indent=2, ensure_ascii=False)) + "\n")
 
 
 def snapshot_facts(snapshot: Snapshot, state: ScreeningState, prisma: PrismaCounts, *, snapshot_path: str,
