@@ -108,7 +108,7 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
     terms = tuple(protocol.intervention.text)
     steps = tqdm(total=4, desc="screening state", disable=not progress)
     pubmed = load_records(snap)
-    other = read_other_methods_folder(snap.root / "other_methods", known_searches=set(keys))
+    other = read_other_methods_folder(snap.folder("other_methods"), known_searches=set(keys))
     identified = pd.concat([f for f in (pubmed, other) if not f.empty] or [pubmed], ignore_index=True)
     steps.update()
     dedupe = deduplicate(identified)
