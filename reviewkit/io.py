@@ -70,7 +70,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def _reason(exc: OSError) -> str:
-    return exc.strerror or type(exc).__name__
+    """What went wrong, without the file name (the message names it once)."""
+    if exc.strerror:
+        return exc.strerror
+    return exc.args[0] if exc.args and isinstance(exc.args[0], str) else type(exc).__name__
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -40,13 +40,15 @@ def redact(text: str, extra: Iterable[str | None] = ()) -> str:
     return _URL_SECRET.sub(rf"\1={MASK}", text)
 
 
-def excerpt(value: object, limit: int = 60) -> str:
+def excerpt(value: object, limit: int = 60, *, quoted: bool = True) -> str:
     """``value`` as a message quotes it: redacted, then cut to ``limit`` characters, then repr'd
-    (so control characters show as escapes and cannot rewrite the terminal)."""
+    (so control characters show as escapes and cannot rewrite the terminal); ``quoted=False``
+    leaves out the quotation marks around it."""
     text = redact(str(value))
     if len(text) > limit:
         text = text[:limit] + f"... ({len(text)} characters)"
-    return repr(text)
+    shown = repr(text)
+    return shown if quoted else shown[1:-1]
 
 
 class RedactingFormatter(logging.Formatter):

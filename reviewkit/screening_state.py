@@ -48,7 +48,7 @@ from .screening import (
     agreement,
     build_sheet,
     conflicts,
-    read_sheet,
+    load_sheet,
     update_sheet,
     write_sheet,
 )
@@ -115,8 +115,8 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
     steps.update()
 
     def stage_update(stage: str, candidates: pd.DataFrame) -> SheetUpdate:
-        existing = read_sheet(screening_dir, stage, protocol.screening_reasons.get(stage, ()))
-        update = update_sheet(existing, build_sheet(candidates, stage, terms), stage)
+        existing, source = load_sheet(screening_dir, stage, protocol.screening_reasons.get(stage, ()))
+        update = replace(update_sheet(existing, build_sheet(candidates, stage, terms), stage), source=source)
         steps.update()
         return update
 
@@ -135,9 +135,15 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
 
 
 def write_state(state: ScreeningState, screening_dir: str | Path) -> list[Path]:
-    """Save sheets and deduplication logs; returns the files that changed."""
+    """Save sheets and deduplication logs; returns the files that changed.
+
+    Saved to the folder the sheets were read from, each sheet is compared with what was read
+    and entries people saved meanwhile are merged in (``reviewkit.screening.write_sheet``).
+    """
     folder = Path(screening_dir)
-    changed = [folder / f"{stage}.csv" for stage in STAGES if write_sheet(folder, stage, state.sheet(stage))]
+    same = folder.resolve() == state.screening_dir
+    changed = [folder / f"{stage}.csv" for stage in STAGES
+               if write_sheet(folder, stage, state.sheet(stage), state.updates[stage].source if same else None)]
     for name, table in (("dedupe_merges.csv", state.dedupe.merges), ("dedupe_review.csv", state.dedupe.review)):
         path, text = folder / name, table.to_csv(index=False, lineterminator="\n")
         if not path.exists() or path.read_text(encoding="utf-8") != text:
