@@ -62,20 +62,24 @@ INFO = {
 
 # --- parameters --------------------------------------------------------------
 
-def test_parameters_are_read_as_yaml():
-    got = report.parse_parameters([("searches", "[aud, oud]"), ("offline", "false"), ("n", "3"), ("s", "x y")])
-    assert got == {"searches": ["aud", "oud"], "offline": False, "n": 3, "s": "x y"}
+DECLARED = {"a.ipynb": {"searches": "list", "offline": "bool", "n": "int", "s": "str", "hksj": "Optional[bool]"}}
+
+
+def test_parameters_are_read_as_the_declared_type():
+    got = report.parse_parameters([("searches", "[aud, oud]"), ("offline", "false"), ("n", "3"), ("s", "x y"),
+                                   ("hksj", "none")], DECLARED)
+    assert got == {"searches": ["aud", "oud"], "offline": False, "n": 3, "s": "x y", "hksj": None}
 
 
 @pytest.mark.parametrize("name", ["api_key", "NCBI_EMAIL", "token"])
 def test_credentials_are_refused_as_parameters(name):
     with pytest.raises(ReviewkitError, match="credential"):
-        report.parse_parameters([(name, "abc")])
+        report.parse_parameters([(name, "abc")], DECLARED)
 
 
 def test_bad_parameter_name_is_named():
     with pytest.raises(ReviewkitError, match="'2x'"):
-        report.parse_parameters([("2x", "1")])
+        report.parse_parameters([("2x", "1")], DECLARED)
 
 
 # --- execution ---------------------------------------------------------------
