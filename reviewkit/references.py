@@ -72,7 +72,14 @@ _APA_SOURCE = re.compile(
     r"^(?P<journal>[^,]+(?:,[^,\d][^,]*)*?),\s*(?P<volume>[\w.]+)\s*(?:\((?P<issue>[^)]+)\))?"
     r"(?:,\s*(?P<pages>[A-Za-z]?\d[\w]*(?:\s*[-–—]\s*[A-Za-z]?\d[\w]*)?))?\s*\.?\s*$"
 )
-_APA_AUTHOR = re.compile(r"([^,&]+?),\s*((?:[A-Z][a-z]?\.?\s*-?\s*)+)(?:,|&|$)")
+# "Surname, Initials" pairs. Linear time: a match starts only where a name can (the start, or after "," or
+# "&"), and each initial starts with a capital, so where one ends is never in doubt; the separators are one
+# class ([\s-]*). The former "\s*-?\s*" could split a run of spaces in many ways and backtracked
+# exponentially ("Smith, A  A  A ... x": minutes for 16 initials).
+_APA_AUTHOR = re.compile(r"(?<![^,&])([^,&]+?),\s*((?:[A-Z][a-z]?\.?[\s-]*)+)(?:,|&|$)")
+# A printed reference is a few hundred characters; the APA and Vancouver patterns are at worst quadratic in
+# a line's length, so lines are capped and a reference file takes time linear in its size.
+MAX_REFERENCE_CHARS = 2000
 
 _VANCOUVER = re.compile(
     r"^(?P<authors>[^.]+?)\.\s+(?P<title>.+?[.?!])\s+(?P<journal>[^;]+?)\.?\s+"
@@ -112,6 +119,9 @@ def parse_reference(text: str, where: str = "reference") -> Reference:
 
     Raises ``ReferenceParseError`` naming ``where`` when the line fits neither style.
     """
+    if len(text) > MAX_REFERENCE_CHARS:
+        raise ReferenceParseError(f"{where}: {len(text)} characters, more than one printed reference has "
+                                  f"({MAX_REFERENCE_CHARS} at most): {text[:60]!r}...")
     line = _MARKER.sub("", text.strip(), count=1).strip()
     if not line:
         raise ReferenceParseError(f"{where}: empty reference")
