@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from .citations import CitationCheck, Match
 from .errors import ReviewkitError
 from .evidence import PooledEffect
+from .io import read_yaml
 from .references import Reference, Unparsed
 from .text import fold, in_sentence
 
@@ -68,17 +68,21 @@ def load_claims(path: str | Path, references: Sequence[Reference | Unparsed],
     A claim's ``disorder`` must be a key of ``labels`` (the protocol's searches)."""
     path = Path(path)
     disorders = labels
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ReviewkitError(f"{path}: cannot read claims ({exc})") from None
+    data = read_yaml(path, "claims file")  # bounded: no aliases, size and nesting capped
+    if not isinstance(data, (dict, type(None))) or not isinstance((data or {}).get("claims") or [], list):
+        raise ReviewkitError(f"{path}: must be a mapping whose 'claims' is a list of claims")
     refs = [r for r in references if isinstance(r, Reference)]
     claims = []
     for index, item in enumerate((data or {}).get("claims") or [], 1):
+        if not isinstance(item, dict):
+            raise ReviewkitError(f"{path}, claim {index}: must be a mapping (id, section, quote, asserts, ...)")
         where = f"{path}, claim {item.get('id', index)}"
         missing = [k for k in ("id", "section", "quote", "asserts") if not item.get(k)]
         if missing:
             raise ReviewkitError(f"{where}: missing {', '.join(missing)}")
+        if not isinstance(item["quote"], str) or not isinstance(item["section"], str) or \
+                not isinstance(item["asserts"], dict):
+            raise ReviewkitError(f"{where}: quote and section must be text, asserts a mapping")
         if len(item["quote"].split()) > MAX_QUOTE_WORDS:
             raise ReviewkitError(f"{where}: quote has {len(item['quote'].split())} words (at most {MAX_QUOTE_WORDS})")
         if item.get("disorder") not in (None, *disorders):
