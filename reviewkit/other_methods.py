@@ -89,7 +89,7 @@ def _row(entry: dict, method: str, where: str, known_searches: set[str] | None) 
                                  f"known: {', '.join(sorted(known_searches))}")
     row: dict[str, object] = {c: (_line(entry[c]) or None) if entry.get(c) not in (None, "") else None
                               for c in _TEXT_COLUMNS}
-    row.update(record_id=f"{prefix}:{local}", source=method, doi=_clean_doi(row["doi"]),
+    row.update(record_id=f"{prefix}:{local}", source=method, doi=_clean_doi(str(row["doi"] or "")),
                title=title, abstract=row["abstract"] or "", authors=authors,
                first_author=authors[0] if authors else None, year=year,
                publication_types=list(entry.get("publication_types") or []), mesh_terms=[],
