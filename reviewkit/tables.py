@@ -11,7 +11,9 @@ neutralised the way OWASP recommends (CSV injection):
   before such a character gets one more quote, so the rule is reversible).
   Plain numbers (``-0.5``, ``+3``) are not formulas and stay as they are.
 * XLSX: such a cell is stored as a text cell with Excel's quote-prefix style:
-  it shows and reads back as the text, and stays text when edited.
+  it shows and reads back as the text, and stays text when edited. Control
+  characters XML cannot hold (pasted from a PDF, say) are written as OOXML's
+  ``_xHHHH_`` escapes, which Excel reads, and :func:`read_xlsx` decodes.
 
 :func:`read_csv` is strict where pandas is lenient: a row with fewer or more
 fields than the header (a file cut short mid-row, a stray comma) is an error
@@ -37,6 +39,21 @@ _RISKY = re.compile(r"^'*[=+\-@\t\r]")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 # A sheet of screening decisions is a few MB even for 100,000 records.
 MAX_SHEET_BYTES = 256 * 2**20
+# OOXML strings (ST_Xstring): characters XML 1.0 cannot hold are written _xHHHH_, and so is the "_" that
+# starts text which would otherwise read as such an escape.
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_LOOKS_ESCAPED = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _ooxml_escape(text: str) -> str:
+    text = _LOOKS_ESCAPED.sub("_x005F_", text)
+    return _XML_ILLEGAL.sub(lambda m: f"_x{ord(m.group(0)):04X}_", text)
+
+
+def _ooxml_unescape(value: object) -> object:
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value) if isinstance(value, str) and "_x" in value \
+        else value
 
 
 def _needs_quote(text: str) -> bool:
@@ -54,8 +71,13 @@ def restore(text: str) -> str:
 
 
 def csv_text(frame: pd.DataFrame) -> str:
-    """``frame`` as CSV text (no index, ``\\n`` line ends) with every text cell neutralised."""
-    return frame.map(neutralise).to_csv(index=False, lineterminator="\n")
+    """``frame`` as CSV text (no index, ``\\n`` line ends) with every text cell and header neutralised."""
+    out = frame.map(neutralise)
+    out.columns = [neutralise(c) for c in frame.columns]
+    # The csv writer quotes a field holding a carriage return only when \r ends lines; such a cell
+    # (rare: pasted text) is kept whole by quoting every field of that file.
+    carriage = any(isinstance(v, str) and "\r" in v for v in [*out.columns, *out.to_numpy().ravel()])
+    return out.to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_ALL if carriage else csv.QUOTE_MINIMAL)
 
 
 def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, widths: Sequence[float] = (),
@@ -67,6 +89,8 @@ def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, widths: Sequence[float] 
     """
     from openpyxl.utils import get_column_letter
 
+    frame = frame.map(lambda v: _ooxml_escape(v) if isinstance(v, str) else v)
+    frame.columns = [_ooxml_escape(c) if isinstance(c, str) else c for c in frame.columns]
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         frame.to_excel(writer, index=False, sheet_name=sheet_name)
@@ -127,7 +151,9 @@ def read_xlsx(path: str | Path, what: str = "table") -> pd.DataFrame:
     path = Path(path)
     data = read_bytes(path, MAX_SHEET_BYTES)
     try:
-        return pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False, engine="openpyxl")
+        frame = pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False, engine="openpyxl")
     except Exception as exc:  # a damaged workbook must name itself, whatever the zip or XML layer raised
         raise ReviewkitError(f"{path}: cannot read the {what} ({type(exc).__name__}: {excerpt(exc)}); "
                              "nothing was changed") from None
+    frame.columns = [_ooxml_unescape(c) for c in frame.columns]
+    return frame.map(_ooxml_unescape)
