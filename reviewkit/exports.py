@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ReviewkitError
-from .io import atomic_write_bytes, atomic_write_text
+from .io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from .tables import csv_text, xlsx_bytes
 
 # RIS reference types by PubMed publication type; anything else is a journal article.
@@ -151,6 +151,7 @@ def write_table(table: pd.DataFrame, folder: str | Path, name: str) -> list[Path
     """``<name>.csv`` and ``<name>.xlsx`` in ``folder``; text a spreadsheet would run as a formula
     (a title such as ``=HYPERLINK(...)``) is written as text (``reviewkit.tables``)."""
     folder = Path(folder)
+    remove_stale_temporaries(folder)
     flat = flat_table(table)
     return [
         atomic_write_text(folder / f"{name}.csv", csv_text(flat)),

@@ -83,7 +83,9 @@ def seed_snapshot(output_root: Path, before: str, target: Path) -> Path | None:
     source = output_root / previous["run_id"] / "snapshot"
     if not (source / "snapshot.json").is_file():
         return None
-    shutil.copytree(source, target, copy_function=_link_or_copy)
+    # symlinks=True: a link planted in an earlier run's folder is copied as a link (which reading then
+    # refuses), never followed: following one to /proc/self/environ would copy this process's credentials.
+    shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
     return source
 
 

@@ -112,6 +112,32 @@ def test_a_snapshot_file_linked_to_proc_environ_is_refused_and_no_secret_is_prin
     assert leaks(done.stdout, done.stderr, folders=(tmp_path,)) == []
 
 
+def test_reviewkit_run_on_that_snapshot_fails_with_a_run_json_free_of_secrets(tmp_path):
+    snap = copy_snapshot(tmp_path, sample=True)
+    (snap / "other_methods" / "zz.csv").symlink_to("/proc/self/environ")
+    env = {**os.environ, "NCBI_EMAIL": CANARY_EMAIL, "NCBI_API_KEY": CANARY_KEY}
+    done = subprocess.run([sys.executable, "-m", "reviewkit", "run", "--project", str(ROOT), "--no-progress",
+                           "--output", str(tmp_path / "reports"), "-p", "snapshot", str(snap),
+                           "-p", "screening", str(tmp_path / "X")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    manifest = json.loads(next((tmp_path / "reports").glob("*/run.json")).read_text())
+    assert manifest["status"] == "failed" and "zz.csv: a symbolic link; refused" in manifest["error"]
+    assert leaks(done.stdout, done.stderr, folders=(tmp_path,)) == []
+
+
+def test_a_link_planted_in_an_earlier_live_run_is_copied_as_a_link_never_followed(tmp_path):
+    earlier = tmp_path / "reports" / "2026-01-01T000000Z"
+    copy_snapshot(earlier, "snapshot")
+    (earlier / "snapshot" / "other_methods" / "zz.csv").symlink_to("/proc/self/environ")
+    runs.write_manifest(earlier, {"run_id": earlier.name, "status": "ok", "mode": "live"})
+    seeded = runs.seed_snapshot(tmp_path / "reports", "2026-02-01T000000Z", tmp_path / "new")
+    assert seeded == earlier / "snapshot" and (tmp_path / "new" / "other_methods" / "zz.csv").is_symlink()
+    with pytest.raises(UnsafePathError):
+        build_state(tmp_path / "new", tmp_path / "screening", PROTOCOL)
+    assert leaks(folders=(tmp_path,)) == []
+
+
 def test_a_bad_file_is_quoted_only_in_a_short_redacted_excerpt(tmp_path):
     path = tmp_path / "refs.csv"  # what /proc/self/environ would have shown, as a plain file
     path.write_text("SHELL=/bin/bash\0NCBI_API_KEY=" + CANARY_KEY + "\0NCBI_EMAIL=" + CANARY_EMAIL + "x" * 5000
