@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -375,17 +376,19 @@ def merge_entries(base: pd.DataFrame | None, ours: pd.DataFrame, theirs: pd.Data
 
 
 def write_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame, source: SheetSource | None = None) -> bool:
-    """Write CSV and XLSX atomically, under the folder's lock; returns False (and writes nothing)
-    when the files already hold exactly this sheet.
+    """Write CSV and XLSX atomically; returns False (and writes nothing) when the files already hold
+    exactly this sheet.
 
-    With ``source`` (what the files held when the sheet was read), the files are compared with
-    it first: if someone saved since, their entries are merged in (:func:`merge_entries`) and a
+    With ``source`` (what the files held when the sheet was read), the write holds the folder's lock
+    and the files are compared with it first: if someone saved since, their entries are merged in (:func:`merge_entries`) and a
     warning says so; if they cannot be, or the files can no longer be read, nothing is written.
     """
     folder = Path(folder)
     csv_path, xlsx_path = sheet_paths(folder, stage)
     remove_stale_temporaries(folder)
-    with locked(contained(folder, LOCK_FILE, what="screening folder")):
+    # The lock guards the files a sheet was read from; a copy written elsewhere (an export) needs none.
+    guard = locked(contained(folder, LOCK_FILE, what="screening folder")) if source is not None else nullcontext()
+    with guard:
         if source is not None and _fingerprint((csv_path, xlsx_path)) != source.fingerprint:
             theirs = read_sheet(folder, stage, source.reasons)
             if theirs is not None:

@@ -48,9 +48,14 @@ TA_REASONS = PROTOCOL.screening_reasons["title_abstract"]
 
 
 @pytest.fixture(autouse=True)
-def canaries(monkeypatch):
+def canaries(monkeypatch, tmp_path, capsys):
+    """Canary credentials for every attack; afterwards no file the test left and nothing it printed
+    (that the test did not read itself) may hold one."""
     monkeypatch.setenv("NCBI_EMAIL", CANARY_EMAIL)
     monkeypatch.setenv("NCBI_API_KEY", CANARY_KEY)
+    yield
+    out, err = capsys.readouterr()
+    assert leaks(out, err, folders=(tmp_path,)) == []
 
 
 def leaks(*texts: str, folders: tuple[Path, ...] = ()) -> list[str]:
@@ -146,6 +151,7 @@ def test_a_bad_file_is_quoted_only_in_a_short_redacted_excerpt(tmp_path):
         read_other_methods(path)
     message = str(caught.value)
     assert len(message) < len(str(path)) + 150 and leaks(message) == []
+    path.unlink()  # the attacker's file itself holds the canaries; everything else may not
 
 
 def test_redaction_masks_credentials_as_written_url_encoded_and_as_url_parameters():
@@ -391,6 +397,33 @@ def test_the_same_cell_changed_by_a_person_and_by_reviewkit_stops_and_writes_not
                                              "was updating it to 'exclude'; nothing was written"):
         write_state(state.with_sheet("title_abstract", mine), screening)
     assert files(screening) == saved
+
+
+def test_reviewkit_writers_take_turns_on_the_screening_folder_lock(tmp_path):
+    import threading
+
+    from reviewkit.io import locked
+
+    snap, screening = copy_snapshot(tmp_path, sample=True), copy_screening(tmp_path)
+    state = build_state(snap, screening, PROTOCOL)
+    held, release = threading.Event(), threading.Event()
+
+    def other_writer():
+        with locked(screening / ".reviewkit.lock"):
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    held.wait(5)
+    with pytest.raises(ReviewkitError, match="another reviewkit process has held this lock"):
+        with locked(screening / ".reviewkit.lock", timeout=0.2):
+            pass
+    threading.Timer(0.5, release.set).start()
+    start = time.perf_counter()
+    write_state(state, screening)  # waits for the other writer, then writes
+    assert time.perf_counter() - start >= 0.4
+    thread.join()
 
 
 @pytest.mark.parametrize("column, text", [("status", "check with Anna"), ("suggestion", "include!")])
