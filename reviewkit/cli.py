@@ -16,6 +16,7 @@ import importlib
 import logging
 import sys
 import traceback
+from contextlib import redirect_stderr, redirect_stdout
 
 from . import __version__
 from .errors import ReviewkitError
@@ -77,10 +78,29 @@ def configure_logging(verbose: int, quiet: bool) -> None:
         logger.addHandler(handler)
 
 
+class _Redacted:
+    """A text stream that redacts what is written to it (a command's stdout and stderr: cron mails
+    them and logs keep them); everything else is the wrapped stream's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(redact(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
+    with redirect_stdout(_Redacted(sys.stdout)), redirect_stderr(_Redacted(sys.stderr)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except ReviewkitError as exc:

@@ -26,6 +26,7 @@ import bibtexparser
 import rispy
 
 from .errors import ReviewkitError
+from .redact import excerpt
 
 
 class ReferenceParseError(ReviewkitError):
@@ -121,7 +122,7 @@ def parse_reference(text: str, where: str = "reference") -> Reference:
     """
     if len(text) > MAX_REFERENCE_CHARS:
         raise ReferenceParseError(f"{where}: {len(text)} characters, more than one printed reference has "
-                                  f"({MAX_REFERENCE_CHARS} at most): {text[:60]!r}...")
+                                  f"({MAX_REFERENCE_CHARS} at most): {excerpt(text)}")
     line = _MARKER.sub("", text.strip(), count=1).strip()
     if not line:
         raise ReferenceParseError(f"{where}: empty reference")
@@ -136,7 +137,7 @@ def parse_reference(text: str, where: str = "reference") -> Reference:
         if rest[:1] in _QUOTES:
             closing = re.search(rf"[{_QUOTES}]", rest[1:])
             if not closing:
-                raise ReferenceParseError(f"{where}: the title's quotation mark is never closed: {line!r}")
+                raise ReferenceParseError(f"{where}: the title's quotation mark is never closed: {excerpt(line, 300)}")
             title, source = rest[1 : closing.start() + 1], rest[closing.end() + 1 :]
         else:
             title, _, source = rest.partition(". ")
@@ -146,7 +147,7 @@ def parse_reference(text: str, where: str = "reference") -> Reference:
         if not authors or not src:
             raise ReferenceParseError(
                 f"{where}: looks like an APA reference but its "
-                f"{'authors' if not authors else 'journal, volume and pages'} cannot be read: {line!r}"
+                f"{'authors' if not authors else 'journal, volume and pages'} cannot be read: {excerpt(line, 300)}"
             )
         return Reference(
             text=line, where=where, authors=authors, et_al=et_al, year=int(apa["year"]),
@@ -164,7 +165,7 @@ def parse_reference(text: str, where: str = "reference") -> Reference:
         )
     raise ReferenceParseError(
         f"{where}: not a reference in APA style (Authors (Year). Title. Journal, volume(issue), pages) "
-        f"or Vancouver style (Authors. Title. Journal. Year;volume(issue):pages): {line!r}"
+        f"or Vancouver style (Authors. Title. Journal. Year;volume(issue):pages): {excerpt(line, 300)}"
     )
 
 

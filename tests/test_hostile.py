@@ -180,6 +180,16 @@ def test_log_lines_error_lines_and_even_a_bugs_traceback_are_redacted(tmp_path, 
     assert "internal error (a bug in reviewkit" in err and leaks(out, err) == []
 
 
+def test_what_a_command_prints_is_redacted_and_quotes_a_bad_line_only_in_part(tmp_path, capsys):
+    refs = tmp_path / "references.txt"  # e.g. a references.txt that is a copy of /proc/self/environ
+    refs.write_text(f"NCBI_API_KEY={CANARY_KEY} NCBI_EMAIL={CANARY_EMAIL} " + "OTHER=x " * 200 + "\n")
+    assert cli("verify-refs", str(refs), "--offline") == 0
+    out, err = capsys.readouterr()
+    refs.unlink()
+    assert "UNPARSEABLE" in out and "NCBI_API_KEY=[redacted] NCBI_EMAIL=[redacted]" in out
+    assert "... (1645 characters)" in out and leaks(out, err) == []  # 300 of them shown, redacted
+
+
 def test_run_json_and_executed_notebooks_are_redacted(tmp_path):
     runs.write_manifest(tmp_path, {"status": "failed", "error": f"notebook failed: {CANARY_EMAIL} {CANARY_KEY}"})
     notebook = tmp_path / "01.ipynb"
