@@ -145,6 +145,9 @@ def contained(root: str | os.PathLike, *names: str, what: str = "folder") -> Pat
         if path.is_symlink():
             raise UnsafePathError(f"{path}: a symbolic link inside the {what}; refused "
                                   "(reviewkit never follows links here)")
+    top = Path(root).resolve()
+    if names and top not in path.resolve().parents:  # by construction it cannot be; checked all the same
+        raise UnsafePathError(f"{path}: leads outside the {what}; refused")
     return path
 
 
