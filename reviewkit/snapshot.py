@@ -163,7 +163,7 @@ class Snapshot:
         return self._file("exchanges", f"{name}.json"), self._file("exchanges", f"{name}.body")
 
     def versions(self, utility: str, params: dict[str, Any]) -> list[str]:
-        """The names of every recorded answer to this request, the first recorded first."""
+        """The names of every recorded answer to this request: the first answer's, then later ones (name order)."""
         ex_id = exchange_id(utility, params)
         folder = self._file("exchanges")
         if not folder.is_dir():
