@@ -472,7 +472,9 @@ _NAME_PARTS = etree.XPath("Author/LastName|Author/Initials|Author/Suffix|Author/
 
 
 def _authors(author_list: etree._Element | None) -> list[str]:
-    """"Lastname Initials [Suffix]" per personal author, collective names as printed, in order."""
+    """"Lastname Initials [Suffix]" per personal author, collective names as printed, in order; a last
+    "et al" when PubMed marks the list incomplete (``CompleteYN="N"``), so a citation check compares only
+    the authors listed."""
     if author_list is None:
         return []
     names: list[str] = []
@@ -488,6 +490,8 @@ def _authors(author_list: etree._Element | None) -> list[str]:
             current.append(part.text.strip())
     if current:
         names.append(" ".join(current))
+    if names and author_list.get("CompleteYN") == "N":  # PubMed lists only the first authors
+        names.append("et al")
     return names
 
 
