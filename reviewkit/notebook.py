@@ -329,6 +329,8 @@ def extraction_view(review: Review) -> pd.DataFrame:
         "comparison": named["comparison"].fillna("none (" + t["comparator_type"] + ")"),
         "comparator": t["comparator"], "measure": t["measure"],
         "events/n (intervention)": _arm_counts(t, "t"), "events/n (comparator)": _arm_counts(t, "c"),
+        "before → after": [f"{a:g} → {b:g}" if pd.notna(a) and pd.notna(b) else None
+                           for a, b in zip(t["mean_pre"], t["mean_post"])],
         "estimate [95% CI]": [f"{e:g} [{lo:g}, {hi:g}]" if pd.notna(lo) else (f"{e:g}" if pd.notna(e) else None)
                               for e, lo, hi in zip(t["estimate"], t["ci_low"], t["ci_high"])],
         "reported": t["reported"], "reported direction": t["reported_direction"], "pooled": t["pooled"],
