@@ -306,6 +306,25 @@ def syntheses_table(items, labels: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def study_effects_table(items) -> pd.DataFrame:
+    """Every study result a synthesis pools, on the shown scale, with its weight and how its effect
+    and variance were obtained (from counts, from a reported CI with z or t, converted): the derived
+    numbers, marked as derived."""
+    rows = []
+    for s in items:
+        for _, r in s.studies.iterrows():
+            half = 1.959963984540054 * math.sqrt(float(r["vi"]))
+            low, high = s.interval(r["yi"] - half, r["yi"] + half)
+            rows.append({
+                "synthesis": s.label(),
+                "study": r["study"], "measure": "proportion" if s.single_arm else s.measure,
+                "effect [95% CI]": f"{_fmt(s.natural(r['yi']))} [{_fmt(low)}, {_fmt(high)}]",
+                "weight (%)": _fmt(r["weight"], 1), "how the effect was obtained": r["effect_from"],
+                "numbers derived": r.get("derivation") or "",
+            })
+    return pd.DataFrame(rows)
+
+
 def extraction_table(review: Review) -> pd.DataFrame:
     """The extraction table with ``included`` (is the row's study included at full text in this run?
     rows of other studies are not synthesised)."""
