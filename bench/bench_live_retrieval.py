@@ -34,11 +34,13 @@ import argparse
 import json
 import math
 import os
+import platform
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 from Bio import Entrez
@@ -53,7 +55,7 @@ from reviewkit.protocol import load_protocol  # noqa: E402
 from reviewkit.ratelimit import ncbi_rate  # noqa: E402
 from reviewkit.scaffold import init_project  # noqa: E402
 from reviewkit.snapshot import Snapshot  # noqa: E402
-from reviewkit.testing.emulator import Emulator, synthetic_records  # noqa: E402
+from reviewkit.testing.emulator import Emulator, Faults, synthetic_records  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PROTOCOL = load_protocol(ROOT / "data" / "protocol.yml")
@@ -162,9 +164,12 @@ def _ended(plain: dict) -> str:
     return f" (stopped: {plain['ended_with']} after {plain['rate_limited_429']} × HTTP 429)"
 
 
-def cli_search(n: int) -> dict:
-    """``reviewkit search --live --only aud`` in a fresh process against ``n`` records (module doc)."""
-    with tempfile.TemporaryDirectory() as tmp, Emulator(synthetic_records(n, terms=[KEY]),
+def cli_search(n: int, fault_rate: float = 0.0, seed: int = 0) -> dict:
+    """``reviewkit search --live --only aud`` in a fresh process against ``n`` records (module doc), with
+    ``fault_rate`` of the answers faulted at random (5xx, 429, reset, truncated, slow, ``<ERROR>``,
+    expired WebEnv, empty EFetch: ``reviewkit.testing.emulator.Faults``, seeded)."""
+    faults = Faults(rate=fault_rate, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp, Emulator(synthetic_records(n, terms=[KEY]), faults=faults,
                                                         aliases={PROTOCOL.query(KEY): KEY}) as emu:
         project = init_project(Path(tmp) / "project", example="ketamine")
         exchanges = project.path("snapshots") / "live" / "exchanges"
@@ -190,8 +195,17 @@ def cli_search(n: int) -> dict:
         manifest = json.loads((exchanges.parent / "searches" / f"{KEY}.json").read_text(encoding="utf-8"))
         snapshot_mb = sum(p.stat().st_size for p in exchanges.iterdir()) / 2**20
         requests = {u: len(emu.requests(u)) for u in ("esearch", "efetch")}
-    row = {"records": n, "count": manifest["count"], "retrieved": len(manifest["fetched_pmids"]),
-           "seconds": round(seconds, 1), "peak_rss_mb": round(peak), "requests": requests,
+        # every answer that was not a good one made the client ask again: injected faults, and 429s
+        # the emulator sent because the client went over the rate limit ("rate-limit")
+        failed = Counter(e.fault for e in emu.log if e.fault is not None and e.fault != "expired")
+        expired = sum(e.fault == "expired" for e in emu.log)
+        # a run without any failure sends each recorded answer's request once (ESearch of every window
+        # visited, EFetch of every batch)
+        need, ran = len(set(manifest["exchanges"])), sum(requests.values())
+    row = {"records": n, "fault_rate": fault_rate, "count": manifest["count"],
+           "retrieved": len(manifest["fetched_pmids"]), "seconds": round(seconds, 1), "peak_rss_mb": round(peak),
+           "requests": requests, "failed_answers": dict(sorted(failed.items())), "webenv_expired": expired,
+           "retries": ran - need, "records_per_s": round(manifest["count"] / seconds),
            "windows": len(manifest.get("split_into_windows", [])), "snapshot_mb": round(snapshot_mb, 1),
            "exchanges_on_disk_while_running": _quartiles(growth)}
     print(json.dumps(row), flush=True)
@@ -209,16 +223,26 @@ def cli_markdown(rows: list[dict]) -> str:
     load = [round(x, 2) for x in os.getloadavg()]
     lines = [
         "# `reviewkit search --live` at scale (E-utilities emulator on 127.0.0.1, API key: 10 requests/s)", "",
-        "One search (aud) whose Count is N synthetic records; a fresh process per size; peak RSS is the "
-        f"command's (wait4). Load average after the runs (1, 5, 15 min): {load}.", "",
-        "| N | Count | retrieved | ESearch / EFetch requests | date windows | seconds | peak RSS MB | snapshot MB "
+        f"Machine: {platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores (shared); run "
+        f"{time.strftime('%Y-%m-%d')} by `bench/bench_live_retrieval.py --cli`. One search (aud) whose Count is "
+        "N synthetic records; a fresh `reviewkit search --live --only aud` process per row; peak RSS is the "
+        "command's (wait4); the emulator enforces NCBI's rate limit. Faulted rows: that share of answers "
+        "replaced at random (seeded) by a 5xx, a 429, a reset connection, a truncated body, a slow answer, an "
+        "`<ERROR>` body, an empty EFetch or an expired WebEnv. Retries: requests sent beyond one per recorded "
+        f"answer. Load average after the runs (1, 5, 15 min): {load}.", "",
+        "| N | faults | Count | retrieved | ESearch / EFetch requests | date windows | failed answers | retries "
+        "| seconds | records/s | peak RSS MB | snapshot MB "
         "| exchange files on disk at 1/4, 1/2, 3/4 of the run and at its end (s: files) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         grown = ", ".join(f"{t} s: {k}" for t, k in r["exchanges_on_disk_while_running"])
-        lines.append(f"| {r['records']:,} | {r['count']:,} | {r['retrieved']:,} | {r['requests']['esearch']} / "
-                     f"{r['requests']['efetch']} | {r['windows']} | {r['seconds']} | {r['peak_rss_mb']} | "
+        failed = ", ".join(f"{k} {v}" for k, v in r["failed_answers"].items()) or "none"
+        if r["webenv_expired"]:
+            failed += f"; WebEnv expired {r['webenv_expired']}x"
+        lines.append(f"| {r['records']:,} | {r['fault_rate']:.0%} | {r['count']:,} | {r['retrieved']:,} | "
+                     f"{r['requests']['esearch']} / {r['requests']['efetch']} | {r['windows']} | {failed} | "
+                     f"{r['retries']} | {r['seconds']} | {r['records_per_s']:,} | {r['peak_rss_mb']} | "
                      f"{r['snapshot_mb']} | {grown} |")
     return "\n".join(lines) + "\n"
 
@@ -229,12 +253,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--no-keyless", action="store_true", help="skip the runs without an API key")
     parser.add_argument("--cli", action="store_true", help="reviewkit search --live at 5k, 20k, 100k (module doc)")
+    parser.add_argument("--fault-rate", type=float, default=0.02,
+                        help="--cli: share of answers faulted in one more run at the largest size (0: none)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.cli:
-        cli_rows = [cli_search(n) for n in args.sizes or [5_000, 20_000, 100_000]]
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(RESULTS / "live_scale.json", {"load_after": os.getloadavg(), "sizes": cli_rows})
-        atomic_write_text(RESULTS / "live_scale.md", cli_markdown(cli_rows))
+        sizes = args.sizes or [5_000, 20_000, 100_000]
+        cli_rows = [cli_search(n) for n in sizes]
+        if args.fault_rate:
+            cli_rows.append(cli_search(max(sizes), args.fault_rate))
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(args.out / "live_scale.json", {"load_after": os.getloadavg(), "sizes": cli_rows})
+        atomic_write_text(args.out / "live_scale.md", cli_markdown(cli_rows))
         print(cli_markdown(cli_rows))
         return 0
     args.sizes = args.sizes or [1000, 10_000, 30_000]
