@@ -388,17 +388,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(stages(project, None if args.child[1] == "-" else executed / "notebooks", scratch)))
         return 0
     whole_sizes = set(args.sizes if args.whole_run_sizes is None else args.whole_run_sizes)
-    rows = [size(n, n in whole_sizes, args.whole_run_limit_mb, args.whole_run_timeout) for n in args.sizes]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     result = {"machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
-              "date": time.strftime("%Y-%m-%d"), "commit": commit.strip(), "sizes": rows}
+              "date": time.strftime("%Y-%m-%d"), "commit": commit.strip(), "sizes": []}
     if args.before:
         before = json.loads(args.before.read_text(encoding="utf-8"))
         result["before"] = {k: before[k] for k in ("date", "commit", "sizes")}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    text = markdown(result)
-    (args.out / "scale.md").write_text(text, encoding="utf-8")
+    for n in args.sizes:  # written after each size, so a size that fails keeps the ones measured
+        result["sizes"].append(size(n, n in whole_sizes, args.whole_run_limit_mb, args.whole_run_timeout))
+        (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        text = markdown(result)
+        (args.out / "scale.md").write_text(text, encoding="utf-8")
     print(text)
     return 0
 
