@@ -136,6 +136,65 @@ def stages(project_dir: Path, executed: Path | None, scratch: Path) -> dict:
         "prisma": prisma.overall.boxes()}}
 
 
+def recheck_child(project_dir: Path, repeat: int) -> dict:
+    """The three first stages alone, ``repeat`` times each on a fresh Review, modules imported beforehand:
+    the least wall and CPU seconds of each (the shared machine's load adds to some runs, never takes away)."""
+    import pandas as pd
+
+    import reviewkit.entrez
+    import reviewkit.other_methods
+    import reviewkit.records  # noqa: F401 (imported here, not in the timings)
+    from reviewkit.dedupe import deduplicate
+    from reviewkit.project import Project
+    from reviewkit.review import Review
+
+    best: dict[str, list[float]] = {}
+
+    def timed(name: str, work):
+        start, cpu = time.perf_counter(), time.process_time()
+        out = work()
+        wall, used = time.perf_counter() - start, time.process_time() - cpu
+        old = best.setdefault(name, [wall, used])
+        best[name] = [min(old[0], wall), min(old[1], used)]
+        return out
+
+    for _ in range(repeat):
+        review = Review(Project.load(project_dir))
+        timed("search replay", review.search)
+        identified = timed("records table", lambda r=review: pd.concat([r.records(), r.other_records()],
+                                                                          ignore_index=True))
+        timed("dedupe", lambda t=identified: deduplicate(t))
+    return {name: {"seconds": round(w, 3), "cpu_seconds": round(c, 3)} for name, (w, c) in best.items()}
+
+
+def recheck(sizes: list[int], repeat: int, out: Path) -> str:
+    rows = {}
+    for n in sizes:
+        project, _ = project_for(n)
+        child = subprocess.run([sys.executable, __file__, "--recheck-child", str(project), str(repeat)], cwd=ROOT,
+                               capture_output=True, text=True, check=True)
+        rows[n] = {"stages": json.loads(child.stdout), "load_after": [round(x, 2) for x in os.getloadavg()]}
+    result = {"machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
+              "date": time.strftime("%Y-%m-%d"), "repeat": repeat, "sizes": rows}
+    (out / "scale_recheck.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    names = list(next(iter(rows.values()))["stages"])
+    lines = ["# Scale benchmark: the first three stages again, each alone", "",
+             f"Machine: {result['machine']} (shared); run {result['date']} by `bench/bench_scale.py --recheck`. "
+             f"Each stage {repeat} times on a fresh Review in one fresh process per size, modules imported "
+             "before the timings; the least wall and CPU seconds of the runs.", "",
+             "| stage | " + " | ".join(f"{n:,}: s (CPU s)" for n in rows) + " | ratio (CPU) |",
+             "|---|" + "---:|" * len(rows) + "---:|"]
+    for name in names:
+        cells = [f"{r['stages'][name]['seconds']:.2f} ({r['stages'][name]['cpu_seconds']:.2f})" for r in rows.values()]
+        first, last = (rows[n]["stages"][name] for n in (min(rows), max(rows)))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {last['seconds'] / first['seconds']:.1f} "
+                     f"({last['cpu_seconds'] / first['cpu_seconds']:.1f}) |")
+    lines += ["", "Load average after each size: " + "; ".join(f"{n:,}: {r['load_after']}" for n, r in rows.items())]
+    text = "\n".join(lines) + "\n"
+    (out / "scale_recheck.md").write_text(text, encoding="utf-8")
+    return text
+
+
 # --- the parent ---------------------------------------------------------------------
 
 def _inputs_digest() -> str:
@@ -257,13 +316,14 @@ def _done(run: dict | None) -> bool:
     return bool(run) and "stopped" not in run
 
 
-def ratios(rows: list[dict], big: int = 100_000, small: int = 10_000) -> dict[str, float]:
+def ratios(rows: list[dict], big: int = 100_000, small: int = 10_000, what: str = "seconds") -> dict[str, float]:
+    """Per stage, its ``what`` (wall ``seconds`` or ``cpu_seconds``) at ``big`` records over that at ``small``."""
     by = {r["records"]: r for r in rows}
     if big not in by or small not in by:
         return {}
-    out = {name: round(by[big]["stages"][name]["seconds"] / by[small]["stages"][name]["seconds"], 1)
+    out = {name: round(by[big]["stages"][name][what] / by[small]["stages"][name][what], 1)
            for name in STAGES if name in by[big]["stages"] and name in by[small]["stages"]
-           and by[small]["stages"][name]["seconds"] > 0}
+           and by[small]["stages"][name][what] > 0}
     if _done(by[big]["whole_run"]) and _done(by[small]["whole_run"]):
         out["whole run"] = round(by[big]["whole_run"]["seconds"] / by[small]["whole_run"]["seconds"], 1)
     return out
@@ -300,15 +360,15 @@ def goals(rows: list[dict]) -> list[tuple[str, bool | None, str]]:
 
 
 def _table(rows: list[dict]) -> list[str]:
-    lines = ["| stage | " + " | ".join(f"{r['records']:,} s | peak MB" for r in rows) + " | 100k/10k |",
-             "|---|" + "---:|---:|" * len(rows) + "---:|"]
-    rat = ratios(rows)
+    lines = ["| stage | " + " | ".join(f"{r['records']:,} s | peak MB" for r in rows)
+             + " | 100k/10k | 100k/10k CPU time |", "|---|" + "---:|---:|" * len(rows) + "---:|---:|"]
+    rat, cpu = ratios(rows), ratios(rows, what="cpu_seconds")
     for name in STAGES:
         cells = []
         for r in rows:
             s = r["stages"].get(name)
             cells.append(f"{s['seconds']:.2f} | {s['peak_rss_mb']:,}" if s else "not measured | –")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {rat.get(name, '–')} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {rat.get(name, '–')} | {cpu.get(name, '–')} |")
 
     def whole(run: dict | None) -> str:
         if not _done(run):
@@ -316,7 +376,7 @@ def _table(rows: list[dict]) -> list[str]:
         return f"**{run['seconds']:.1f}** | {run['tree_peak_rss_mb']:,}"
 
     lines.append("| **whole `reviewkit run --offline`** (peak: its processes together) | "
-                 + " | ".join(whole(r["whole_run"]) for r in rows) + f" | {rat.get('whole run', '–')} |")
+                 + " | ".join(whole(r["whole_run"]) for r in rows) + f" | {rat.get('whole run', '–')} | – |")
     return lines
 
 
@@ -381,11 +441,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--whole-run-limit-mb", type=float, default=8192,
                         help="stop a whole run whose processes hold more than this together (default 8192)")
     parser.add_argument("--whole-run-timeout", type=float, default=1800, help="stop a whole run after this (s)")
+    parser.add_argument("--render", type=Path, metavar="JSON", help="only write scale.md again from a scale.json")
+    parser.add_argument("--recheck", action="store_true",
+                        help="time search replay, records table and dedupe alone, --repeat times (scale_recheck.md)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--recheck-child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=3, metavar=("PROJECT", "EXECUTED", "SCRATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         project, executed, scratch = (Path(p) for p in args.child)
         print(json.dumps(stages(project, None if args.child[1] == "-" else executed / "notebooks", scratch)))
+        return 0
+    if args.recheck_child:
+        print(json.dumps(recheck_child(Path(args.recheck_child[0]), int(args.recheck_child[1]))))
+        return 0
+    if args.recheck:
+        args.out.mkdir(parents=True, exist_ok=True)
+        print(recheck(args.sizes if args.sizes != [1_000, 10_000, 100_000] else [10_000, 100_000], args.repeat,
+                      args.out))
+        return 0
+    if args.render:
+        text = markdown(json.loads(args.render.read_text(encoding="utf-8")))
+        (args.out / "scale.md").write_text(text, encoding="utf-8")
+        print(text)
         return 0
     whole_sizes = set(args.sizes if args.whole_run_sizes is None else args.whole_run_sizes)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
