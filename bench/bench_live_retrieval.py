@@ -21,11 +21,14 @@ fresh process against an emulator serving N records for one search (default
 time, peak RSS (``wait4``), retrieved against Count from the snapshot's
 manifest, and how the snapshot grew while the search ran (EFetch answers on
 disk, sampled every half second), so memory that stays flat and records written
-as they arrive show in the figures. Figures go to bench/results/live_scale.{json,md}.
+as they arrive show in the figures; then once more at the largest size with
+``--fault-rate`` (default 2%) of the answers faulted at random, counting the
+failed answers by kind and the retries they cost. Figures go to
+bench/results/live_scale.{json,md}.
 
     .venv/bin/python bench/bench_live_retrieval.py            # all cases (~15 min)
     .venv/bin/python bench/bench_live_retrieval.py --sizes 1000 10000
-    .venv/bin/python bench/bench_live_retrieval.py --cli      # 5k, 20k, 100k through the command line (~1 min)
+    .venv/bin/python bench/bench_live_retrieval.py --cli      # 5k, 20k, 100k, 100k faulted (~2 min)
 """
 
 from __future__ import annotations

@@ -27,7 +27,15 @@ The machine is shared: the load average (1, 5, 15 min) is recorded before and
 after each size. Writes bench/results/scale.json and scale.md; ``--before``
 adds a before/after table from an earlier scale.json.
 
+A whole run is stopped (and its row says so) above ``--whole-run-limit-mb`` for
+its processes together or after ``--whole-run-timeout`` seconds;
+``--whole-run-sizes`` limits it to some sizes. ``--recheck`` times the first
+three stages alone (least of ``--repeat`` runs, imports done beforehand) at
+10,000 and 100,000 records into scale_recheck.{json,md}: on a shared machine a
+single run's ratio can be far off.
+
     .venv/bin/python bench/bench_scale.py [--sizes 1000 10000 100000] [--before old.json]
+    .venv/bin/python bench/bench_scale.py --recheck [--repeat 3]
 """
 
 from __future__ import annotations
