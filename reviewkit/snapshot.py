@@ -1,9 +1,10 @@
-"""A snapshot folder: every E-utilities exchange of a review's searches, replayable.
+"""A snapshot folder: every exchange of a review's searches (E-utilities, ClinicalTrials.gov, Crossref), replayable.
 
 Layout (docs/architecture.md)::
 
     snapshot.json          what this snapshot is (sample or live), when, from which protocol
     searches/<key>.json    one manifest per search (PRISMA-S fields)
+    registers/ctgov/<key>.json   the same search in ClinicalTrials.gov
     exchanges/<id>.json    request parameters (never credentials), time, status, size, sha256
     exchanges/<id>.body    the raw response bytes
 
@@ -26,8 +27,8 @@ from . import __version__
 from .errors import SnapshotError
 from .io import atomic_write_bytes, atomic_write_json
 
-# Never stored, never part of an exchange id.
-CREDENTIAL_PARAMS = frozenset({"api_key", "email"})
+# Never stored, never part of an exchange id (``mailto``: Crossref's contact address, should one be passed).
+CREDENTIAL_PARAMS = frozenset({"api_key", "email", "mailto"})
 # Not part of an exchange id: identify the client or a server-side session, not the request.
 VOLATILE_PARAMS = CREDENTIAL_PARAMS | {"tool", "WebEnv", "webenv", "query_key"}
 
@@ -155,22 +156,31 @@ class Snapshot:
         return Exchange(ex_id, utility, method, stored, time, status, body)
 
     # -- manifests -----------------------------------------------------------
-    def write_manifest(self, key: str, manifest: dict) -> Path:
-        self._check_writable()
-        return atomic_write_json(self.root / "searches" / f"{key}.json", manifest)
+    # One manifest per search: ``searches/<key>.json`` (PubMed), ``registers/<register>/<key>.json``.
+    MANIFEST_FOLDERS = ("searches", "registers/ctgov")
 
-    def manifest(self, key: str) -> dict:
-        path = self.root / "searches" / f"{key}.json"
+    def _manifest_folder(self, folder: str) -> Path:
+        if folder not in self.MANIFEST_FOLDERS:
+            raise ValueError(f"no manifest folder {folder!r} (known: {', '.join(self.MANIFEST_FOLDERS)})")
+        return self.root / folder
+
+    def write_manifest(self, key: str, manifest: dict, folder: str = "searches") -> Path:
+        self._check_writable()
+        return atomic_write_json(self._manifest_folder(folder) / f"{key}.json", manifest)
+
+    def manifest(self, key: str, folder: str = "searches") -> dict:
+        path = self._manifest_folder(folder) / f"{key}.json"
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SnapshotError(
-                f"snapshot {self.root} has no search {key!r} (known: {', '.join(self.search_keys()) or 'none'})"
+                f"snapshot {self.root} has no {'search' if folder == 'searches' else folder} {key!r} "
+                f"(known: {', '.join(self.search_keys(folder)) or 'none'})"
             ) from None
 
-    def search_keys(self) -> list[str]:
-        folder = self.root / "searches"
-        return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    def search_keys(self, folder: str = "searches") -> list[str]:
+        found = self._manifest_folder(folder)
+        return sorted(p.stem for p in found.glob("*.json")) if found.is_dir() else []
 
     # -- lookups (records fetched for citation checks, outside every search) --------
     def record_lookup(self, utility: str, params: dict[str, Any]) -> None:
