@@ -531,7 +531,8 @@ def key_numbers(counts, items, audits: pd.DataFrame | None) -> pd.DataFrame:
     db, om = counts.databases, counts.other_methods
     certainty = pd.Series([s.certainty.level for s in items if s.certainty]).value_counts()
     rows = [
-        ("Records from the PubMed searches", f"{sum(db.identified.values())}"),
+        ("Records from the database searches", f"{db.from_databases}"),
+        ("Records from the trial registers", f"{db.from_registers}"),
         ("Records from other methods", f"{sum(om.identified.values())}"),
         ("Records screened (title/abstract)", f"{db.records_screened}, {db.records_awaiting} awaiting"),
         ("Reports assessed in full text", f"{db.reports.assessed + om.reports.assessed}"),

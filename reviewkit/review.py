@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .audit import ArticleAudit
+    from .ctgov import RegisterResult
     from .entrez import Credentials, SearchResult
     from .prisma import PrismaReport
     from .screening_state import ScreeningState
@@ -77,6 +78,7 @@ class Review:
         self.credentials = credentials
         self.progress = progress
         self._searched: list[SearchResult] | None = None
+        self._registered: list[RegisterResult] | None = None
         self._syntheses: dict[tuple[str, bool], list[Synthesis]] = {}
 
     def __repr__(self) -> str:
@@ -123,7 +125,8 @@ class Review:
         return ReplayTransport(self.snapshot)
 
     def search(self) -> list[SearchResult]:
-        """Run (live) or replay (offline) the chosen searches, once; live runs record every exchange."""
+        """Run (live) or replay (offline) the chosen searches, once, in PubMed and in the protocol's
+        registers (``registers()``); live runs record every exchange. Returns the PubMed searches."""
         from .entrez import run_searches
 
         if self._searched is None:
@@ -131,13 +134,47 @@ class Review:
                      ", ".join(self.searches or self.protocol.searches))
             self._searched = run_searches(self.transport(), self.protocol, self.searches or None,
                                           progress=self.progress)
+        self.registers()
         return self._searched
+
+    def register_transport(self):
+        """Live: requests go to ClinicalTrials.gov (``REVIEWKIT_CTGOV_URL``) and are recorded; offline: replayed."""
+        from .ctgov import CTGOV
+        from .transport import ApiTransport, ReplayTransport
+
+        return ApiTransport(self.snapshot, CTGOV) if self.live else ReplayTransport(self.snapshot)
+
+    def registers(self) -> list[RegisterResult]:
+        """The chosen searches in the protocol's trial registers, once: run live and recorded, or replayed.
+
+        A sample snapshot holds no register search: each reads "not searched in this sample" (a count of
+        None, never 0). Any other snapshot replays what it recorded and fails naming a missing request.
+        """
+        from .ctgov import MANIFESTS, not_searched, search_register
+
+        if self._registered is None:
+            keys = [s.key for s in self.protocol.select(self.searches or None)]
+            recorded = set(self.snapshot.search_keys(MANIFESTS))
+            if not self.protocol.registers:
+                self._registered = []
+            elif not self.live and self.is_sample and not recorded:
+                self._registered = [not_searched(self.protocol, k, "not searched in this sample") for k in keys]
+            else:
+                transport = self.register_transport()
+                self._registered = [search_register(transport, self.protocol, k) for k in keys]
+        return self._registered
 
     def records(self) -> pd.DataFrame:
         """The PubMed records of the chosen searches, one row per PMID."""
         from .records import load_records
 
         return load_records(self.snapshot, self.searches or None)
+
+    def register_records(self) -> pd.DataFrame:
+        """The registrations the chosen searches found in the trial registers, one row per NCT id."""
+        from .ctgov import load_register_records
+
+        return load_register_records(self.snapshot, self.searches or None)
 
     def other_records(self) -> pd.DataFrame:
         """Records identified by other methods (the snapshot's ``other_methods/``)."""

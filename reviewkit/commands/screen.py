@@ -70,12 +70,24 @@ def _per_name(counts: dict[str, int], none: str = "none") -> str:
     return ", ".join(f"{name} {n}" for name, n in counts.items()) or none
 
 
+def _registers(db) -> str:
+    """"ClinicalTrials.gov 12", or "ClinicalTrials.gov not searched in this sample": never 0 for a register not searched."""
+    from ..dedupe import REGISTER_SOURCES
+
+    searched = _per_name({k: v for k, v in db.identified.items() if k in REGISTER_SOURCES}, none="")
+    unsearched = ", ".join(f"{r} {why}" for r, why in db.not_searched.items())
+    return ", ".join(p for p in (searched, unsearched) if p) or "none (the protocol lists no register)"
+
+
 def _summary(name: str, c) -> str:
+    from ..dedupe import REGISTER_SOURCES
+
     db, om = c.databases, c.other_methods
     excluded = lambda r: _per_name(r.excluded)  # noqa: E731
     return "\n".join([
         f"[{name}]",
-        f"  databases: identified {_per_name(db.identified)}; duplicates removed {db.duplicates_removed}; "
+        f"  databases: identified {_per_name({k: v for k, v in db.identified.items() if k not in REGISTER_SOURCES})}; "
+        f"registers: identified {_registers(db)}; duplicates removed {db.duplicates_removed}; "
         f"removed for other reasons {db.removed_other}",
         f"    records screened {db.records_screened}, excluded {db.records_excluded}"
         + (f", awaiting screening {db.records_awaiting}" if db.records_awaiting else ""),
