@@ -76,7 +76,7 @@ def load_claims(path: str | Path, references: Sequence[Reference | Unparsed], pr
     A claim's disorders must be the protocol's searches, its outcome domains the protocol's outcomes,
     its comparison one of the protocol's comparisons; problems name the claim."""
     path = Path(path)
-    data = read_yaml(path, "claims file") or {}
+    data = read_yaml(path, "claims file") or {}  # bounded: no aliases, size and nesting capped
     refs = [r for r in references if isinstance(r, Reference)]
     claims = []
     items = data.get("claims") if isinstance(data, dict) else None
@@ -89,7 +89,9 @@ def load_claims(path: str | Path, references: Sequence[Reference | Unparsed], pr
         missing = [k for k in ("id", "section", "quote", "asserts", "kind") if not item.get(k)]
         if missing:
             raise ReviewkitError(f"{where}: missing {', '.join(missing)}")
-        quote = str(item["quote"])
+        if not isinstance(item["quote"], str) or not isinstance(item["section"], str):
+            raise ReviewkitError(f"{where}: quote and section must be text")
+        quote = item["quote"]
         if len(quote.split()) > MAX_QUOTE_WORDS:
             raise ReviewkitError(f"{where}: quote has {len(quote.split())} words (at most {MAX_QUOTE_WORDS})")
         kind = item["kind"]

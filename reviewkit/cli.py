@@ -4,7 +4,9 @@ Each command group lives in ``reviewkit/commands/<name>.py`` and exposes
 ``register(subparsers, common)``; it sets ``func`` on its parser, which returns an
 exit code. Command modules import only what building the parser needs, and the
 stages inside their functions, so ``reviewkit --help`` starts at once. User errors
-(``ReviewkitError``) print one clear line and exit 2.
+(``ReviewkitError``) print one clear line and exit 2. Everything printed to stderr,
+log lines and error messages alike, and even the traceback of a bug, is redacted
+(``reviewkit.redact``): credentials never reach a terminal or a cron mail.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
 
 from . import __version__
 from .errors import ReviewkitError
+from .redact import RedactingFormatter, redact
 
 # Order is the order shown in --help.
 COMMAND_MODULES = ["init", "search", "screen", "synthesis", "audit", "run"]
@@ -69,22 +74,46 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("reviewkit: %(message)s"))
+        handler.setFormatter(RedactingFormatter("reviewkit: %(message)s"))
         logger.addHandler(handler)
+
+
+class _Redacted:
+    """A text stream that redacts what is written to it (a command's stdout and stderr: cron mails
+    them and logs keep them); everything else is the wrapped stream's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(redact(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
+    with redirect_stdout(_Redacted(sys.stdout)), redirect_stderr(_Redacted(sys.stderr)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except ReviewkitError as exc:
-        print(f"reviewkit {args.command}: error: {exc}", file=sys.stderr)
+        print(redact(f"reviewkit {args.command}: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"reviewkit {args.command}: interrupted; what was recorded so far is kept.", file=sys.stderr)
         return 130
+    except Exception:  # a bug: its traceback may quote input, so it is redacted like everything else
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        print(f"reviewkit {args.command}: internal error (a bug in reviewkit, not in your input); "
+              "please report it with the lines above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

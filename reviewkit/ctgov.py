@@ -40,7 +40,7 @@ from .errors import SnapshotError
 from .protocol import Protocol
 from .pubmed import records_frame
 from .records import RECORD_COLUMNS
-from .snapshot import Snapshot, exchange_id
+from .snapshot import Snapshot
 from .transport import Service, ServiceError, Transport
 
 log = logging.getLogger(__name__)
@@ -229,8 +229,10 @@ def search_register(transport: Transport, protocol: Protocol, key: str, *, page_
     count: int | None = None
     for page in range(1, 10_000):
         params = studies_params(query, page_size, token)
-        data = parse_page(transport.request("ctgov.studies", params), f"{where}, page {page}")
-        exchanges.append(exchange_id("ctgov.studies", params))
+        body = transport.request("ctgov.studies", params)
+        data = parse_page(body, f"{where}, page {page}")
+        # the name this answer is recorded under: a later, different answer to the same request goes beside it
+        exchanges.append(transport.snapshot.name_of("ctgov.studies", params, body))
         if page == 1:
             count = data.get("totalCount")
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:

@@ -122,7 +122,7 @@ def check_row(row: pd.Series) -> None:
                 raise bad(ev, "events must be a whole number >= 0")
             if filled(n) and row[ev] > row[n]:
                 raise bad(ev, f"more events than participants ({n} = {row[n]})")
-    for sd in ("sd_t", "sd_c"):
+    for sd in ("sd_t", "sd_c", "sd_pre", "sd_post"):
         if filled(sd) and row[sd] < 0:
             raise bad(sd, "a standard deviation cannot be negative")
     if data_kind(row) == "reported":

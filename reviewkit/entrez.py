@@ -15,10 +15,14 @@ Choices that shape this module:
   encoding); the transport sends it with an opener of its own, paced by the
   process's rate limiter (``ratelimit``: NCBI counts requests per client) and
   retried here, not by Bio.Entrez, whose module settings are never touched.
-  Only good answers are recorded. Retries and waits are logged (``reviewkit``
-  logger), so a stalled run says why.
+  Only good answers are recorded: an EFetch answer that lacks any record asked
+  for (empty, or short) is retried like a failure, never stored as good.
+  Retries and waits are logged (``reviewkit`` logger), so a stalled run says why.
 * Run again on a snapshot, a search fetches only PMIDs it does not hold and
-  reports new and dropped PMIDs (a living search); a killed run resumes.
+  reports new and dropped PMIDs (a living search); a killed run resumes. New
+  answers are recorded beside the old ones and the search's manifest is
+  replaced only once the whole search succeeded, so a failed update leaves a
+  snapshot that still replays as before.
 * EFetch is by PMID list in batches (Bio.Entrez POSTs lists of 200 or more),
   not by WebEnv: a batch is then identified by its PMIDs, so a resumed or
   replayed run reuses it whatever WebEnv the server hands out, and history
@@ -50,6 +54,7 @@ from .errors import EntrezError, SnapshotError
 from .protocol import Protocol
 from .pubmed import iter_pubmed_xml
 from .ratelimit import LIMITER, RateLimiter, ncbi_rate
+from .redact import excerpt
 from .snapshot import Snapshot, exchange_id
 from .transport import (
     TRANSIENT_HTTP,
@@ -71,7 +76,17 @@ TOOL = "reviewkit"
 
 
 def eutils_base() -> str:
+    """``REVIEWKIT_EUTILS_URL`` (checked: an http(s) URL with a host), else NCBI's E-utilities."""
     base = os.environ.get("REVIEWKIT_EUTILS_URL", "").strip() or NCBI_EUTILS
+    try:
+        parts = urlsplit(base)
+        host = parts.hostname
+    except ValueError:
+        host = None
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise EntrezError(f"REVIEWKIT_EUTILS_URL {excerpt(base)} is not an http(s) URL with a host "
+                          f"(e.g. {NCBI_EUTILS})")
     return base if base.endswith("/") else base + "/"
 
 
@@ -167,22 +182,28 @@ class LiveTransport:
         if reuse:
             recorded = self.snapshot.get(utility, params)
             if recorded is not None:
-                return recorded.body
+                problem = body_problem(utility, recorded.body, params)
+                if problem is None:
+                    return recorded.body
+                log.warning("%s: the recorded answer is not usable (%s); asking again (%s)", utility, problem,
+                            describe(params))
         request = build_request(utility, {**params, **self.credentials.params()}, self.base)
         _, body = send_with_retries(
             lambda: self._send(utility, request), name=utility, shown=describe(params), policy=self.policy,
-            problem=lambda b: body_problem(utility, b), error=EntrezError,
+            problem=lambda b: body_problem(utility, b, params), error=EntrezError,
             transient=lambda exc: exc.code in TRANSIENT_HTTP or _relayed_proxy_failure(exc))
         return self.snapshot.put(utility, params, body, method=request.get_method()).body
 
 
-def body_problem(utility: str, body: bytes) -> str | None:
+def body_problem(utility: str, body: bytes, params: dict[str, str] | None = None) -> str | None:
     """Why a 200 answer cannot be used (and should be asked for again), or None.
 
     Truncated or malformed XML, an ``<ERROR>`` (NCBI's "Search Backend failed",
-    "Unable to obtain query #1" and relayed proxy failures are transient), or
-    the wrong root element. ESearch ``ErrorList`` answers are complete answers;
-    ``parse_esearch`` reports them.
+    "Unable to obtain query #1" and relayed proxy failures are transient), the
+    wrong root element, or an EFetch by PMID list (``params["id"]``) whose
+    answer lacks records asked for: NCBI sometimes answers an empty or short
+    set, and a record that PubMed's own ESearch just listed exists. ESearch
+    ``ErrorList`` answers are complete answers; ``parse_esearch`` reports them.
     """
     root_name = EXPECTED_ROOT.get(utility)
     if root_name is None:
@@ -197,7 +218,17 @@ def body_problem(utility: str, body: bytes) -> str | None:
         return f"<ERROR>{short(error.strip())}</ERROR>"
     if root.tag != root_name:
         return f"<{root.tag}> where <{root_name}> was expected"
+    if utility == "efetch" and params and params.get("id"):
+        asked = {p for p in str(params["id"]).split(",") if p}
+        returned = {p.strip() for p in _RETURNED_PMIDS(root)}
+        missing = sorted(asked - returned, key=lambda p: (len(p), p))
+        if missing:
+            return (f"an answer with {len(asked) - len(missing)} of the {len(asked)} records asked for "
+                    f"(missing PMID {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})")
     return None
+
+
+_RETURNED_PMIDS = etree.XPath("PubmedArticle/MedlineCitation/PMID/text() | PubmedBookArticle/BookDocument/PMID/text()")
 
 
 def _relayed_proxy_failure(exc: HTTPError) -> bool:
@@ -231,14 +262,14 @@ def parse_esearch(body: bytes, where: str) -> ESearchResult:
         raise EntrezError(f"{where}: expected <eSearchResult>, got <{root.tag}>")
     error = root.findtext("ERROR")
     if error:
-        raise EntrezError(f"{where}: PubMed reported an error: {error.strip()}")
+        raise EntrezError(f"{where}: PubMed reported an error: {excerpt(error.strip(), 200)}")
     errors = [f"{e.tag}: {e.text}" for e in root.findall("ErrorList/*")]
     if errors:
         # PhraseNotFound / FieldNotFound: PubMed silently ran a different query than written.
-        raise EntrezError(f"{where}: PubMed could not run the query as written: {'; '.join(errors)}")
+        raise EntrezError(f"{where}: PubMed could not run the query as written: {excerpt('; '.join(errors), 200)}")
     count = root.findtext("Count")
-    if count is None:
-        raise EntrezError(f"{where}: ESearch answer has no <Count>")
+    if count is None or not count.strip().isdigit():
+        raise EntrezError(f"{where}: ESearch answer has no <Count> that is a number")
     return ESearchResult(
         count=int(count),
         ids=[i.text.strip() for i in root.findall("IdList/Id")],
@@ -296,8 +327,9 @@ def find_pmids(transport: Transport, query: str, date_params: dict[str, str], wh
     halves, recursively down to one day, then by PMID range; windows never
     overlap, and the PMIDs gathered must number exactly the unsplit Count."""
     params = esearch_params(query, date_params)
-    top = parse_esearch(transport.request("esearch", params), where)
-    exchanges = [exchange_id("esearch", params)]
+    body = transport.request("esearch", params)
+    top = parse_esearch(body, where)
+    exchanges = [transport.snapshot.name_of("esearch", params, body)]
     if top.count <= PUBMED_RETRIEVAL_CAP:
         _check_window(top, where)
         return Found(top, sorted(set(top.ids), key=int), [], exchanges)
@@ -311,8 +343,9 @@ def find_pmids(transport: Transport, query: str, date_params: dict[str, str], wh
         params = esearch_params(term, limits)
         label = f"{where}, {datetype} {limits['mindate']}-{limits['maxdate']}" + (
             f", PMIDs {uids[0]}-{uids[1]}" if uids else "")
-        res = parse_esearch(transport.request("esearch", params), label)
-        exchanges.append(exchange_id("esearch", params))
+        body = transport.request("esearch", params)
+        res = parse_esearch(body, label)
+        exchanges.append(transport.snapshot.name_of("esearch", params, body))
         if res.count <= PUBMED_RETRIEVAL_CAP:
             _check_window(res, label)
             slices.append({**limits, "uids": list(uids) if uids else None, "count": res.count})
@@ -375,6 +408,8 @@ def _previously_fetched(snapshot: Snapshot, previous: dict | None, wanted: set[s
     have: dict[str, str] = {}
     for ex_id in previous.get("exchanges", []):
         ex = snapshot.load(ex_id)
+        if body_problem(ex.utility, ex.body, ex.params) is not None:
+            continue  # an answer recorded short by an older version: fetched again
         if ex.utility == "efetch":
             for pmid in ex.params.get("id", "").split(","):
                 if pmid in fetched:
@@ -412,10 +447,17 @@ def run_search(transport: Transport, protocol: Protocol, key: str, *, batch_size
         fp = efetch_params(batch)
         body = transport.request("efetch", fp, reuse=True)
         fetched.update(row["pmid"] for row in iter_pubmed_xml(body, name=f"efetch for search {key!r}"))
-        exchanges.append(exchange_id("efetch", fp))
+        exchanges.append(transport.snapshot.name_of("efetch", fp, body))
         bar.update(len(batch))
     bar.close()
     fetched &= set(pmids)
+    if len(fetched) < len(pmids):
+        # Counting such a search as done would replay a search without its records forever.
+        missing = sorted(set(pmids) - fetched, key=int)
+        error = EntrezError if transport.records else SnapshotError
+        raise error(f"{where}: EFetch returned no record for {len(missing)} of the {len(pmids)} PMIDs ESearch "
+                    f"listed (e.g. PMID {', '.join(missing[:5])}); the search is incomplete"
+                    + ("" if transport.records else f" in snapshot {transport.snapshot.root}: run it live again"))
     new = dropped = None
     if previous and transport.records:
         before = set(previous.get("pmids", []))

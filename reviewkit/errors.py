@@ -19,3 +19,7 @@ class EntrezError(ReviewkitError):
 
 class ProjectError(ReviewkitError):
     """The review's project folder cannot be found, or its reviewkit.yml is malformed."""
+
+
+class UnsafePathError(ReviewkitError):
+    """A path leaves its folder or goes through a symbolic link, and was refused."""

@@ -12,7 +12,6 @@ interrupted run never leaves a truncated export that looks complete.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 
@@ -20,7 +19,8 @@ import pandas as pd
 import rispy
 
 from .errors import ReviewkitError
-from .io import atomic_write_bytes, atomic_write_text
+from .io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from .tables import csv_text, xlsx_bytes
 
 # RIS reference types by PubMed publication type; anything else is a journal article.
 _RIS_TYPE = {"Book": "BOOK", "Book Chapter": "CHAP"}
@@ -196,14 +196,14 @@ def flat_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_table(table: pd.DataFrame, folder: str | Path, name: str) -> list[Path]:
-    """``<name>.csv`` and ``<name>.xlsx`` in ``folder``."""
+    """``<name>.csv`` and ``<name>.xlsx`` in ``folder``; text a spreadsheet would run as a formula
+    (a title such as ``=HYPERLINK(...)``) is written as text (``reviewkit.tables``)."""
     folder = Path(folder)
+    remove_stale_temporaries(folder)
     flat = flat_table(table)
-    buf = io.BytesIO()
-    flat.to_excel(buf, index=False, sheet_name=name[:31], engine="openpyxl")
     return [
-        atomic_write_text(folder / f"{name}.csv", flat.to_csv(index=False)),
-        atomic_write_bytes(folder / f"{name}.xlsx", buf.getvalue()),
+        atomic_write_text(folder / f"{name}.csv", csv_text(flat)),
+        atomic_write_bytes(folder / f"{name}.xlsx", xlsx_bytes(flat, name[:31])),
     ]
 
 

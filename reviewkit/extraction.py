@@ -14,8 +14,9 @@ how the source gives it:
 * randomized (``randomized_t/_c``) and analysed (``n_t/_c``) participants per arm;
 * the numbers in whichever form the source gives them: 2x2 counts; means and
   SDs; an estimate (``measure``: OR, RR, RD, MD, SMD, HR, ROM) with a CI, an SE or a
-  p-value; a single arm's ``events, n``; or none (then ``reported`` and
-  ``reported_direction`` say what the source found);
+  p-value; a single arm's ``events, n``; one group's means before and after
+  (``mean_pre``, ``mean_post`` with their SDs: shown, not pooled); or none (then
+  ``reported`` and ``reported_direction`` say what the source found);
 * the **source kind** (``full text``, ``abstract``, ``registry results``,
   ``secondary summary``), where in it the numbers stand, and how any number was
   ``derivation``; ``indirectness`` names a population or outcome that differs from
@@ -59,8 +60,10 @@ TEXT_COLUMNS = (
     "derivation", "indirectness",
 )
 COUNT_COLUMNS = ("randomized_t", "randomized_c", "n_t", "n_c", "events_t", "events_c", "events", "n")
-REAL_COLUMNS = ("pct_t", "pct_c", "mean_t", "sd_t", "mean_c", "sd_c", "estimate", "ci_low", "ci_high", "se",
-                "p_value")
+# mean_pre/post: one group before and after (recorded as reported; a mean change needs the pre-post
+# correlation, which sources rarely give, so such rows are shown, not pooled).
+REAL_COLUMNS = ("pct_t", "pct_c", "mean_t", "sd_t", "mean_c", "sd_c", "mean_pre", "sd_pre", "mean_post", "sd_post",
+                "estimate", "ci_low", "ci_high", "se", "p_value")
 COLUMNS = TEXT_COLUMNS + COUNT_COLUMNS + REAL_COLUMNS
 REQUIRED = ("row_id", "study_id", "study", "disorder", "outcome_domain", "outcome", "outcome_type", "favourable",
             "comparator_type", "pooled", "source_kind", "source")

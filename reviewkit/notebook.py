@@ -306,6 +306,25 @@ def syntheses_table(items, labels: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def study_effects_table(items) -> pd.DataFrame:
+    """Every study result a synthesis pools, on the shown scale, with its weight and how its effect
+    and variance were obtained (from counts, from a reported CI with z or t, converted): the derived
+    numbers, marked as derived."""
+    rows = []
+    for s in items:
+        for _, r in s.studies.iterrows():
+            half = 1.959963984540054 * math.sqrt(float(r["vi"]))
+            low, high = s.interval(r["yi"] - half, r["yi"] + half)
+            rows.append({
+                "synthesis": s.label(),
+                "study": r["study"], "measure": "proportion" if s.single_arm else s.measure,
+                "effect [95% CI]": f"{_fmt(s.natural(r['yi']))} [{_fmt(low)}, {_fmt(high)}]",
+                "weight (%)": _fmt(r["weight"], 1), "how the effect was obtained": r["effect_from"],
+                "numbers derived": r.get("derivation") or "",
+            })
+    return pd.DataFrame(rows)
+
+
 def extraction_table(review: Review) -> pd.DataFrame:
     """The extraction table with ``included`` (is the row's study included at full text in this run?
     rows of other studies are not synthesised)."""
@@ -329,6 +348,8 @@ def extraction_view(review: Review) -> pd.DataFrame:
         "comparison": named["comparison"].fillna("none (" + t["comparator_type"] + ")"),
         "comparator": t["comparator"], "measure": t["measure"],
         "events/n (intervention)": _arm_counts(t, "t"), "events/n (comparator)": _arm_counts(t, "c"),
+        "before → after": [f"{a:g} → {b:g}" if pd.notna(a) and pd.notna(b) else None
+                           for a, b in zip(t["mean_pre"], t["mean_post"])],
         "estimate [95% CI]": [f"{e:g} [{lo:g}, {hi:g}]" if pd.notna(lo) else (f"{e:g}" if pd.notna(e) else None)
                               for e, lo, hi in zip(t["estimate"], t["ci_low"], t["ci_high"])],
         "reported": t["reported"], "reported direction": t["reported_direction"], "pooled": t["pooled"],

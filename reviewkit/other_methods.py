@@ -13,17 +13,25 @@ search it bears on: RIS custom field ``C1`` (as ``reviewkit.sample`` writes it)
 or a CSV ``searches`` column, ``;``-separated search keys, kept in
 ``searches`` so PRISMA counts per search include it. RIS authors written
 ``Last, Initials`` become the records table's ``Last Initials``.
+
+These files come with a snapshot and may be hostile: a file or folder that is
+a symbolic link is refused, text fields are one line each (a newline in a
+title cannot forge a record in a RIS export), and messages quote the file
+only in short, redacted excerpts.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import pandas as pd
 import rispy
 
-from .errors import ReviewkitError
+from .errors import ReviewkitError, UnsafePathError
+from .io import read_bytes
+from .redact import excerpt
 
 #: record-id prefix per other method (PRISMA 2020 names).
 METHOD_PREFIXES = {"Citation searching": "CIT", "Websites": "WEB", "Organisations": "ORG"}
@@ -32,6 +40,13 @@ METHOD_PREFIXES = {"Citation searching": "CIT", "Websites": "WEB", "Organisation
 # (other methods carry no MeSH indexing).
 _TEXT_COLUMNS = ["pmid", "doi", "pmcid", "title", "abstract", "journal", "journal_iso", "volume", "issue",
                  "pages", "language"]
+# A reference list is small; a larger file is not one.
+MAX_FILE_BYTES = 64 * 2**20
+
+
+def _line(value) -> str:
+    """Text as one line: newlines, tabs and runs of spaces become one space."""
+    return " ".join(str(value).split())
 
 
 def _slug(text: str, words: int = 6) -> str:
@@ -50,17 +65,17 @@ def _year(value, where: str) -> int | None:
         return None
     match = re.match(r"\s*(\d{4})", str(value))
     if not match:
-        raise ReviewkitError(f"{where}: year {value!r} is not a four-digit year")
+        raise ReviewkitError(f"{where}: year {excerpt(value)} is not a four-digit year")
     return int(match.group(1))
 
 
 def _row(entry: dict, method: str, where: str, known_searches: set[str] | None) -> dict:
-    title = (entry.get("title") or "").strip()
+    title = _line(entry.get("title") or "")
     if not title:
         raise ReviewkitError(f"{where}: reference has no title")
-    authors = [" ".join(a.replace(",", " ").split()) for a in entry.get("authors") or [] if a and a.strip()]
+    authors = [_line(str(a).replace(",", " ")) for a in entry.get("authors") or [] if a and str(a).strip()]
     year = _year(entry.get("year"), where)
-    own_id = (entry.get("id") or "").strip()
+    own_id = _line(entry.get("id") or "")
     prefix = METHOD_PREFIXES.get(method, _slug(method, 1).upper() or "OTH")
     local = own_id.split(":", 1)[1] if own_id.upper().startswith(prefix + ":") else own_id
     if not local:
@@ -70,23 +85,36 @@ def _row(entry: dict, method: str, where: str, known_searches: set[str] | None) 
     if known_searches is not None:
         unknown = [s for s in searches if s not in known_searches]
         if unknown:
-            raise ReviewkitError(f"{where}: unknown search key(s) {unknown}; known: {sorted(known_searches)}")
-    row: dict[str, object] = {c: (str(entry[c]).strip() or None) if entry.get(c) not in (None, "") else None
+            raise ReviewkitError(f"{where}: unknown search key(s) {excerpt(', '.join(unknown))}; "
+                                 f"known: {', '.join(sorted(known_searches))}")
+    row: dict[str, object] = {c: (_line(entry[c]) or None) if entry.get(c) not in (None, "") else None
                               for c in _TEXT_COLUMNS}
-    row.update(record_id=f"{prefix}:{local}", source=method, doi=_clean_doi(entry.get("doi")),
-               title=title, abstract=entry.get("abstract") or "", authors=authors,
+    row.update(record_id=f"{prefix}:{local}", source=method, doi=_clean_doi(str(row["doi"] or "")),
+               title=title, abstract=row["abstract"] or "", authors=authors,
                first_author=authors[0] if authors else None, year=year,
                publication_types=list(entry.get("publication_types") or []), mesh_terms=[],
                is_human=False, is_animal=False, searches=searches)
     return row
 
 
-def _from_ris(path: Path) -> list[dict]:
+def _text_of(path: Path, kind: str) -> str:
+    """The file's text, never through a symbolic link (the file's or its folder's)."""
+    if path.parent.is_symlink():
+        raise UnsafePathError(f"{path.parent}: a symbolic link; refused (reviewkit never follows links here)")
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            entries = rispy.load(fh)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReviewkitError(f"{path}: cannot read RIS file ({exc})") from None
+        return read_bytes(path, MAX_FILE_BYTES).decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ReviewkitError(f"{path}: {kind} file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ReviewkitError(f"{path}: the {kind} file is not UTF-8 text (byte {exc.start})") from None
+
+
+def _from_ris(path: Path) -> list[dict]:
+    text = _text_of(path, "RIS")
+    try:
+        entries = rispy.loads(text)
+    except Exception as exc:  # rispy raises plain IOError/ValueError subclasses that quote the file
+        raise ReviewkitError(f"{path}: cannot read RIS file ({excerpt(exc)})") from None
     out = []
     for e in entries:
         pages = "-".join(p for p in (e.get("start_page"), e.get("end_page")) if p) or None
@@ -106,12 +134,14 @@ def _from_ris(path: Path) -> list[dict]:
 
 
 def _from_csv(path: Path) -> list[dict]:
+    text = _text_of(path, "CSV")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise ReviewkitError(f"{path}: cannot read CSV file ({exc})") from None
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ReviewkitError(f"{path}: cannot read CSV file ({excerpt(exc)})") from None
     if "title" not in frame.columns:
-        raise ReviewkitError(f"{path}: CSV has no 'title' column (columns: {list(frame.columns)})")
+        raise ReviewkitError(f"{path}: CSV has no 'title' column (its header begins "
+                             f"{excerpt(', '.join(map(str, frame.columns)), 40)})")
 
     def split(value: str, sep: str) -> list[str]:
         return [p.strip() for p in value.split(sep) if p.strip()]
@@ -140,7 +170,7 @@ def read_other_methods(path: str | Path, method: str = "Citation searching",
     dup = frame["record_id"][frame["record_id"].duplicated()]
     if not dup.empty:
         n = int(dup.index[0]) + 1
-        raise ReviewkitError(f"{path}, reference {n}: record id {dup.iloc[0]} appears twice in the file")
+        raise ReviewkitError(f"{path}, reference {n}: record id {excerpt(dup.iloc[0])} appears twice in the file")
     frame["year"] = frame["year"].astype("Int64")
     return frame
 
@@ -149,6 +179,8 @@ def read_other_methods_folder(folder: str | Path, method: str = "Citation search
                               known_searches: set[str] | None = None) -> pd.DataFrame:
     """All ``*.ris`` and ``*.csv`` files of a folder, in name order (empty table if none)."""
     folder = Path(folder)
+    if folder.is_symlink():
+        raise UnsafePathError(f"{folder}: a symbolic link; refused (reviewkit never follows links here)")
     files = sorted(p for p in folder.glob("*") if p.suffix.lower() in {".ris", ".csv"}) if folder.is_dir() else []
     frames = [f for f in (read_other_methods(p, method, known_searches) for p in files) if not f.empty]
     if not frames:
@@ -156,5 +188,5 @@ def read_other_methods_folder(folder: str | Path, method: str = "Citation search
     combined = pd.concat(frames, ignore_index=True)
     dup = combined["record_id"][combined["record_id"].duplicated()]
     if not dup.empty:
-        raise ReviewkitError(f"{folder}: record id {dup.iloc[0]} appears in more than one file")
+        raise ReviewkitError(f"{folder}: record id {excerpt(dup.iloc[0])} appears in more than one file")
     return combined

@@ -123,7 +123,7 @@ class Project:
             if not _is_name(name):
                 raise ProjectError(f"{marker}: snapshots.{mode} must be a folder name under "
                                    f"{paths['snapshots']}/ (got {name!r})")
-        proto = Path(protocol).expanduser().resolve() if protocol not in (None, "") else None
+        proto = Path(protocol).expanduser().resolve() if protocol is not None and protocol != "" else None
         return cls(root, paths, snapshots, proto)
 
     # -- where things are -------------------------------------------------------
@@ -147,7 +147,7 @@ class Project:
     def snapshot_dir(self, snapshot: str | os.PathLike | None = None, *, live: bool = False) -> Path:
         """A snapshot folder: a bare name is a folder of the project's snapshots folder, anything
         else a path; None is the project's default for the mode (``snapshots.live`` / ``.offline``)."""
-        if snapshot in (None, ""):
+        if snapshot is None or snapshot == "":
             snapshot = self.snapshots["live" if live else "offline"]
         return self._named(snapshot, "snapshots")
 
@@ -157,7 +157,7 @@ class Project:
         A snapshot's name is the one in its ``snapshot.json`` (so a live run's copy of the live
         snapshot keeps the live decisions), else its folder name.
         """
-        if screening in (None, ""):
+        if screening is None or screening == "":
             screening = _snapshot_name(snapshot_dir)
         return self._named(screening, "screening")
 

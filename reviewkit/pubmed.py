@@ -398,7 +398,11 @@ def _iter_stream(source: Source, label: str, bar: tqdm | None = None,
                 if deleted is not None:
                     deleted.extend(_leaf_list(elem, "PMID"))
             else:
-                yield _book_row(elem) if elem.tag == "PubmedBookArticle" else _article_row(elem)
+                row = _book_row(elem) if elem.tag == "PubmedBookArticle" else _article_row(elem)
+                if row is None or not row["pmid"] or not row["pmid"].isdigit():
+                    raise PubmedXMLError(f"{label}: the <{elem.tag}> at line {elem.sourceline} lacks "
+                                         f"{_REQUIRED[elem.tag]}, or its PMID is not a number; not PubMed XML")
+                yield row
             # Free what was read: the element and the siblings before it.
             elem.clear(keep_tail=False)
             parent = elem.getparent()
@@ -475,7 +479,9 @@ _NAME_PARTS = etree.XPath("Author/LastName|Author/Initials|Author/Suffix|Author/
 
 
 def _authors(author_list: etree._Element | None) -> list[str]:
-    """"Lastname Initials [Suffix]" per personal author, collective names as printed, in order."""
+    """"Lastname Initials [Suffix]" per personal author, collective names as printed, in order; a last
+    "et al" when PubMed marks the list incomplete (``CompleteYN="N"``), so a citation check compares only
+    the authors listed."""
     if author_list is None:
         return []
     names: list[str] = []
@@ -491,6 +497,8 @@ def _authors(author_list: etree._Element | None) -> list[str]:
             current.append(part.text.strip())
     if current:
         names.append(" ".join(current))
+    if names and author_list.get("CompleteYN") == "N":  # PubMed lists only the first authors
+        names.append("et al")
     return names
 
 
@@ -579,9 +587,16 @@ def _row(pmid, ids, title, abstract, authors, year, journal, journal_iso, volume
     }
 
 
-def _article_row(elem: etree._Element) -> dict:
+# What an article must hold for a row to be made of it.
+_REQUIRED = {"PubmedArticle": "<MedlineCitation> with a <PMID> and an <Article>",
+             "PubmedBookArticle": "<BookDocument> with a <PMID>"}
+
+
+def _article_row(elem: etree._Element) -> dict | None:
     citation = elem.find("MedlineCitation")
-    article = citation.find("Article")
+    article = citation.find("Article") if citation is not None else None
+    if article is None:
+        return None
     journal = article.find("Journal")
     issue = journal.find("JournalIssue") if journal is not None else None
     pages = _leaf_text(article, "Pagination/MedlinePgn")
@@ -610,8 +625,10 @@ def _article_row(elem: etree._Element) -> dict:
     )
 
 
-def _book_row(elem: etree._Element) -> dict:
+def _book_row(elem: etree._Element) -> dict | None:
     doc = elem.find("BookDocument")
+    if doc is None:
+        return None
     book = doc.find("Book")
     title = _find_text(doc, "ArticleTitle") or (_find_text(book, "BookTitle") if book is not None else None)
     return _row(

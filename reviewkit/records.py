@@ -8,7 +8,6 @@ EFetch responses listed in each search manifest, parses them with
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -59,10 +58,9 @@ def load_records(snapshot: Snapshot | str | Path, searches: list[str] | None = N
 def load_lookup_records(snapshot: Snapshot | str | Path) -> pd.DataFrame:
     """Records fetched for citation checks (``lookups/``), outside every search; empty if none."""
     snap = _as_snapshot(snapshot)
-    path = snap.root / "lookups" / "manifest.json"
-    if not path.is_file():
+    manifest = snap.lookups()
+    if manifest is None:
         return pd.DataFrame(columns=RECORD_COLUMNS)
-    manifest = json.loads(path.read_text(encoding="utf-8"))
     fetched = _fetched_rows(snap, manifest["exchanges"], "lookups")
     frame = records_frame(fetched[p] for p in sorted(fetched, key=int))
     return _with_provenance(frame, [[] for _ in range(len(frame))])

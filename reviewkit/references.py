@@ -26,6 +26,7 @@ import bibtexparser
 import rispy
 
 from .errors import ReviewkitError
+from .redact import excerpt
 
 
 class ReferenceParseError(ReviewkitError):
@@ -79,7 +80,14 @@ _APA_SOURCE = re.compile(
     r"^(?P<journal>[^,]+(?:,[^,\d][^,]*)*?),\s*(?P<volume>[\w.]+)\s*(?:\((?P<issue>[^)]+)\))?"
     r"(?:,\s*(?P<pages>[A-Za-z]?\d[\w]*(?:\s*[-–—]\s*[A-Za-z]?\d[\w]*)?))?\s*\.?\s*$"
 )
-_APA_AUTHOR = re.compile(r"([^,&]+?),\s*((?:[A-Z][a-z]?\.?\s*-?\s*)+)(?:,|&|$)")
+# "Surname, Initials" pairs. Linear time: a match starts only where a name can (the start, or after "," or
+# "&"), and each initial starts with a capital, so where one ends is never in doubt; the separators are one
+# class ([\s-]*). The former "\s*-?\s*" could split a run of spaces in many ways and backtracked
+# exponentially ("Smith, A  A  A ... x": minutes for 16 initials).
+_APA_AUTHOR = re.compile(r"(?<![^,&])([^,&]+?),\s*((?:[A-Z][a-z]?\.?[\s-]*)+)(?:,|&|$)")
+# A printed reference is a few hundred characters; the APA and Vancouver patterns are at worst quadratic in
+# a line's length, so lines are capped and a reference file takes time linear in its size.
+MAX_REFERENCE_CHARS = 2000
 
 _VANCOUVER = re.compile(
     r"^(?P<authors>[^.]+?)\.\s+(?P<title>.+?[.?!])\s+(?P<journal>[^;]+?)\.?\s+"
@@ -120,6 +128,9 @@ def parse_reference(text: str, where: str = "reference") -> Reference:
 
     Raises ``ReferenceParseError`` naming ``where`` when the line fits neither style.
     """
+    if len(text) > MAX_REFERENCE_CHARS:
+        raise ReferenceParseError(f"{where}: {len(text)} characters, more than one printed reference has "
+                                  f"({MAX_REFERENCE_CHARS} at most): {excerpt(text)}")
     line = _MARKER.sub("", text.strip(), count=1).strip()
     if not line:
         raise ReferenceParseError(f"{where}: empty reference")
@@ -134,7 +145,7 @@ def parse_reference(text: str, where: str = "reference") -> Reference:
         if rest[:1] in _QUOTES:
             closing = re.search(rf"[{_QUOTES}]", rest[1:])
             if not closing:
-                raise ReferenceParseError(f"{where}: the title's quotation mark is never closed: {line!r}")
+                raise ReferenceParseError(f"{where}: the title's quotation mark is never closed: {excerpt(line, 300)}")
             title, source = rest[1 : closing.start() + 1], rest[closing.end() + 1 :]
         else:
             title, _, source = rest.partition(". ")
@@ -144,7 +155,7 @@ def parse_reference(text: str, where: str = "reference") -> Reference:
         if not authors or not src:
             raise ReferenceParseError(
                 f"{where}: looks like an APA reference but its "
-                f"{'authors' if not authors else 'journal, volume and pages'} cannot be read: {line!r}"
+                f"{'authors' if not authors else 'journal, volume and pages'} cannot be read: {excerpt(line, 300)}"
             )
         return Reference(
             text=line, where=where, authors=authors, et_al=et_al, year=int(apa["year"]),
@@ -162,7 +173,7 @@ def parse_reference(text: str, where: str = "reference") -> Reference:
         )
     raise ReferenceParseError(
         f"{where}: not a reference in APA style (Authors (Year). Title. Journal, volume(issue), pages) "
-        f"or Vancouver style (Authors. Title. Journal. Year;volume(issue):pages): {line!r}"
+        f"or Vancouver style (Authors. Title. Journal. Year;volume(issue):pages): {excerpt(line, 300)}"
     )
 
 

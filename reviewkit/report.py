@@ -16,8 +16,11 @@ with autoescape); no path of the machine that ran the report is shown.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,11 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-import yaml
 
 from .errors import ReviewkitError
 from .io import atomic_write_bytes, atomic_write_text
 from .markup import Markup, reader_text, render
+from .redact import excerpt, redact
 
 KERNEL_NAME = "python3"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"  # tqdm's progress bars in a notebook
@@ -44,28 +47,99 @@ CREDENTIAL_WORDS = ("key", "email", "token", "password", "secret")
 
 
 def notebook_parameters(path: Path) -> dict[str, str]:
-    """Names declared in the notebook's ``parameters`` cell, with their default source text."""
+    """Names declared in the notebook's ``parameters`` cell, with the type each declares.
+
+    The type is the annotation papermill reports (``offline: bool = True`` -> ``"bool"``,
+    ``hksj: "Optional[bool]" = None`` -> ``"Optional[bool]"``); an unannotated name takes
+    the type of its default value (``str`` when that says nothing).
+    """
     import papermill
 
-    return {name: info["default"] for name, info in papermill.inspect_notebook(str(path)).items()}
+    return {name: _declared_type(info["inferred_type_name"], info["default"])
+            for name, info in papermill.inspect_notebook(str(path)).items()}
 
 
-def parse_parameters(pairs: list[tuple[str, str]] | None) -> dict[str, object]:
-    """``-p NAME VALUE`` pairs to Python values; VALUE is read as YAML (``true``, ``3``, ``[aud, oud]``)."""
+def _declared_type(annotation: str | None, default: str | None) -> str:
+    if annotation and annotation != "None":
+        return annotation.strip().strip("'\"")
+    try:
+        value = ast.literal_eval(default or "")
+    except (ValueError, SyntaxError):
+        return "str"
+    return {bool: "bool", int: "int", float: "float", list: "list"}.get(type(value), "str")
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_NONE = ("", "none", "null")
+_OPTIONAL = re.compile(r"^(?:Optional\[(?P<inner>.+)\]|(?P<left>.+?)\s*\|\s*None|None\s*\|\s*(?P<right>.+))$")
+
+
+def _typed(name: str, raw: str, kind: str) -> object:
+    """``raw`` as a value of the declared type ``kind``; anything else is a ``ReviewkitError``."""
+    optional = _OPTIONAL.match(kind)
+    if optional:
+        if raw.strip().lower() in _NONE:
+            return None
+        kind = next(g for g in optional.groups() if g)
+    word = raw.strip().lower()
+    if kind == "str":
+        return raw
+    if kind == "bool":
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ReviewkitError(f"parameter {name!r}: {excerpt(raw)} is not true or false")
+    if kind == "int" and re.fullmatch(r"[+-]?\d{1,18}", word):
+        return int(word)
+    if kind == "float":
+        try:
+            number = float(word)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            return number
+    if kind in ("list", "list[str]"):
+        inner = raw.strip()
+        if inner.startswith("[") and inner.endswith("]"):
+            inner = inner[1:-1]
+        items = [item.strip() for item in inner.split(",")]
+        items = [item[1:-1] if len(item) > 1 and item[0] == item[-1] and item[0] in "'\"" else item for item in items]
+        return [item for item in items if item]
+    if kind in ("int", "float"):
+        raise ReviewkitError(f"parameter {name!r}: {excerpt(raw)} is not a number of type {kind}")
+    raise ReviewkitError(f"parameter {name!r}: the notebooks declare it as {excerpt(kind)}, which reviewkit run "
+                         "cannot set from the command line; set it in the notebook")
+
+
+def parse_parameters(pairs: list[tuple[str, str]] | None,
+                     declared: Mapping[str, Mapping[str, str]]) -> dict[str, object]:
+    """``-p NAME VALUE`` pairs as values of the types the notebooks declare (:func:`declared_parameters`).
+
+    VALUE is data, never code or YAML tags: ``true``/``false`` (also yes/no, on/off, 1/0) for a
+    ``bool``, a number for ``int``/``float``, ``[aud, oud]`` or ``aud, oud`` for a ``list``, the
+    text itself for a ``str``, and ``none`` (or nothing) for an ``Optional`` one. A name no notebook
+    declares, a credential-like name, or a value of the wrong type is a ``ReviewkitError``.
+    """
+    types: dict[str, set[str]] = {}
+    for names in declared.values():
+        for pname, kind in names.items():
+            types.setdefault(pname, set()).add(kind)
     params: dict[str, object] = {}
     for name, raw in pairs or []:
         if not name.isidentifier():
-            raise ReviewkitError(f"parameter {name!r}: not a valid Python name")
+            raise ReviewkitError(f"parameter {excerpt(name)}: not a valid Python name")
         if any(word in name.lower() for word in CREDENTIAL_WORDS):
             raise ReviewkitError(
                 f"parameter {name!r} looks like a credential; credentials are never notebook parameters "
                 "(papermill writes parameters into the report). Set NCBI_EMAIL / NCBI_API_KEY in the environment."
             )
-        try:
-            params[name] = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            raise ReviewkitError(f"parameter {name!r}: cannot read value {raw!r} ({problem})") from None
+        if name not in types:
+            raise ReviewkitError(f"unknown parameter {name!r}; the notebooks take: {', '.join(sorted(types))}")
+        if len(types[name]) > 1:
+            raise ReviewkitError(f"parameter {name!r}: the notebooks declare it with different types "
+                                 f"({', '.join(sorted(types[name]))}); make them agree")
+        if any(ch in raw for ch in "\x00\r\n") or len(raw) > 10_000:
+            raise ReviewkitError(f"parameter {name!r}: a value is one line of text (at most 10,000 characters)")
+        params[name] = _typed(name, raw, next(iter(types[name])))
     return params
 
 
@@ -181,8 +255,21 @@ def execute_notebooks(
             )
         except PapermillExecutionError as exc:
             raise ReviewkitError(_describe_failure(source.name, target, exc)) from None
+        finally:
+            _redact_file(target)
         runs.append(NotebookRun(source.name, source, target, time.perf_counter() - started))
     return runs
+
+
+def _redact_file(path: Path) -> None:
+    """An executed notebook, redacted in place: tracebacks and logs in it may quote credentials."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    cleaned = redact(text)
+    if cleaned != text:
+        atomic_write_text(path, cleaned)
 
 
 def _describe_failure(name: str, executed: Path, exc) -> str:
@@ -416,7 +503,7 @@ def write_report(path: Path, info: dict, executed: list[Path]) -> Path:
     titles = {p.name: notebook_title(p) for p in executed}
     index = index_html(info, executed, titles, report_dir=path.parent)
     page = render_html(merge_notebooks(index, executed, info.get("title", "Review report")))
-    return atomic_write_text(path, page)
+    return atomic_write_text(path, redact(page))
 
 
 # --- PDF -----------------------------------------------------------------------

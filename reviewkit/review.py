@@ -180,7 +180,7 @@ class Review:
         """Records identified by other methods (the snapshot's ``other_methods/``)."""
         from .other_methods import read_other_methods_folder
 
-        return read_other_methods_folder(self.snapshot.root / "other_methods",
+        return read_other_methods_folder(self.snapshot.folder("other_methods"),
                                          known_searches=set(self.protocol.searches))
 
     # -- screening --------------------------------------------------------------

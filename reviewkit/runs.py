@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import ReviewkitError
-from .io import atomic_write_json
+from .io import atomic_write_text
 from .markup import Markup, reader_text, render
 from .prisma import PrismaCounts
+from .redact import redact
 from .screening_state import ScreeningState, awaiting_screening
 from .snapshot import Snapshot
 
@@ -82,7 +83,9 @@ def seed_snapshot(output_root: Path, before: str, target: Path) -> Path | None:
     source = output_root / previous["run_id"] / "snapshot"
     if not (source / "snapshot.json").is_file():
         return None
-    shutil.copytree(source, target, copy_function=_link_or_copy)
+    # symlinks=True: a link planted in an earlier run's folder is copied as a link (which reading then
+    # refuses), never followed: following one to /proc/self/environ would copy this process's credentials.
+    shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
     return source
 
 
@@ -94,7 +97,8 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> Path:
-    return atomic_write_json(run_dir / MANIFEST, manifest)
+    """``run.json``, redacted: it holds error messages and parameters, and is committed and uploaded."""
+    return atomic_write_text(run_dir / MANIFEST, redact(json.dumps(manifest, indent=2, ensure_ascii=False)) + "\n")
 
 
 def snapshot_facts(snapshot: Snapshot, state: ScreeningState, prisma: PrismaCounts, *, snapshot_path: str,

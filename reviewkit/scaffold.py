@@ -45,7 +45,8 @@ def _copy_tree(source: Traversable, target: Path) -> int:
     count = 0
     target.mkdir(parents=True, exist_ok=True)
     for item in sorted(source.iterdir(), key=lambda t: t.name):
-        if item.name in ("__pycache__", ".ipynb_checkpoints") or item.name.endswith((".xlsx", ".pyc")):
+        if item.name in ("__pycache__", ".ipynb_checkpoints", ".reviewkit.lock") or \
+                item.name.endswith((".xlsx", ".pyc", ".tmp")):
             continue
         if isinstance(item, Path) and item.is_symlink():
             continue

@@ -17,11 +17,22 @@ The ``final`` column is the decision PRISMA counts; with dual screening,
 ``reviewer1`` and ``reviewer2`` feed Cohen's kappa and the conflicts list.
 On the full-text sheet ``retrieved`` is ``yes`` / ``no`` / blank and
 ``study_id`` links reports of one study (blank: the report is its own study).
+
+People edit the sheets while reviewkit runs. Writing is locked
+(``.reviewkit.lock`` in the folder: reviewkit processes take turns) and
+compares the files with what was read: when someone saved in between, their
+entries are merged cell by cell with reviewkit's (an entry only one side
+changed is taken; the same cell changed to two different values stops the
+write with a message, and nothing is written). A sheet that cannot be read
+whole (cut short, not UTF-8, damaged) is an error naming it, and nothing is
+written. Cells are formula-safe (``reviewkit.tables``).
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
+import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +40,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import ReviewkitError
-from .io import atomic_write_bytes, atomic_write_text
+from .io import atomic_write_bytes, atomic_write_text, contained, locked, read_bytes, remove_stale_temporaries
+from .redact import excerpt
+from .tables import csv_text, read_csv, read_xlsx, xlsx_bytes
+
+log = logging.getLogger(__name__)
 
 STAGES = ("title_abstract", "full_text")
 STAGE_LABELS = {"title_abstract": "title/abstract", "full_text": "full text"}
@@ -45,6 +60,9 @@ NO_LONGER_RETRIEVED = "no longer retrieved"
 DECISIONS = ("include", "exclude")
 DECISION_COLUMNS = ("reviewer1", "reviewer2", "final")
 RETRIEVED = ("yes", "no")
+#: What reviewkit itself writes in the columns it owns but people might type into.
+OWN_VALUES = {STATUS_COLUMN: ("", NO_LONGER_RETRIEVED), "suggestion": ("", "exclude", "check")}
+LOCK_FILE = ".reviewkit.lock"
 
 
 def sheet_columns(stage: str) -> list[str]:
@@ -117,13 +135,29 @@ def person_columns(sheet: pd.DataFrame, stage: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class SheetSource:
+    """What a stage's files held when they were read, for the compare-before-write check.
+
+    ``fingerprint``: sha256 of the CSV and of the XLSX (None: no such file); ``entries``: the
+    record ids and entry columns (decisions and columns people added) as read, None when there
+    was no sheet; ``reasons``: the protocol's exclusion reasons the sheet was checked against.
+    """
+
+    fingerprint: tuple[str | None, str | None]
+    entries: pd.DataFrame | None
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SheetUpdate:
     """``sheet``: the updated sheet; ``new_ids``: records added unscreened;
-    ``kept_ids``: rows with a human entry whose record is no longer a candidate."""
+    ``kept_ids``: rows with a human entry whose record is no longer a candidate;
+    ``source``: what the files held when read (None: not read from files)."""
 
     sheet: pd.DataFrame
     new_ids: tuple[str, ...]
     kept_ids: tuple[str, ...]
+    source: SheetSource | None = None
 
 
 def update_sheet(existing: pd.DataFrame | None, fresh: pd.DataFrame, stage: str) -> SheetUpdate:
@@ -188,18 +222,23 @@ def validate_sheet(sheet: pd.DataFrame, stage: str, reasons: tuple[str, ...], wh
         if not rid:
             raise ReviewkitError(f"{at}: record_id is empty")
         if rid in seen:
-            raise ReviewkitError(f"{at}: record {rid} appears again (first at row {seen[rid]})")
+            raise ReviewkitError(f"{at}: record {excerpt(rid, quoted=False)} appears again (first at row {seen[rid]})")
         seen[rid] = line
+        for col, allowed in OWN_VALUES.items():
+            typed = getattr(row, col)
+            if typed not in allowed:
+                raise ReviewkitError(f"{at}, column {col}: {excerpt(typed)} was typed into a column reviewkit writes "
+                                     "and would be lost; move it to notes (or a column of your own) and clear it")
         for col in DECISION_COLUMNS:
             value = getattr(row, col).lower()
             if value and value not in DECISIONS:
-                raise ReviewkitError(f"{at}, column {col}: {getattr(row, col)!r} is not a decision "
+                raise ReviewkitError(f"{at}, column {col}: {excerpt(getattr(row, col))} is not a decision "
                                      f"(use {' or '.join(DECISIONS)}, or leave blank)")
             sheet.iat[pos, sheet.columns.get_loc(col)] = value
         reason = row.exclusion_reason
         if reason:
             if reason.lower() not in by_lower:
-                raise ReviewkitError(f"{at}, column exclusion_reason: {reason!r} is not a {STAGE_LABELS[stage]} "
+                raise ReviewkitError(f"{at}, column exclusion_reason: {excerpt(reason)} is not a {STAGE_LABELS[stage]} "
                                      f"reason in the protocol ({'; '.join(reasons)})")
             sheet.iat[pos, sheet.columns.get_loc("exclusion_reason")] = by_lower[reason.lower()]
         final = sheet.iat[pos, sheet.columns.get_loc("final")]
@@ -208,7 +247,7 @@ def validate_sheet(sheet: pd.DataFrame, stage: str, reasons: tuple[str, ...], wh
         if stage == "full_text":
             retrieved = row.retrieved.lower()
             if retrieved and retrieved not in RETRIEVED:
-                raise ReviewkitError(f"{at}, column retrieved: {row.retrieved!r} is not yes or no")
+                raise ReviewkitError(f"{at}, column retrieved: {excerpt(row.retrieved)} is not yes or no")
             sheet.iat[pos, sheet.columns.get_loc("retrieved")] = retrieved
             if retrieved == "no" and final:
                 raise ReviewkitError(f"{at}: a report marked not retrieved cannot have a final decision")
@@ -221,28 +260,59 @@ def validate_sheet(sheet: pd.DataFrame, stage: str, reasons: tuple[str, ...], wh
 # --- files --------------------------------------------------------------------
 
 def sheet_paths(folder: str | Path, stage: str) -> tuple[Path, Path]:
-    folder = Path(folder)
-    return folder / f"{_check_stage(stage)}.csv", folder / f"{stage}.xlsx"
+    """The stage's CSV and XLSX, refused if either is a symbolic link."""
+    _check_stage(stage)
+    return (contained(folder, f"{stage}.csv", what="screening folder"),
+            contained(folder, f"{stage}.xlsx", what="screening folder"))
 
 
 def _read_file(path: Path) -> pd.DataFrame:
-    try:
-        if path.suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
-        return pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
-    except Exception as exc:  # a damaged file must name itself, whatever the parser raised
-        raise ReviewkitError(f"{path}: cannot read screening sheet ({type(exc).__name__}: {exc})") from None
+    if path.suffix == ".csv":
+        return read_csv(path, "screening sheet")
+    return read_xlsx(path, "screening sheet")
 
 
-def read_sheet(folder: str | Path, stage: str, reasons: tuple[str, ...]) -> pd.DataFrame | None:
-    """The stage's sheet from ``folder`` (None when neither file exists).
+def _fingerprint(paths: tuple[Path, Path]) -> tuple[str | None, str | None]:
+    def digest(path: Path) -> str | None:
+        try:
+            return hashlib.sha256(read_bytes(path)).hexdigest()
+        except FileNotFoundError:
+            return None
+
+    csv_digest, xlsx_digest = (digest(p) for p in paths)
+    return csv_digest, xlsx_digest
+
+
+def load_sheet(folder: str | Path, stage: str, reasons: tuple[str, ...]) -> tuple[pd.DataFrame | None, SheetSource]:
+    """The stage's sheet from ``folder`` (None when neither file exists) and what its files held.
 
     People may edit the CSV or the XLSX. Both are read: an entry present in
     one and blank in the other is taken; two different entries for the same
     cell are an error naming both files, so neither edit is lost.
     """
-    csv_path, xlsx_path = sheet_paths(folder, stage)
-    sheets = [(p, validate_sheet(_read_file(p), stage, reasons, str(p))) for p in (csv_path, xlsx_path) if p.exists()]
+    paths = sheet_paths(folder, stage)
+    # Fingerprint, read, fingerprint again: a file saved while being read is read again.
+    for _ in range(3):
+        before = _fingerprint(paths)
+        sheet = _combine(stage, reasons, paths)
+        if _fingerprint(paths) == before:
+            entries = None if sheet is None else sheet[["record_id", *_entry_columns(sheet, stage)]].copy()
+            return sheet, SheetSource(before, entries, tuple(reasons))
+    raise ReviewkitError(f"{paths[0].parent}: the {STAGE_LABELS[stage]} sheet kept changing while it was read; "
+                         "save it, wait a moment and run again")
+
+
+def read_sheet(folder: str | Path, stage: str, reasons: tuple[str, ...]) -> pd.DataFrame | None:
+    """The stage's sheet from ``folder`` (None when neither file exists); see :func:`load_sheet`."""
+    return load_sheet(folder, stage, reasons)[0]
+
+
+def _entry_columns(sheet: pd.DataFrame, stage: str) -> list[str]:
+    return HUMAN_COLUMNS[stage] + person_columns(sheet, stage)
+
+
+def _combine(stage: str, reasons: tuple[str, ...], paths: tuple[Path, Path]) -> pd.DataFrame | None:
+    sheets = [(p, validate_sheet(_read_file(p), stage, reasons, str(p))) for p in paths if p.exists()]
     if not sheets:
         return None
     if len(sheets) == 1:
@@ -257,36 +327,87 @@ def read_sheet(folder: str | Path, stage: str, reasons: tuple[str, ...]) -> pd.D
     clash = (mine != "") & (theirs != "") & (mine != theirs)
     if clash.any():
         row, col = np.argwhere(clash)[0]  # the first in reading order
-        raise ReviewkitError(f"record {combined.at[row, 'record_id']}, column {entries[col]}: {p_a.name} says "
-                             f"{mine[row, col]!r} but {p_b.name} says {theirs[row, col]!r}; make them agree "
-                             f"(or clear one) and rerun")
+        raise ReviewkitError(f"record {excerpt(combined.at[row, 'record_id'], quoted=False)}, column "
+                             f"{excerpt(entries[col], quoted=False)}: "
+                             f"{p_a.name} says {excerpt(mine[row, col])} but {p_b.name} says "
+                             f"{excerpt(theirs[row, col])}; make them agree (or clear one) and rerun")
     combined[entries] = np.where(mine == "", theirs, mine)
     extra = b[~b["record_id"].isin(set(a["record_id"]))]
     combined = pd.concat([combined, extra], ignore_index=True)
     return validate_sheet(combined, stage, reasons, f"{p_a} + {p_b.name}")
 
 
-def write_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame) -> bool:
-    """Write CSV and XLSX atomically; returns False (and writes nothing) when
-    the files already hold exactly this sheet."""
+def merge_entries(base: pd.DataFrame | None, ours: pd.DataFrame, theirs: pd.DataFrame, stage: str,
+                  where: str) -> pd.DataFrame:
+    """``ours`` (the sheet reviewkit is about to write) with the entries someone saved meanwhile.
+
+    ``base`` holds the entries as reviewkit read them, ``theirs`` the sheet now on disk. Per
+    entry cell (decisions and columns people added): what only one side changed since ``base``
+    is taken; a cell both changed to different values is a ``ReviewkitError`` (nothing is
+    written). A row someone deleted meanwhile keeps reviewkit's entries; a row with entries
+    that reviewkit no longer lists is kept, marked no longer retrieved.
+    """
+    columns = list(dict.fromkeys(_entry_columns(ours, stage) + _entry_columns(theirs, stage)))
+    if base is None:
+        base = pd.DataFrame(columns=["record_id", *columns])
+    ids = ours["record_id"]
+    mine = ours.reindex(columns=columns, fill_value="").to_numpy(dtype=object)
+    present = ids.isin(set(theirs["record_id"])).to_numpy()[:, None]
+    now = theirs.set_index("record_id").reindex(index=ids, columns=columns, fill_value="").to_numpy(dtype=object)
+    now = np.where(present, now, mine)
+    was = base.set_index("record_id").reindex(index=ids, columns=columns, fill_value="").to_numpy(dtype=object)
+    clash = (now != was) & (mine != was) & (mine != now)
+    if clash.any():
+        row, col = np.argwhere(clash)[0]
+        raise ReviewkitError(
+            f"{where}: record {excerpt(ids.iloc[row], quoted=False)}, column {excerpt(columns[col], quoted=False)} "
+            f"was changed to "
+            f"{excerpt(now[row, col])} while reviewkit was updating it to {excerpt(mine[row, col])}; nothing was "
+            "written: make the entry you want, save, and run again")
+    own = sheet_columns(stage)
+    merged = ours.reindex(columns=own + [c for c in columns if c not in own], fill_value="").astype(object)
+    merged[columns] = np.where(now != was, now, mine)
+    extra = theirs[~theirs["record_id"].isin(set(ids))]
+    extra = extra[extra.reindex(columns=columns, fill_value="").ne("").any(axis=1)]
+    if not extra.empty:
+        extra = extra.assign(**{STATUS_COLUMN: NO_LONGER_RETRIEVED})
+        merged = pd.concat([merged, extra.reindex(columns=merged.columns, fill_value="")], ignore_index=True)
+    return merged.astype(object).fillna("")
+
+
+def write_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame, source: SheetSource | None = None) -> bool:
+    """Write CSV and XLSX atomically; returns False (and writes nothing) when the files already hold
+    exactly this sheet.
+
+    With ``source`` (what the files held when the sheet was read), the write holds the folder's lock
+    and the files are compared with it first: if someone saved since, their entries are merged in (:func:`merge_entries`) and a
+    warning says so; if they cannot be, or the files can no longer be read, nothing is written.
+    """
+    folder = Path(folder)
     csv_path, xlsx_path = sheet_paths(folder, stage)
-    columns = sheet_columns(stage) + person_columns(sheet, stage)
-    text = sheet[columns].to_csv(index=False, lineterminator="\n")
-    if csv_path.exists() and xlsx_path.exists() and csv_path.read_text(encoding="utf-8") == text:
-        on_disk = _read_file(xlsx_path).reindex(columns=columns, fill_value="")
-        if on_disk.astype(str).equals(sheet[columns].astype(str).reset_index(drop=True)):
-            return False
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        sheet[columns].to_excel(writer, index=False, sheet_name=stage)
-        ws = writer.sheets[stage]
-        ws.freeze_panes = "B2"
-        for col, width in zip("ABCDEFGHIJKLMNOPQRSTUVW", [16, 18, 60, 40, 30, 24, 6, 20, 14, 10, 30] + [12] * 12):
-            ws.column_dimensions[col].width = width
-    # CSV first: a crash between the two writes leaves an XLSX whose entries
-    # are a subset of the CSV's, which read_sheet combines without loss.
-    atomic_write_text(csv_path, text)
-    atomic_write_bytes(xlsx_path, buffer.getvalue())
+    remove_stale_temporaries(folder)
+    # The lock guards the files a sheet was read from; a copy written elsewhere (an export) needs none.
+    guard = locked(contained(folder, LOCK_FILE, what="screening folder")) if source is not None else nullcontext()
+    with guard:
+        if source is not None and _fingerprint((csv_path, xlsx_path)) != source.fingerprint:
+            theirs = read_sheet(folder, stage, source.reasons)
+            if theirs is not None:
+                sheet = merge_entries(source.entries, sheet, theirs, stage, str(csv_path))
+                log.warning("%s: saved by someone while reviewkit was working; their entries are kept and "
+                            "merged with reviewkit's (run again to bring them into this run's counts)", csv_path)
+        columns = sheet_columns(stage) + person_columns(sheet, stage)
+        table = sheet[columns].reset_index(drop=True)
+        text = csv_text(table)
+        if csv_path.exists() and xlsx_path.exists() and read_bytes(csv_path) == text.encode("utf-8"):
+            on_disk = _read_file(xlsx_path).reindex(columns=columns, fill_value="")
+            if on_disk.astype(str).equals(table.astype(str)):
+                return False
+        data = xlsx_bytes(table, stage, widths=[16, 18, 60, 40, 30, 24, 6, 20, 14, 10, 30] + [12] * 12,
+                          freeze="B2")
+        # CSV first: a crash between the two writes leaves an XLSX whose entries
+        # are a subset of the CSV's, which read_sheet combines without loss.
+        atomic_write_text(csv_path, text)
+        atomic_write_bytes(xlsx_path, data)
     return True
 
 

@@ -51,7 +51,7 @@ from .screening import (
     agreement,
     build_sheet,
     conflicts,
-    read_sheet,
+    load_sheet,
     update_sheet,
     write_sheet,
 )
@@ -121,25 +121,26 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
         raise SnapshotError(f"snapshot {snap.root} has no searches recorded yet; run `reviewkit search` first")
     keys = tuple(protocol.searches)
     terms = tuple(protocol.intervention.text)
-    steps = tqdm(total=4, desc="screening state", disable=not progress)
-    pubmed = load_records(snap)
-    registered = load_register_records(snap)
-    other = read_other_methods_folder(snap.root / "other_methods", known_searches=set(keys))
-    identified = pd.concat([f for f in (pubmed, registered, other) if not f.empty] or [pubmed], ignore_index=True)
-    steps.update()
-    dedupe = deduplicate(identified)
-    steps.update()
-
-    def stage_update(stage: str, candidates: pd.DataFrame) -> SheetUpdate:
-        existing = read_sheet(screening_dir, stage, protocol.screening_reasons.get(stage, ()))
-        update = update_sheet(existing, build_sheet(candidates, stage, terms), stage)
+    # A context: a failing step closes the bar, so the error is printed on a line of its own.
+    with tqdm(total=4, desc="screening state", disable=not progress) as steps:
+        pubmed = load_records(snap)
+        registered = load_register_records(snap)
+        other = read_other_methods_folder(snap.folder("other_methods"), known_searches=set(keys))
+        identified = pd.concat([f for f in (pubmed, registered, other) if not f.empty] or [pubmed],
+                               ignore_index=True)
         steps.update()
-        return update
+        dedupe = deduplicate(identified)
+        steps.update()
 
-    title_abstract = stage_update("title_abstract",
-                                  dedupe.records[dedupe.records["source"].isin(SEARCHED_SOURCES)])
-    full_text = stage_update("full_text", full_text_candidates(dedupe.records, title_abstract.sheet))
-    steps.close()
+        def stage_update(stage: str, candidates: pd.DataFrame) -> SheetUpdate:
+            existing, source = load_sheet(screening_dir, stage, protocol.screening_reasons.get(stage, ()))
+            update = replace(update_sheet(existing, build_sheet(candidates, stage, terms), stage), source=source)
+            steps.update()
+            return update
+
+        title_abstract = stage_update("title_abstract",
+                                      dedupe.records[dedupe.records["source"].isin(SEARCHED_SOURCES)])
+        full_text = stage_update("full_text", full_text_candidates(dedupe.records, title_abstract.sheet))
     updates = {"title_abstract": title_abstract, "full_text": full_text}
     return ScreeningState(
         snapshot=snap.root.resolve(), screening_dir=Path(screening_dir).resolve(), protocol_sha256=protocol.sha256,
@@ -153,9 +154,15 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
 
 
 def write_state(state: ScreeningState, screening_dir: str | Path) -> list[Path]:
-    """Save sheets and deduplication logs; returns the files that changed."""
+    """Save sheets and deduplication logs; returns the files that changed.
+
+    Saved to the folder the sheets were read from, each sheet is compared with what was read
+    and entries people saved meanwhile are merged in (``reviewkit.screening.write_sheet``).
+    """
     folder = Path(screening_dir)
-    changed = [folder / f"{stage}.csv" for stage in STAGES if write_sheet(folder, stage, state.sheet(stage))]
+    same = folder.resolve() == state.screening_dir
+    changed = [folder / f"{stage}.csv" for stage in STAGES
+               if write_sheet(folder, stage, state.sheet(stage), state.updates[stage].source if same else None)]
     for name, table in (("dedupe_merges.csv", state.dedupe.merges), ("dedupe_review.csv", state.dedupe.review)):
         path, text = folder / name, table.to_csv(index=False, lineterminator="\n")
         if not path.exists() or path.read_text(encoding="utf-8") != text:

@@ -11,13 +11,23 @@ Layout (docs/architecture.md)::
 An exchange's id is a hash of the utility and its canonical parameters without
 credentials or history handles, so the same logical request always lands on
 the same file: replay is a lookup and a resumed run reuses what it recorded.
+When the same request later gets a different answer (a living search's new
+ESearch), the answer is stored beside the old one as ``<id>-<sha256[:12]>``;
+nothing recorded is overwritten, so a manifest keeps replaying exactly the
+exchanges it lists until a search that succeeded as a whole replaces it.
+Replay takes, of a request's answers, the one a manifest lists, else the newest.
+
+A snapshot is read as hostile input: every file is reached through names that
+cannot leave the folder, no symbolic link is followed (``reviewkit.io.contained``),
+and exchange ids and search keys are checked before they become file names.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,13 +35,18 @@ from typing import Any
 
 from . import __version__
 from .errors import SnapshotError
-from .io import atomic_write_bytes, atomic_write_json
+from .io import atomic_write_bytes, atomic_write_json, contained, read_bytes, remove_stale_temporaries
+from .redact import excerpt
 
 # Never stored, never part of an exchange id (``mailto``: Crossref's contact address, should one be passed).
 CREDENTIAL_PARAMS = frozenset({"api_key", "email", "mailto"})
 # Not part of an exchange id: identify the client or a server-side session, not the request.
 VOLATILE_PARAMS = CREDENTIAL_PARAMS | {"tool", "WebEnv", "webenv", "query_key"}
-
+#: An exchange's name on disk: the request id, then, for a later different answer, its sha256's start.
+EXCHANGE_NAME = re.compile(r"^[0-9a-f]{24}(?:-[0-9a-f]{12})?$")
+SEARCH_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+# Files a snapshot holds are small (an EFetch batch of 500 records is a few MB).
+MAX_JSON_BYTES = 64 * 2**20
 
 
 def utcnow() -> str:
@@ -79,11 +94,13 @@ class Snapshot:
         """A new snapshot folder (or the existing one). ``name`` (default: the folder's) names the
         screening folder its decisions live in, so a copy elsewhere keeps the same decisions."""
         snap = cls(root, clock)
-        if (snap.root / "snapshot.json").exists():
+        if snap.root.exists() and not snap.root.is_dir():
+            raise SnapshotError(f"{snap.root} is a file, not a snapshot folder; name a folder (new or a snapshot)")
+        if snap._file("snapshot.json").exists():
             existing = cls.open(root)
             existing.clock = clock
             return existing
-        atomic_write_json(snap.root / "snapshot.json", {
+        atomic_write_json(snap._file("snapshot.json"), {
             "name": name or snap.root.name,
             "sample": sample,
             "note": note,
@@ -96,10 +113,29 @@ class Snapshot:
     @classmethod
     def open(cls, root: str | Path) -> Snapshot:
         snap = cls(root)
-        if not (snap.root / "snapshot.json").is_file():
+        if not snap._file("snapshot.json").is_file():
             raise SnapshotError(f"{snap.root} is not a reviewkit snapshot (no snapshot.json)")
         snap.writable = not snap.is_sample
+        if snap.writable:  # what a killed writer left behind
+            for folder in ((), ("exchanges",), ("searches",), ("registers", "ctgov"), ("lookups",)):
+                remove_stale_temporaries(snap._file(*folder))
         return snap
+
+    def _file(self, *names: str) -> Path:
+        """A path inside the snapshot, refused if it leaves the folder or goes through a symbolic link."""
+        return contained(self.root, *names, what=f"snapshot {self.root}")
+
+    def _json(self, path: Path) -> Any:
+        """A JSON file of the snapshot (never through a link); FileNotFoundError passes through."""
+        data = read_bytes(path, MAX_JSON_BYTES)
+        try:
+            return json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SnapshotError(f"{path}: not valid JSON ({type(exc).__name__}); was it edited or cut short?") from None
+
+    def folder(self, name: str) -> Path:
+        """A folder of the snapshot (e.g. ``other_methods``), checked like every path in it."""
+        return self._file(name)
 
     def _check_writable(self) -> None:
         if not self.writable:
@@ -109,89 +145,157 @@ class Snapshot:
     @property
     def info(self) -> dict:
         try:
-            return json.loads((self.root / "snapshot.json").read_text(encoding="utf-8"))
+            info = self._json(self._file("snapshot.json"))
         except FileNotFoundError:
             raise SnapshotError(f"{self.root} is not a reviewkit snapshot (no snapshot.json)") from None
+        if not isinstance(info, dict):
+            raise SnapshotError(f"{self.root}/snapshot.json: must be a JSON object")
+        return info
 
     @property
     def is_sample(self) -> bool:
         return bool(self.info.get("sample"))
 
     # -- exchanges -----------------------------------------------------------
-    def _paths(self, ex_id: str) -> tuple[Path, Path]:
-        base = self.root / "exchanges" / ex_id
-        return base.with_suffix(".json"), base.with_suffix(".body")
+    def _paths(self, name: str) -> tuple[Path, Path]:
+        if not isinstance(name, str) or not EXCHANGE_NAME.match(name):
+            raise SnapshotError(f"snapshot {self.root}: {excerpt(name)} is not an exchange id (24 hex digits, "
+                                "optionally -12 more); refused")
+        return self._file("exchanges", f"{name}.json"), self._file("exchanges", f"{name}.body")
 
-    def get(self, utility: str, params: dict[str, Any]) -> Exchange | None:
+    def versions(self, utility: str, params: dict[str, Any]) -> list[str]:
+        """The names of every recorded answer to this request: the first answer's, then later ones (name order)."""
         ex_id = exchange_id(utility, params)
-        meta_path, body_path = self._paths(ex_id)
-        if not meta_path.is_file() or not body_path.is_file():
+        folder = self._file("exchanges")
+        if not folder.is_dir():
+            return []
+        later = sorted(p.name[:-5] for p in folder.glob(f"{ex_id}-*.json") if EXCHANGE_NAME.match(p.name[:-5]))
+        return ([ex_id] if (folder / f"{ex_id}.json").is_file() else []) + later
+
+    def get(self, utility: str, params: dict[str, Any], among: Collection[str] | None = None) -> Exchange | None:
+        """The recorded answer to a request: of those named in ``among`` if any is, else the newest; None if none."""
+        names = [n for n in self.versions(utility, params) if self._paths(n)[1].is_file()]
+        if among is not None and any(n in among for n in names):
+            names = [n for n in names if n in among]
+        if not names:
             return None
-        return self.load(ex_id)
+        exchanges = [self.load(n) for n in names]
+        return max(exchanges, key=lambda e: (e.time, e.id))
 
     def load(self, ex_id: str) -> Exchange:
         meta_path, body_path = self._paths(ex_id)
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            body = body_path.read_bytes()
+            meta = self._json(meta_path)
+            body = read_bytes(body_path)
         except FileNotFoundError:
             raise SnapshotError(f"{self.root}: exchange {ex_id} is listed but its files are missing") from None
-        if hashlib.sha256(body).hexdigest() != meta["sha256"]:
+        try:
+            recorded = meta["sha256"]
+            exchange = Exchange(ex_id, str(meta["utility"]), str(meta["method"]), dict(meta["params"]),
+                                str(meta["time"]), int(meta["status"]), body)
+        except (KeyError, TypeError, ValueError):
+            raise SnapshotError(f"{meta_path}: not an exchange record (utility, method, params, time, status, "
+                                "sha256)") from None
+        if hashlib.sha256(body).hexdigest() != recorded:
             raise SnapshotError(f"{body_path}: content does not match its recorded sha256 (file altered?)")
-        return Exchange(ex_id, meta["utility"], meta["method"], meta["params"], meta["time"], meta["status"], body)
+        return exchange
+
+    def name_of(self, utility: str, params: dict[str, Any], body: bytes) -> str:
+        """The name under which this answer to this request is recorded (as a manifest lists it)."""
+        sha = hashlib.sha256(body).hexdigest()
+        for name in self.versions(utility, params):
+            if self._json(self._paths(name)[0]).get("sha256") == sha:
+                return name
+        raise SnapshotError(f"snapshot {self.root}: this {utility} answer was never recorded")
 
     def put(self, utility: str, params: dict[str, Any], body: bytes, *, method: str = "GET",
             status: int = 200) -> Exchange:
+        """Record an answer. An answer already recorded for the request is kept as it is; a different
+        one goes beside the others (never over them), so every manifest still replays."""
         self._check_writable()
         ex_id = exchange_id(utility, params)
-        meta_path, body_path = self._paths(ex_id)
+        sha = hashlib.sha256(body).hexdigest()
+        for name in self.versions(utility, params):
+            if self._json(self._paths(name)[0]).get("sha256") == sha:
+                return self.load(name)
+        name = f"{ex_id}-{sha[:12]}" if self._paths(ex_id)[0].exists() else ex_id
+        meta_path, body_path = self._paths(name)
         stored = clean_params(params)
         time = self.clock()
         # Body first, metadata last: an exchange counts as recorded only once both exist.
         atomic_write_bytes(body_path, body)
         atomic_write_json(meta_path, {
             "utility": utility, "method": method, "params": stored, "time": time,
-            "status": status, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest(),
+            "status": status, "bytes": len(body), "sha256": sha,
         })
-        return Exchange(ex_id, utility, method, stored, time, status, body)
+        return Exchange(name, utility, method, stored, time, status, body)
+
+    def referenced(self) -> set[str]:
+        """The exchanges the snapshot's manifests list (searches and lookups): the answers replay uses."""
+        names: set[str] = set()
+        for folder in self.MANIFEST_FOLDERS:
+            for key in self.search_keys(folder):
+                names.update(self.manifest(key, folder).get("exchanges", []))
+        names.update((self.lookups() or {}).get("exchanges", []))
+        return names
 
     # -- manifests -----------------------------------------------------------
     # One manifest per search: ``searches/<key>.json`` (PubMed), ``registers/<register>/<key>.json``.
     MANIFEST_FOLDERS = ("searches", "registers/ctgov")
 
-    def _manifest_folder(self, folder: str) -> Path:
+    def _manifest_path(self, key: str, folder: str = "searches") -> Path:
         if folder not in self.MANIFEST_FOLDERS:
             raise ValueError(f"no manifest folder {folder!r} (known: {', '.join(self.MANIFEST_FOLDERS)})")
-        return self.root / folder
+        if not isinstance(key, str) or not SEARCH_KEY.match(key):
+            raise SnapshotError(f"snapshot {self.root}: {excerpt(key)} is not a search key; refused")
+        return self._file(*folder.split("/"), f"{key}.json")
 
     def write_manifest(self, key: str, manifest: dict, folder: str = "searches") -> Path:
         self._check_writable()
-        return atomic_write_json(self._manifest_folder(folder) / f"{key}.json", manifest)
+        return atomic_write_json(self._manifest_path(key, folder), manifest)
 
     def manifest(self, key: str, folder: str = "searches") -> dict:
-        path = self._manifest_folder(folder) / f"{key}.json"
+        path = self._manifest_path(key, folder)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            manifest = self._json(path)
         except FileNotFoundError:
             raise SnapshotError(
                 f"snapshot {self.root} has no {'search' if folder == 'searches' else folder} {key!r} "
                 f"(known: {', '.join(self.search_keys(folder)) or 'none'})"
             ) from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("exchanges", []), list):
+            raise SnapshotError(f"{path}: not a search manifest (a JSON object with a list of exchanges)")
+        return manifest
 
     def search_keys(self, folder: str = "searches") -> list[str]:
-        found = self._manifest_folder(folder)
-        return sorted(p.stem for p in found.glob("*.json")) if found.is_dir() else []
+        if folder not in self.MANIFEST_FOLDERS:
+            raise ValueError(f"no manifest folder {folder!r} (known: {', '.join(self.MANIFEST_FOLDERS)})")
+        found = self._file(*folder.split("/"))
+        if not found.is_dir():
+            return []
+        return sorted(p.stem for p in found.glob("*.json") if SEARCH_KEY.match(p.stem))
 
     # -- lookups (records fetched for citation checks, outside every search) --------
+    def lookups(self) -> dict | None:
+        """``lookups/manifest.json`` (the exchanges live citation checks fetched), None if there is none."""
+        try:
+            manifest = self._json(self._file("lookups", "manifest.json"))
+        except FileNotFoundError:
+            return None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("exchanges", []), list):
+            raise SnapshotError(f"{self.root}/lookups/manifest.json: not a lookups manifest")
+        return manifest
+
     def record_lookup(self, utility: str, params: dict[str, Any]) -> None:
         """List a recorded exchange in ``lookups/manifest.json`` so offline checks find its records."""
         self._check_writable()
-        path = self.root / "lookups" / "manifest.json"
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
+        manifest: dict[str, Any] = self.lookups() or {
             "purpose": "records fetched by live citation checks", "pmids": [], "exchanges": []}
-        ex_id = exchange_id(utility, params)
-        if ex_id not in manifest["exchanges"]:
-            manifest["exchanges"].append(ex_id)
+        recorded = self.get(utility, params)
+        if recorded is None:
+            raise SnapshotError(f"snapshot {self.root}: the {utility} lookup to list was never recorded")
+        if recorded.id not in manifest["exchanges"]:
+            manifest["exchanges"].append(recorded.id)
             manifest["pmids"] = sorted(set(manifest["pmids"]) | set(str(params.get("id", "")).split(",")) - {""},
                                        key=int)
-            atomic_write_json(path, manifest)
+            atomic_write_json(self._file("lookups", "manifest.json"), manifest)

@@ -87,15 +87,22 @@ def describe(params: Mapping[str, str]) -> str:
 
 # -- replay -----------------------------------------------------------------
 class ReplayTransport:
-    """Answers from the snapshot only; writes nothing."""
+    """Answers from the snapshot only; writes nothing.
+
+    Of several recorded answers to one request, the one a manifest lists is replayed
+    (a living update that failed half-way recorded answers no manifest lists yet).
+    """
 
     records = False
 
     def __init__(self, snapshot: Snapshot):
         self.snapshot = snapshot
+        self._listed: set[str] | None = None
 
     def request(self, utility: str, params: dict[str, str], *, reuse: bool = False) -> bytes:
-        exchange = self.snapshot.get(utility, params)
+        if self._listed is None:
+            self._listed = self.snapshot.referenced()
+        exchange = self.snapshot.get(utility, params, among=self._listed)
         if exchange is None:
             raise SnapshotError(
                 f"offline: snapshot {self.snapshot.root} has no recorded {utility} request ({describe(params)}); "

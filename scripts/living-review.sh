@@ -24,8 +24,33 @@
 # Other settings: REVIEWKIT_PROJECT (the review's folder; default: the folder
 # above this script), REVIEWKIT_REPORTS (output root), REVIEWKIT_BIN (the
 # reviewkit executable; default .venv/bin/reviewkit). Extra arguments go to
-# `reviewkit run` (e.g. --max-count-drop 2, -p screening mine).
+# `reviewkit run`, but only these, checked here first (a scheduled job passes on
+# nothing it did not expect): --max-count-drop N, -p|--parameter NAME VALUE
+# (NAME a lower-case parameter name, VALUE one line of printable text), -v, -q.
+# e.g. --max-count-drop 2, -p screening mine.
 set -euo pipefail
+
+refuse() {
+  echo "living-review: error: $1; accepted: --max-count-drop N, -p NAME VALUE, -v, -q" >&2
+  exit 2
+}
+forwarded=()
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --max-count-drop)
+      [ "$#" -ge 2 ] && [[ "$2" =~ ^[0-9]{1,9}$ ]] || refuse "--max-count-drop needs a number of records"
+      forwarded+=("$1" "$2"); shift 2 ;;
+    -p|--parameter)
+      [ "$#" -ge 3 ] || refuse "$1 needs a NAME and a VALUE"
+      [[ "$2" =~ ^[a-z_][a-z0-9_]{0,63}$ ]] || refuse "parameter names are lower-case letters, digits and _"
+      [[ "$3" =~ ^[[:print:]]{0,1000}$ ]] || refuse "a parameter value is one line of printable text"
+      forwarded+=("-p" "$2" "$3"); shift 3 ;;
+    -v|-vv|-q)
+      forwarded+=("$1"); shift ;;
+    *)
+      refuse "argument $(printf '%q' "${1:0:40}") is not accepted" ;;
+  esac
+done
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 project="${REVIEWKIT_PROJECT:-$here}"
@@ -54,7 +79,7 @@ fi
 
 echo "living-review: $(date -u +%Y-%m-%dT%H:%M:%SZ) live run into $reports"
 status=0
-"$reviewkit" run --live --no-progress --project "$project" --output "$reports" "$@" || status=$?
+"$reviewkit" run --live --no-progress --project "$project" --output "$reports" ${forwarded[@]+"${forwarded[@]}"} || status=$?
 if [ "$status" -ne 0 ]; then
   echo "living-review: error: reviewkit run exited with status $status; the reason is printed above" >&2
 fi

@@ -60,7 +60,7 @@ def test_every_number_is_one_the_corpus_or_the_errata_give(table):
     errata = (ROOT / "data/corpus/ERRATA.md").read_text(encoding="utf-8")
     corpus_text = json.dumps(OUTCOMES) + errata
     for _, r in table.iterrows():
-        for col in ("estimate", "ci_low", "ci_high", "pct_t", "pct_c", "mean_t", "mean_c"):
+        for col in ("estimate", "ci_low", "ci_high", "pct_t", "pct_c", "mean_t", "mean_c", "mean_pre", "mean_post"):
             value = r[col]
             if pd.isna(value):
                 continue
@@ -109,6 +109,7 @@ def set_cell(row_id, col, value):
     (set_cell("manza2025-retention", "events", "4"), r"more events than participants"),
     (set_cell("dakwar2019-craving", "study_id", "PMID:1"), r"'study_id': 'PMID:1' has no row in the table of included"),
     (set_cell("dakwar2019-craving", "source_kind", "website"), r"'source_kind': 'website' is not one of full text"),
+    (set_cell("engeriser2026-cows", "sd_pre", "-1"), r"Engeriser 2026.*'sd_pre'.*cannot be negative"),
 ])
 def test_bad_rows_name_file_row_study_and_column(tmp_path, edit, message):
     path = write_variant(tmp_path, edit)

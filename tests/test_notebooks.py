@@ -133,6 +133,16 @@ def test_meta_analysis_helpers_show_only_included_studies(sample_review, tmp_pat
     assert not list(tmp_path.rglob("forest_*"))
 
 
+def test_study_effects_say_how_each_effect_was_obtained(sample_review):
+    from reviewkit import notebook
+
+    table = notebook.study_effects_table(sample_review.syntheses()).set_index("study")
+    grabski = table[table["measure"] == "MD"].iloc[0]
+    assert grabski["effect [95% CI]"] == "10.10 [1.27, 18.93]" and "t(94)" in grabski["how the effect was obtained"]
+    assert "SE from the 95% CI" in grabski["how the effect was obtained"]
+    assert table.loc["Krupitsky 2007", "how the effect was obtained"] == "2x2"
+
+
 def test_small_study_plots_need_ten_studies(sample_review):
     import numpy as np
 

@@ -83,6 +83,14 @@ def test_every_imported_package_is_declared_and_every_declared_one_used():
     assert tests - declared - {canonicalize_name(r.name) for r in TEST} == set()
 
 
+def test_every_subpackage_ships_in_the_wheel():
+    """pyproject.toml lists the packages by name (the example data is mapped in): a new subpackage
+    missing from the list would import from a checkout and fail from an installed wheel."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "reviewkit").rglob("__init__.py")}
+    assert on_disk <= listed, f"not packaged: {sorted(on_disk - listed)}"
+
+
 def test_make_installs_the_lock():
     makefile = (ROOT / "Makefile").read_text()
     assert "--require-hashes -r requirements.lock" in makefile and "--no-deps -e ." in makefile

@@ -85,3 +85,10 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("review: [unclosed\n")
     with pytest.raises(ProtocolError, match="not valid YAML"):
         load_protocol(bad)
+
+
+def test_the_protocol_offers_the_estimators_meta_fits():
+    from reviewkit import protocol
+    from reviewkit.meta.tau2 import METHODS
+
+    assert protocol.METHODS == METHODS  # two layers, one list: the base layer cannot import meta

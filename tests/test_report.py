@@ -10,6 +10,8 @@ from reviewkit import report, runs
 from reviewkit.cli import main
 from reviewkit.errors import ReviewkitError
 
+from helpers import PROTOCOL
+
 # A 1x1 PNG, as a notebook output carries it.
 PNG = base64.b64encode(
     bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -62,20 +64,24 @@ INFO = {
 
 # --- parameters --------------------------------------------------------------
 
-def test_parameters_are_read_as_yaml():
-    got = report.parse_parameters([("searches", "[aud, oud]"), ("offline", "false"), ("n", "3"), ("s", "x y")])
-    assert got == {"searches": ["aud", "oud"], "offline": False, "n": 3, "s": "x y"}
+DECLARED = {"a.ipynb": {"searches": "list", "offline": "bool", "n": "int", "s": "str", "hksj": "Optional[bool]"}}
+
+
+def test_parameters_are_read_as_the_declared_type():
+    got = report.parse_parameters([("searches", "[aud, oud]"), ("offline", "false"), ("n", "3"), ("s", "x y"),
+                                   ("hksj", "none")], DECLARED)
+    assert got == {"searches": ["aud", "oud"], "offline": False, "n": 3, "s": "x y", "hksj": None}
 
 
 @pytest.mark.parametrize("name", ["api_key", "NCBI_EMAIL", "token"])
 def test_credentials_are_refused_as_parameters(name):
     with pytest.raises(ReviewkitError, match="credential"):
-        report.parse_parameters([(name, "abc")])
+        report.parse_parameters([(name, "abc")], DECLARED)
 
 
 def test_bad_parameter_name_is_named():
     with pytest.raises(ReviewkitError, match="'2x'"):
-        report.parse_parameters([("2x", "1")])
+        report.parse_parameters([("2x", "1")], DECLARED)
 
 
 # --- execution ---------------------------------------------------------------
@@ -280,11 +286,16 @@ def test_a_missing_snapshot_is_refused_before_a_run_folder_exists(tmp_path, caps
 
 @pytest.mark.slow
 def test_failed_run_leaves_a_failed_manifest(tmp_path, capsys):
-    code = main(["run", "--no-progress", "--output", str(tmp_path), "-p", "method", "WRONG"])
+    # A protocol without the 'retention' outcome domain: parts 1-3 run, the extraction (part 4) fails.
+    protocol = tmp_path / "protocol.yml"
+    protocol.write_text(PROTOCOL.path.read_text(encoding="utf-8").replace(
+        "  retention: {label: Treatment retention, favourable: higher}\n", ""), encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(["run", "--no-progress", "--output", str(out), "--protocol", str(protocol)])
     assert code == 2
     err = capsys.readouterr().err
-    assert "04_meta_analysis.ipynb" in err and "unknown method 'WRONG'" in err
-    (manifest_path,) = tmp_path.glob("*/run.json")
+    assert "04_meta_analysis.ipynb" in err and "'outcome_domain': 'retention' is not one of" in err
+    (manifest_path,) = out.glob("*/run.json")
     saved = json.loads(manifest_path.read_text())
     assert saved["status"] == "failed" and "04_meta_analysis.ipynb" in saved["error"]
     assert not (manifest_path.parent / "index.html").exists()

@@ -167,7 +167,8 @@ def test_crash_mid_write_keeps_old_files(tmp_path):
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     changed = sheet.copy()
     changed.loc[0, "notes"] = "new note"
-    with mock.patch("os.replace", side_effect=OSError("disk full")), pytest.raises(OSError):
+    with mock.patch("os.replace", side_effect=OSError("disk full")), \
+            pytest.raises(ReviewkitError, match="title_abstract.csv: cannot write \\(disk full\\)"):
         write_sheet(tmp_path, "title_abstract", changed)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp file left either
     assert read_sheet(tmp_path, "title_abstract", TA).loc[0, "final"] == "include"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -49,8 +50,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--output", type=Path, default=None, metavar="DIR",
                    help="output root holding one dated folder per run (default: the project's reports folder)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[],
-                   help="notebook parameter, VALUE read as YAML (e.g. -p searches '[aud, oud]'); repeatable")
-    p.add_argument("--max-count-drop", type=int, default=0, metavar="N",
+                   help="notebook parameter, VALUE read as the type the notebooks declare: true/false, a number, "
+                        "text, or a list (e.g. -p searches '[aud, oud]'); repeatable")
+    p.add_argument("--max-count-drop", type=_records, default=0, metavar="N",
                    help="records a search may lose since the previous run before the run fails (default 0)")
     p.add_argument("--pdf", action="store_true",
                    help="also print the report to report.pdf next to index.html (A4), with headless Chromium "
@@ -59,30 +61,63 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=run)
 
 
+def _records(text: str) -> int:
+    """--max-count-drop: a whole number of records, 0 or more."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of records (0 or more)")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import report, runs
-    from ..review import LIVE_NOTE, Review
-    from ..screening_state import handoff
-    from ..snapshot import Snapshot
+    from ..protocol import METHODS
+    from ..review import Review
 
     project = open_project(args)
     notebooks = project.notebooks()
-    user: dict[str, Any] = report.parse_parameters(args.parameter)
-    for name, option in RESERVED.items():
-        if name in user:
-            raise ReviewkitError(f"parameter {name!r} is set by reviewkit run itself (use {option})")
+    for name, _ in args.parameter:
+        if name in RESERVED:
+            raise ReviewkitError(f"parameter {name!r} is set by reviewkit run itself (use {RESERVED[name]})")
+    # Every value is checked against the notebooks' declared types before anything runs or is created.
+    user: dict[str, Any] = report.parse_parameters(args.parameter, report.declared_parameters(notebooks))
     if args.live and "snapshot" in user:
         raise ReviewkitError("--live records a new snapshot in the run folder; -p snapshot is for --offline")
-    report.check_parameters(user, report.declared_parameters(notebooks))
+    if user.get("method") and user["method"] not in METHODS:
+        raise ReviewkitError(f"parameter 'method': {user['method']!r} is not one of {', '.join(METHODS)}")
     output_root = (args.output.expanduser().resolve() if args.output else project.path("reports"))
     chromium = report.require_chromium() if args.pdf else None  # say so now, not after the notebooks ran
 
     snapshot, screening = user.pop("snapshot", None), user.pop("screening", None)
-    if not args.live:  # a missing snapshot or bad protocol is refused before a run folder exists
+    # A missing snapshot, a bad protocol or an unknown search is refused before a run folder exists.
+    project.protocol().select(user.get("searches") or None)
+    if not args.live:
         replayed = Review(project, snapshot=snapshot, screening=screening).snapshot
         log.debug("replaying snapshot %s", project.relative(replayed.root))
     started = datetime.now(UTC)
     run_dir = runs.make_run_dir(output_root, runs.new_run_id(started))
+    try:
+        review, params, manifest = _prepare(args, project, output_root, run_dir, started, snapshot, screening, user)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing has run yet: no half-made folder is left
+        raise
+    runs.write_manifest(run_dir, manifest)  # "running": a run killed from here on still says what it was
+    try:
+        return _execute(args, review, notebooks, params, manifest, run_dir, output_root, started, chromium)
+    except BaseException as exc:  # every run folder says how its run ended, whatever stopped it
+        if manifest["status"] == "running":
+            reason = str(exc) if isinstance(exc, ReviewkitError) else f"{type(exc).__name__} (see the terminal)"
+            manifest.update(status="failed", error=reason, finished=_now())
+            runs.write_manifest(run_dir, manifest)
+        raise
+
+
+def _prepare(args: argparse.Namespace, project, output_root: Path, run_dir: Path, started: datetime, snapshot,
+             screening, user: dict[str, Any]):
+    """The run's Review (live: its snapshot seeded from the previous live run's), parameters and manifest."""
+    from .. import report, runs
+    from ..review import LIVE_NOTE, Review
+    from ..snapshot import Snapshot
+
     if args.live:
         snapshot = run_dir / "snapshot"
         seeded = runs.seed_snapshot(output_root, run_dir.name, snapshot)
@@ -99,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
               "snapshot": str(review.snapshot_dir), "screening": str(review.screening_dir),
               "output_dir": str(run_dir), **user}
     log.info("%s run, snapshot %s, %d notebooks, output %s", "live" if args.live else "offline",
-             rel(review.snapshot_dir), len(notebooks), rel(run_dir))
+             rel(review.snapshot_dir), len(project.notebooks()), rel(run_dir))
     manifest: dict[str, Any] = {
         "run_id": run_dir.name,
         "status": "running",
@@ -111,18 +146,23 @@ def run(args: argparse.Namespace) -> int:
         "versions": report.versions(),
         "notebooks": [],
     }
+    return review, params, manifest
+
+
+def _execute(args: argparse.Namespace, review, notebooks: list[Path], params: dict[str, Any], manifest: dict,
+             run_dir: Path, output_root: Path, started: datetime, chromium: str | None) -> int:
+    """Search (live), build the screening state, run the notebooks, compare, write the report and manifest."""
+    from .. import report, runs
+    from ..screening_state import handoff
+
+    rel = review.project.relative
     t0 = time.perf_counter()
-    try:
-        if args.live:
-            review.search()  # the notebooks replay what this records
-        state = review.state
-        with handoff(state) as env, report.kernel_environment(env):
-            executed = report.execute_notebooks(notebooks, run_dir / "notebooks", params, progress=args.progress,
-                                                log=log.info)
-    except ReviewkitError as exc:
-        manifest.update(status="failed", error=str(exc), finished=_now())
-        runs.write_manifest(run_dir, manifest)
-        raise
+    if args.live:
+        review.search()  # the notebooks replay what this records
+    state = review.state
+    with handoff(state) as env, report.kernel_environment(env):
+        executed = report.execute_notebooks(notebooks, run_dir / "notebooks", params, progress=args.progress,
+                                            log=log.info)
 
     manifest["notebooks"] = [{"name": r.name, "seconds": round(r.seconds, 2)} for r in executed]
     manifest.update(runs.snapshot_facts(review.snapshot, state, review.prisma.overall,
@@ -132,7 +172,6 @@ def run(args: argparse.Namespace) -> int:
     changes = runs.compare(previous, manifest)
     problems = runs.count_drops(changes, args.max_count_drop)
     manifest.update(
-        status="count-drop" if problems else "ok",
         changes=changes,
         problems=problems,
         seconds=round(time.perf_counter() - t0, 2),
@@ -154,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         "problems": problems,
     }
     report.write_report(run_dir / "index.html", info, [r.executed for r in executed])
+    manifest["status"] = "count-drop" if problems else "ok"  # only once everything is written
     runs.write_manifest(run_dir, manifest)
     if chromium:
         log.info("printing report.pdf with %s", Path(chromium).name)

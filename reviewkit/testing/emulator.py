@@ -11,8 +11,9 @@ ESearch cap with the true ``Count``, date limits (``mindate``/``maxdate``/
 ``<ERROR>`` bodies, and HTTP 429 with NCBI's JSON body above 3 requests a
 second (10 with an ``api_key``). Faults can be injected on demand or at random
 with a fixed seed: 5xx, spurious 429, connection reset, truncated body, a
-response slower than the client's timeout, a transient ``<ERROR>`` body and an
-expired WebEnv.
+response slower than the client's timeout, a transient ``<ERROR>`` body, an
+expired WebEnv, and an EFetch answered with an empty ``<PubmedArticleSet>``
+(which NCBI sends now and then under load).
 
 Query model (all that reviewkit's searches and its tests need): a term is split
 at top-level ``AND``; conjuncts of the form ``lo:hi[UID]``, ``"d1"[pdat] : "d2"[pdat]``,
@@ -76,7 +77,7 @@ _EFETCH_ERROR_DOCTYPE = (
     '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20131226/efetch.dtd">\n'
 )
 
-FAULT_KINDS = ("500", "502", "503", "429", "reset", "truncate", "slow", "error", "expired")
+FAULT_KINDS = ("500", "502", "503", "429", "reset", "truncate", "slow", "error", "expired", "empty")
 
 
 # --------------------------------------------------------------------------- records
@@ -430,7 +431,8 @@ class Emulator:
                     del self._queued[i]
                     return kind
             if self.faults.rate and self._rng.random() < self.faults.rate:
-                kinds = [k for k in self.faults.kinds if k != "expired" or uses_history]
+                kinds = [k for k in self.faults.kinds
+                         if (k != "expired" or uses_history) and (k != "empty" or utility == "efetch")]
                 return self._rng.choice(kinds) if kinds else None
         return None
 
@@ -679,6 +681,8 @@ def _make_handler(emu: Emulator):
                 return self._send(200, "text/xml", body, utility, params, fault)
             if fault == "expired":
                 emu.expire_history()
+            if fault == "empty" and utility == "efetch":
+                return self._send(200, "text/xml; charset=UTF-8", pubmed_xml([]), utility, params, fault)
             status, ctype, body = getattr(emu, utility)(params)
             if fault == "slow":
                 time.sleep(emu.faults.slow_seconds)
