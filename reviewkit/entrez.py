@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 from urllib.error import HTTPError
+from urllib.parse import urlsplit
 
 from Bio import Entrez
 from lxml import etree
@@ -55,7 +56,7 @@ from .protocol import Protocol
 from .pubmed import iter_pubmed_xml
 from .ratelimit import LIMITER, RateLimiter, ncbi_rate
 from .redact import excerpt
-from .snapshot import Snapshot, exchange_id
+from .snapshot import Snapshot
 from .transport import (
     TRANSIENT_HTTP,
     RetryPolicy,
