@@ -532,6 +532,8 @@ def citation_table(checks) -> pd.DataFrame:
             "record": c.match.label() if c.match else "",
             "fields that differ": ", ".join(c.field_errors),
             "nearest records": "; ".join(m.label() for m in c.candidates),
+            "searched": ", ".join(c.sources_searched) + (f" (found in {c.found_in})" if c.found_in else ""),
+            "retracted": {True: "yes", False: "no", None: "not known"}[c.retracted],
             "a live check could change this": c.live_could_change,
         }
         for c in checks
