@@ -203,6 +203,19 @@ class Review:
 
         return write_state(self.state, Path(folder) if folder else self.screening_dir)
 
+    @property
+    def registered_studies(self) -> pd.DataFrame:
+        """Registrations listed as Cochrane's "ongoing studies" and "studies awaiting classification":
+        registrations no publication was merged into, not excluded by a screener (``reviewkit.ctgov``)."""
+        from .ctgov import registered_studies
+
+        state = self.state
+        excluded: set[str] = set()
+        for stage in ("title_abstract", "full_text"):
+            sheet = state.sheet(stage)
+            excluded |= set(sheet.loc[(sheet["status"] == "") & (sheet["final"] == "exclude"), "record_id"])
+        return registered_studies(state.dedupe.records, excluded)
+
     @cached_property
     def prisma(self) -> PrismaReport:
         from .prisma import prisma_report

@@ -79,6 +79,12 @@ def _registers(db) -> str:
     return ", ".join(p for p in (searched, unsearched) if p) or "none (the protocol lists no register)"
 
 
+def _clip(text: str, limit: int = 100) -> str:
+    """A one-line excerpt of text read from a register (hostile input: no control characters)."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _summary(name: str, c) -> str:
     from ..dedupe import REGISTER_SOURCES
 
@@ -121,8 +127,10 @@ def run_simulation(args: argparse.Namespace) -> int:
 def run_prisma(args: argparse.Namespace) -> int:
     review = open_review(args, progress=not args.json)
     report = review.prisma
+    registered = review.registered_studies
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        listed = json.loads(registered.to_json(orient="records")) if len(registered) else []
+        print(json.dumps({**report.to_dict(), "registered_studies": listed}, indent=2))
     else:
         if notice := sample_notice(review):
             print(notice)
@@ -131,6 +139,12 @@ def run_prisma(args: argparse.Namespace) -> int:
             print(_summary(key, counts))
         print("Identified counts every search's hits: a record found by several searches counts in each, and "
               "once more in 'duplicates removed' overall.")
+        for listing, rows in registered.groupby("listing", sort=False):
+            print(f"{str(listing).capitalize()} (Cochrane: registrations without a publication found), {len(rows)}:")
+            for row in rows.itertuples():
+                print(f"  {row.nct_id} {row.status}, phase {row.phase or 'not given'}, enrolment "
+                      f"{row.enrolment if row.enrolment is not None else 'not given'}, completion "
+                      f"{row.completion_date or 'not given'}: {_clip(str(row.title))}")
     if args.diagram:
         from ..flow_diagram import draw
 
