@@ -96,3 +96,11 @@ def of_record(record: Mapping, *, pubmed_checked: bool) -> RetractionStatus:
     if "crossref_updates" in record and isinstance(record.get("crossref_updates"), (list, tuple)):
         parts.append(from_crossref(record["crossref_updates"]))
     return combine(*parts) if parts else UNKNOWN
+
+
+def flag_records(records, *, pubmed_checked: bool):
+    """``records`` (records-table rows, a DataFrame) with ``retracted`` (True/False/None) and
+    ``retraction_notices`` (one string, "; "-joined) from what each record carries (:func:`of_record`)."""
+    statuses = [of_record(row, pubmed_checked=pubmed_checked) for row in records.to_dict("records")]
+    return records.assign(retracted=[s.retracted for s in statuses],
+                          retraction_notices=["; ".join(s.notices) for s in statuses])

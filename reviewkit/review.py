@@ -147,21 +147,21 @@ class Review:
     def registers(self) -> list[RegisterResult]:
         """The chosen searches in the protocol's trial registers, once: run live and recorded, or replayed.
 
-        A sample snapshot holds no register search: each reads "not searched in this sample" (a count of
-        None, never 0). Any other snapshot replays what it recorded and fails naming a missing request.
+        Offline, a search the snapshot holds no register search of (the sample; a snapshot recorded
+        before the protocol listed registers) reads "not searched in this sample" / "... in this
+        snapshot" (a count of None, never 0); one it holds is replayed, and a missing page is named.
         """
         from .ctgov import MANIFESTS, not_searched, search_register
 
         if self._registered is None:
             keys = [s.key for s in self.protocol.select(self.searches or None)]
             recorded = set(self.snapshot.search_keys(MANIFESTS))
-            if not self.protocol.registers:
-                self._registered = []
-            elif not self.live and self.is_sample and not recorded:
-                self._registered = [not_searched(self.protocol, k, "not searched in this sample") for k in keys]
-            else:
-                transport = self.register_transport()
-                self._registered = [search_register(transport, self.protocol, k) for k in keys]
+            where = "this sample" if self.is_sample else "this snapshot"
+            transport = self.register_transport() if self.protocol.registers else None
+            self._registered = [
+                search_register(transport, self.protocol, k) if self.live or k in recorded
+                else not_searched(self.protocol, k, f"not searched in {where}")
+                for k in keys] if transport is not None else []
         return self._registered
 
     def records(self) -> pd.DataFrame:
@@ -215,6 +215,18 @@ class Review:
             sheet = state.sheet(stage)
             excluded |= set(sheet.loc[(sheet["status"] == "") & (sheet["final"] == "exclude"), "record_id"])
         return registered_studies(state.dedupe.records, excluded)
+
+    @property
+    def retracted_included(self) -> pd.DataFrame:
+        """Reports included at full text that a retraction notice names (PubMed's "Retracted Publication"
+        type or a RetractionIn link; Crossref notices a record carries): each must be looked at again."""
+        from .retractions import flag_records
+
+        sheet = self.state.sheet("full_text")
+        included = set(sheet.loc[(sheet["status"] == "") & (sheet["final"] == "include"), "record_id"])
+        records = self.state.dedupe.records
+        flagged = flag_records(records[records["record_id"].isin(included)], pubmed_checked=not self.is_sample)
+        return flagged[flagged["retracted"] == True]  # noqa: E712 (True, not None or False)
 
     @cached_property
     def prisma(self) -> PrismaReport:

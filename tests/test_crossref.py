@@ -208,3 +208,28 @@ def test_the_sample_offline_searches_its_local_records_only(capsys):
     out = json.loads(capsys.readouterr().out)
     assert all(o["sources_searched"] == ["local records"] for o in out)  # the sample holds no Crossref answer
     assert all(o["retracted"] is None for o in out)  # curated records: retraction status not known
+
+
+def test_pubmed_update_links_are_read_and_an_included_retracted_record_is_flagged():
+    import pandas as pd
+
+    from reviewkit.pubmed import read_pubmed_xml
+    from reviewkit.retractions import flag_records
+    from reviewkit.testing.emulator import synthetic_records
+    from reviewkit.testing.render import pubmed_xml
+
+    # real PubMed XML: "CommentIn" and "Cites" links are not notices about the article, and are not kept
+    real = read_pubmed_xml(ROOT / "tests/fixtures/eutils/pubmed4.xml")
+    assert not any(link.startswith(("CommentIn", "Cites")) for links in real["comments_corrections"] for link in links)
+    # synthetic records (PMID 96...): one a retraction notice names, one an erratum only
+    retracted, corrected = synthetic_records(2, terms=["gambling"], first_pmid=96_000_101)
+    retracted["comments_corrections"] = ["RetractionIn PMID 96000199"]
+    corrected["comments_corrections"] = ["ErratumIn PMID 96000198"]
+    frame = read_pubmed_xml(pubmed_xml([retracted, corrected]))
+    assert list(frame["comments_corrections"]) == [["RetractionIn PMID 96000199"], ["ErratumIn PMID 96000198"]]
+    flagged = flag_records(frame.assign(source="PubMed"), pubmed_checked=True)
+    assert list(flagged["retracted"]) == [True, False]
+    assert "RetractionIn PMID 96000199" in flagged["retraction_notices"].iloc[0]
+    # curated records (the sample's): PubMed's types were not read, so "not retracted" is not known
+    curated = flag_records(pd.DataFrame([{**frame.iloc[1].to_dict(), "source": "PubMed"}]), pubmed_checked=False)
+    assert curated["retracted"].iloc[0] is None

@@ -61,6 +61,9 @@ def run_screen(args: argparse.Namespace) -> int:
         if update.kept_ids:
             print(f"  kept {len(update.kept_ids)} decision(s) for records no longer retrieved: "
                   + ", ".join(update.kept_ids[:10]) + (" ..." if len(update.kept_ids) > 10 else ""))
+    for row in review.retracted_included.itertuples():
+        print(f"RETRACTED, included at full text: {row.record_id} {_clip(str(row.title))} "
+              f"({_clip(str(row.retraction_notices), 200)}); look at the decision again")
     print("wrote: " + (", ".join(rel(p) for p in changed) if changed else "nothing (sheets already up to date)"))
     return 0
 
