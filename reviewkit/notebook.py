@@ -204,6 +204,22 @@ def search_table(results) -> pd.DataFrame:
     ])
 
 
+def register_table(results) -> pd.DataFrame:
+    """One row per search in each trial register: its query, date run, count and registrations retrieved,
+    or the words for a register not searched ("not searched in this sample"), never 0."""
+    return pd.DataFrame([
+        {
+            "search": r.key,
+            "register": r.register,
+            "date run": _day(r.manifest.get("date_run")) if r.searched else r.note,
+            "register count": r.count if r.searched else r.note,
+            "registrations retrieved": r.retrieved if r.searched else r.note,
+            "query": "; ".join(f"{k} = {v}" for k, v in r.query.items()),
+        }
+        for r in results
+    ], columns=["search", "register", "date run", "register count", "registrations retrieved", "query"])
+
+
 def _day(stamp: object) -> object:
     """An ISO timestamp at midnight UTC (a search's date run) as its day, ``2026-11-26``; anything else as it is."""
     text = str(stamp or "")

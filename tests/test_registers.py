@@ -91,3 +91,14 @@ def test_the_flow_diagram_names_registers_not_searched():
                             records_excluded=0, records_awaiting=5, reports=reports,
                             not_searched={"ClinicalTrials.gov": "not searched in this sample"})
     assert identified_lines(sample)[1] == "  Registers: ClinicalTrials.gov not searched in this sample"
+
+
+def test_the_search_notebook_table_says_not_searched_in_words():
+    from reviewkit import notebook
+    from reviewkit.ctgov import not_searched
+
+    table = notebook.register_table([not_searched(PROTOCOL, "aud", "not searched in this sample")])
+    row = table.iloc[0]
+    assert (row["register"], row["register count"], row["registrations retrieved"]) == (
+        "ClinicalTrials.gov", "not searched in this sample", "not searched in this sample")
+    assert "query.intr = Ketamine OR esketamine" in row["query"]
