@@ -64,8 +64,12 @@ def crossref_transport(snapshot: Snapshot, live: bool) -> Transport:
 
 
 def normalise_doi(doi: object) -> str | None:
+    """A DOI lower-cased without its ``https://doi.org/`` or ``doi:`` prefix, or None when it is not one.
+    A DOI read from a hostile file becomes part of a URL path: "." and ".." segments are refused."""
     text = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", str(doi or "").strip(), flags=re.I).lower()
-    return text if _DOI.match(text) else None
+    if not _DOI.match(text) or any(part in (".", "..") for part in text.split("/")):
+        return None
+    return text
 
 
 # -- a work as a record -----------------------------------------------------------

@@ -233,3 +233,10 @@ def test_pubmed_update_links_are_read_and_an_included_retracted_record_is_flagge
     # curated records (the sample's): PubMed's types were not read, so "not retracted" is not known
     curated = flag_records(pd.DataFrame([{**frame.iloc[1].to_dict(), "source": "PubMed"}]), pubmed_checked=False)
     assert curated["retracted"].iloc[0] is None
+
+
+def test_a_doi_that_would_leave_the_works_path_is_not_a_doi():
+    from reviewkit.crossref import normalise_doi
+
+    assert normalise_doi(f"https://doi.org/{DELPHI.upper()}") == DELPHI
+    assert normalise_doi("10.1371/../../members/98") is None and normalise_doi("not a doi") is None
