@@ -426,6 +426,45 @@ def studies_table(review: Review) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def registered_studies_note(review: Review) -> str:
+    """What the trial-register searches can list, in words: the sentence shown when no registration
+    is ongoing or awaiting classification (a register not searched is never "none found")."""
+    registers = review.registers()
+    if not registers:
+        return "The protocol lists no trial register, so no registered study can be listed."
+    unsearched = [r for r in registers if not r.searched]
+    if unsearched:
+        return (f"{unsearched[0].register} {unsearched[0].note}: registered studies cannot be listed"
+                + (" for every search." if len(unsearched) == len(registers) else
+                   f" for {len(unsearched)} of {len(registers)} searches."))
+    return "No registration is ongoing or awaiting classification."
+
+
+def registered_studies_table(review: Review) -> pd.DataFrame:
+    """Cochrane's "ongoing studies" and "studies awaiting classification" from the trial registers."""
+    return review.registered_studies.drop(columns=["record_id"])
+
+
+def retraction_note(review: Review) -> str:
+    """Whether an included report is retracted, saying what was checked (the sample cannot say)."""
+    flagged = review.retracted_included
+    if not flagged.empty:
+        return (f"{len(flagged)} included report(s) named by a retraction notice: look at the decision again "
+                "before relying on the syntheses.")
+    if review.is_sample:
+        return ("Retraction status of the included reports is not known: the sample's curated records carry no "
+                "PubMed publication types or retraction links (a live run checks them).")
+    return ("No included report is named by a retraction notice (PubMed's \"Retracted Publication\" type and "
+            "retraction links of each included record checked).")
+
+
+def retracted_table(review: Review) -> pd.DataFrame:
+    """The included reports a retraction notice names, with the notices."""
+    flagged = review.retracted_included
+    columns = [c for c in ("pmid", "doi", "title", "year", "retraction_notices") if c in flagged.columns]
+    return flagged[columns].reset_index(drop=True)
+
+
 def forest_plots(review: Review, items) -> list[Path]:
     """Draw, export (PNG, SVG) and show a forest plot for every synthesis with a study, then the overview."""
     import matplotlib.pyplot as plt

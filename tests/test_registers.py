@@ -79,6 +79,20 @@ def test_registers_line_screening_and_cochrane_lists_from_a_live_search(tmp_path
     text = capsys.readouterr().out
     assert "registers: identified ClinicalTrials.gov 8;" in text and "Ongoing study (Cochrane" in text
 
+    # the report lists the same registrations (notebook 03), and one a screener excluded drops out
+    from reviewkit import notebook
+    from reviewkit.project import Project
+    from reviewkit.review import Review
+
+    excluded = next(iter(listed))
+    sheet.loc[sheet["record_id"] == f"CTG:{excluded}", "final"] = "exclude"
+    sheet.to_csv(screening / "title_abstract.csv", index=False)
+    review = Review(Project.find(str(ROOT)), live=False, snapshot=str(snapshot), screening=str(screening))
+    table = notebook.registered_studies_table(review)
+    assert dict(zip(table["nct_id"], table["listing"])) == {n: v for n, v in listed.items() if n != excluded}
+    assert notebook.registered_studies_note(review) == (  # only the gambling search went to the register
+        "ClinicalTrials.gov not searched in this snapshot: registered studies cannot be listed for 3 of 4 searches.")
+
 
 def test_the_flow_diagram_names_registers_not_searched():
     from reviewkit.prisma import DatabaseCounts, ReportCounts
@@ -102,3 +116,14 @@ def test_the_search_notebook_table_says_not_searched_in_words():
     assert (row["register"], row["register count"], row["registrations retrieved"]) == (
         "ClinicalTrials.gov", "not searched in this sample", "not searched in this sample")
     assert "query.intr = Ketamine OR esketamine" in row["query"]
+
+
+def test_the_report_says_what_the_sample_can_list_of_registered_studies():
+    from reviewkit import notebook
+    from reviewkit.project import Project
+    from reviewkit.review import Review
+
+    review = Review(Project.find(str(ROOT)), live=False)
+    assert notebook.registered_studies_table(review).empty
+    assert notebook.registered_studies_note(review) == (
+        "ClinicalTrials.gov not searched in this sample: registered studies cannot be listed for every search.")
