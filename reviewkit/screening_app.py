@@ -229,9 +229,9 @@ class ScreeningSession:
 
     def _eligible(self) -> np.ndarray:
         """Rows that are screened or screenable at this stage: current and, at full text, not marked not retrieved."""
-        current = self.sheet["status"].eq("").to_numpy()
+        current = self.sheet["status"].eq("").to_numpy(dtype=bool, copy=True)
         if self.stage == "full_text":
-            current &= self.sheet["retrieved"].ne("no").to_numpy()
+            current &= self.sheet["retrieved"].ne("no").to_numpy(dtype=bool)
         return current
 
     def _labels(self, column: str) -> list[int | None]:
@@ -611,19 +611,19 @@ class ScreeningApp:
         if stats is not None and stats.remaining_estimate is not None:
             remaining = f"about {stats.remaining_estimate:.0f}" + (
                 f" (at most {stats.remaining_upper})" if stats.remaining_upper is not None else "")
-        self.progress_html.value = render(
+        self.progress_html.value = str(render(
             "<div class='rk-app'><b>{{ stage }}</b> as <b>{{ reviewer }}</b>: {{ screened }} of {{ records }} "
             "screened, {{ included }} included, {{ excluded }} excluded, {{ maybe }} maybe, {{ left }} to screen"
             "{% if sample_left %} ({{ sample_left }} left in the random sample){% endif %}; "
             "estimated remaining includes: {{ remaining }}</div>",
             stage=STAGE_LABELS[s.stage], reviewer=s.reviewer, screened=p.screened, records=p.records,
             included=p.included, excluded=p.excluded, maybe=p.maybe, left=p.unscreened, sample_left=p.sample_left,
-            remaining=remaining)
+            remaining=remaining))
         rid = s.current
         if rid is None:
-            self.record_html.value = render("<div class='rk-app'><h3>Nothing left to screen at {{ stage }} as "
+            self.record_html.value = str(render("<div class='rk-app'><h3>Nothing left to screen at {{ stage }} as "
                                             "{{ reviewer }}.</h3></div>", stage=STAGE_LABELS[s.stage],
-                                            reviewer=s.reviewer)
+                                            reviewer=s.reviewer))
         else:
             rec = s.record(rid)
             others = ""
@@ -631,15 +631,15 @@ class ScreeningApp:
                 others = "; ".join(f"{c}: {rec[c]}" for c in ("reviewer1", "reviewer2") if rec[c])
             hint = f"{rec['suggestion']}: {rec['suggestion_reason']}" if rec["suggestion"] else ""
             terms = (s.include_terms, s.exclusion_cues)
-            self.record_html.value = render(
+            self.record_html.value = str(render(
                 RECORD_TEMPLATE, title=highlight(rec["title"] or "(no title)", *terms),
                 abstract=highlight(rec["abstract"] or "(no abstract)", *terms), authors=rec["authors"],
                 journal=rec["journal"], year=rec["year"], record_id=rid, hint=hint, others=others,
-                sample=rid in s.sample)
-        self.status_html.value = render("<div class='rk-app'>{% if error %}<span class='rk-error'>{{ error }}"
+                sample=rid in s.sample))
+        self.status_html.value = str(render("<div class='rk-app'>{% if error %}<span class='rk-error'>{{ error }}"
                                         "</span>{% else %}{{ message }}{% endif %}</div>",
-                                        error=error, message=s.message)
-        self.stopping_html.value = stopping_html(stats)
+                                        error=error, message=s.message))
+        self.stopping_html.value = str(stopping_html(stats))
         if stats is not None and stats.sample_needed:
             self.sample_button.description = f"Screen a random sample of {min(stats.sample_needed, p.unscreened)}"
 
