@@ -392,29 +392,37 @@ def write_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame, source: She
     return _write(folder, stage, sheet, source)[0]
 
 
-def save_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame,
-               source: SheetSource) -> tuple[pd.DataFrame, SheetSource]:
+def save_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame, source: SheetSource, *,
+               xlsx: bool = True) -> tuple[pd.DataFrame, SheetSource]:
     """:func:`write_sheet` for a program that goes on writing (the screening app): the same lock,
     compare-before-write and merge, and it returns the sheet as written (with entries someone saved
     meanwhile merged in) and what the files hold now, for the next write to compare with.
 
     The new fingerprint is that of the bytes this call wrote, so a save by someone a moment after
     it is still seen (and merged) by the next write.
+
+    ``xlsx`` False writes the CSV alone (an XLSX is slow to write: about a second for two thousand
+    records), which is safe only while the XLSX is blank in every entry cell the CSV differs in, as
+    sheets are read (:func:`load_sheet`: a cell filled in one file and blank in the other is taken).
+    The caller keeps that promise; the XLSX is written anyway when there is none, and when someone
+    saved either file since ``source`` (their entries are merged into both).
     """
-    changed, written, fingerprint = _write(folder, stage, sheet, source)
+    changed, written, fingerprint = _write(folder, stage, sheet, source, xlsx=xlsx)
     entries = written[["record_id", *_entry_columns(written, stage)]].copy()
     return written, SheetSource(fingerprint, entries, source.reasons)
 
 
-def _write(folder: str | Path, stage: str, sheet: pd.DataFrame,
-           source: SheetSource | None) -> tuple[bool, pd.DataFrame, tuple[str | None, str | None]]:
+def _write(folder: str | Path, stage: str, sheet: pd.DataFrame, source: SheetSource | None,
+           xlsx: bool = True) -> tuple[bool, pd.DataFrame, tuple[str | None, str | None]]:
     folder = Path(folder)
     csv_path, xlsx_path = sheet_paths(folder, stage)
     remove_stale_temporaries(folder)
     # The lock guards the files a sheet was read from; a copy written elsewhere (an export) needs none.
     guard = locked(contained(folder, LOCK_FILE, what="screening folder")) if source is not None else nullcontext()
     with guard:
-        if source is not None and _fingerprint((csv_path, xlsx_path)) != source.fingerprint:
+        now = _fingerprint((csv_path, xlsx_path))
+        if source is not None and now != source.fingerprint:
+            xlsx = True  # someone saved: both files get the merged entries
             theirs = read_sheet(folder, stage, source.reasons)
             if theirs is not None:
                 sheet = merge_entries(source.entries, sheet, theirs, stage, str(csv_path))
@@ -423,6 +431,12 @@ def _write(folder: str | Path, stage: str, sheet: pd.DataFrame,
         columns = sheet_columns(stage) + person_columns(sheet, stage)
         table = sheet[columns].reset_index(drop=True)
         text = csv_text(table)
+        csv_digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if not xlsx and now[1] is not None:  # the CSV alone (see save_sheet)
+            if now[0] == csv_digest:
+                return False, table, now
+            atomic_write_text(csv_path, text)
+            return True, table, (csv_digest, now[1])
         if csv_path.exists() and xlsx_path.exists() and read_bytes(csv_path) == text.encode("utf-8"):
             on_disk = _read_file(xlsx_path).reindex(columns=columns, fill_value="")
             if on_disk.astype(str).equals(table.astype(str)):
@@ -435,7 +449,7 @@ def _write(folder: str | Path, stage: str, sheet: pd.DataFrame,
         # are a subset of the CSV's, which read_sheet combines without loss.
         atomic_write_text(csv_path, text)
         atomic_write_bytes(xlsx_path, data)
-    return True, table, (hashlib.sha256(text.encode("utf-8")).hexdigest(), hashlib.sha256(data).hexdigest())
+    return True, table, (csv_digest, hashlib.sha256(data).hexdigest())
 
 
 # --- decisions from another file ----------------------------------------------

@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -174,11 +175,18 @@ class ScreeningSession:
         Seed of the relevance model and of random samples.
     clock : callable, optional
         Time of an action (for tests); default now, in UTC.
+    xlsx_every, xlsx_seconds : int, float
+        Every decision is written to the CSV at once. The XLSX copy (slow to write: about a second
+        for two thousand records) is written with it at the first decision after ``xlsx_every``
+        decisions or ``xlsx_seconds`` seconds, whenever a decision changes a cell the XLSX may hold
+        (an undo, a cleared reason), when someone saved either file meanwhile, and by :meth:`flush`.
+        In between, reviewkit reads the decisions from the CSV: a cell filled in one file and blank
+        in the other is taken.
     """
 
     def __init__(self, screening_dir: str | Path, stage: str, reviewer: str, reasons: Sequence[str], *,
                  include_terms: Sequence[str] = (), exclusion_cues: Sequence[str] = (), seed: int = 0,
-                 clock: Callable[[], datetime] | None = None):
+                 clock: Callable[[], datetime] | None = None, xlsx_every: int = 20, xlsx_seconds: float = 60.0):
         self.folder = Path(screening_dir)
         self.stage = _check_stage(stage)
         if reviewer not in DECISION_COLUMNS:
@@ -192,6 +200,7 @@ class ScreeningSession:
         self._ids: tuple[str, ...] = ()
         self._ranking: list[str] = []
         self.sample: list[str] = []  # record ids of the random sample being screened, in drawn order
+        self.xlsx_every, self.xlsx_seconds = xlsx_every, xlsx_seconds
         self.reload()
         self.sample = self._open_sample()
 
@@ -214,6 +223,28 @@ class ScreeningSession:
             raise ReviewkitError(f"{self.folder}: no {STAGE_LABELS[self.stage]} sheet yet; run `reviewkit screen` "
                                  "(or open the app with refresh=True) first")
         self._take(sheet, source)
+        self._synced(source)  # what the XLSX may hold: at most what both files hold together
+
+    def _synced(self, source: SheetSource) -> None:
+        self._xlsx_entries = source.entries.set_index("record_id") if source.entries is not None else None
+        self._xlsx_fingerprint = source.fingerprint[1]
+        self._pending, self._synced_at = 0, time.monotonic()
+
+    def _needs_xlsx(self, record_id: str, after: dict[str, str]) -> bool:
+        if self._pending + 1 >= self.xlsx_every or time.monotonic() - self._synced_at >= self.xlsx_seconds:
+            return True
+        known = self._xlsx_entries
+        if known is None or record_id not in known.index:
+            return True
+        # A cell the XLSX may hold a value in, changed: the CSV alone would be read with the old value.
+        return any(str(known.at[record_id, c]) not in ("", v) for c, v in after.items() if c in known.columns)
+
+    def flush(self) -> None:
+        """Write the XLSX copy now if decisions since the last one are in the CSV only."""
+        if self._pending:
+            written, source = save_sheet(self.folder, self.stage, self.sheet, self.source)
+            self._take(written, source)
+            self._synced(source)
 
     def _take(self, sheet: pd.DataFrame, source: SheetSource) -> None:
         self.sheet, self.source = sheet.reset_index(drop=True), source
@@ -356,12 +387,17 @@ class ScreeningSession:
         validate_sheet(sheet.iloc[[row]], self.stage, self.reasons, f"{self.stage} sheet")
         if self.reviewer == "final":  # the sheet's priority column learns from final decisions
             sheet = self._with_priority(sheet)
+        xlsx = self._needs_xlsx(record_id, after)
         try:
-            written, source = save_sheet(self.folder, self.stage, sheet, self.source)
+            written, source = save_sheet(self.folder, self.stage, sheet, self.source, xlsx=xlsx)
         except ReviewkitError:
             self.reload()  # show what the sheet holds now; this action was not recorded
             raise
         self._take(written, source)
+        if xlsx or source.fingerprint[1] != self._xlsx_fingerprint:  # written (or merged into) as well
+            self._synced(source)
+        else:
+            self._pending += 1
 
     def _with_priority(self, sheet: pd.DataFrame) -> pd.DataFrame:
         """The priority column from this session's model (the same ranking ``reviewkit screen`` writes)."""
@@ -585,6 +621,17 @@ class ScreeningApp:
             self.reason.value, self.note.value = "", ""
         self.refresh()
 
+    def _guarded_flush(self) -> None:
+        try:
+            self.session.flush()
+        except ReviewkitError as exc:
+            self.session.message = f"the XLSX copy was not updated: {exc}"
+
+    def close(self) -> None:
+        """Write the XLSX copy (decisions are in the CSV already) and close the widgets."""
+        self.session.flush()
+        self.widget.close()
+
     def _on_key(self, change: dict) -> None:
         typed = str(change.get("new") or "")
         if not typed:
@@ -621,6 +668,7 @@ class ScreeningApp:
             remaining=remaining))
         rid = s.current
         if rid is None:
+            self._guarded_flush()
             self.record_html.value = str(render("<div class='rk-app'><h3>Nothing left to screen at {{ stage }} as "
                                             "{{ reviewer }}.</h3></div>", stage=STAGE_LABELS[s.stage],
                                             reviewer=s.reviewer))
