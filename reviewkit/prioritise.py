@@ -281,6 +281,14 @@ def with_priority(sheet: pd.DataFrame, *, seed: int = 0, model: RelevanceModel =
     current = out["status"].fillna("").eq("").to_numpy() if "status" in out.columns else np.ones(len(out), bool)
     decided = out["final"].fillna("").astype(str).str.strip().str.lower().isin(DECISIONS).to_numpy()
     rows = out[waiting | (current & decided)]
+    learned = set(out.loc[current & decided, "final"].astype(str).str.strip().str.lower())
+    if learned != set(DECISIONS):  # nothing to learn from yet: hint order, without computing any feature
+        hints = rows["suggestion"] if "suggestion" in rows.columns else pd.Series("", index=rows.index)
+        tiers = np.array([_hint_tier(h) for h in hints])
+        order = np.lexsort((np.arange(len(rows)), tiers))
+        ranked = [rows.index[p] for p in order if waiting[out.index.get_loc(rows.index[p])]]
+        out.loc[ranked, "priority"] = [str(n) for n in range(1, len(ranked) + 1)]
+        return out
     try:
         ranks = sheet_priority(rows, seed=seed, model=model)
     except ReviewkitError as exc:

@@ -11,13 +11,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reviewkit.errors import ReviewkitError
+from reviewkit.errors import ProtocolError, ReviewkitError
 from reviewkit.prioritise import with_priority
+from reviewkit.protocol import load_protocol
 from reviewkit.review import Review
 from reviewkit.screening import build_sheet, read_sheet, write_sheet
-from reviewkit.screening_app import KEYS, LOG_FILE, ScreeningApp, ScreeningSession, highlight, maybe_mark
+from reviewkit.screening_app import (
+    KEYS,
+    LOG_FILE,
+    ScreeningApp,
+    ScreeningSession,
+    highlight,
+    maybe_mark,
+    protocol_terms,
+)
 
-from helpers import EXAMPLE, SAMPLE_DIR, SAMPLE_SCREENING
+from helpers import EXAMPLE, ROOT, SAMPLE_DIR, SAMPLE_SCREENING
 
 TA = ("animal study", "review or meta-analysis", "other")
 FT = ("wrong population", "other")
@@ -327,7 +336,22 @@ def test_the_app_opens_on_a_review_and_prisma_counts_only_screened_records(tmp_p
     review = Review(EXAMPLE, snapshot=str(tmp_path / "snap"), screening=str(tmp_path / "screening"))
     app = ScreeningApp(review, stage="title_abstract", reviewer="final")
     assert set(app.session.queue()) == set(undecided)
+    # Opening brought the sheets up to date as `reviewkit screen` does: a priority for each record awaiting one.
+    written = pd.read_csv(tmp_path / "screening" / "title_abstract.csv", dtype=str, keep_default_na=False)
+    ranked = written[written["priority"] != ""].sort_values("priority")
+    assert ranked["priority"].tolist() == ["1", "2", "3"] and ranked["record_id"].tolist() == app.session.queue()
     assert 'class="rk-in"' in app.record_html.value  # the protocol's terms are highlighted
     app.press("i")
     counts = Review(EXAMPLE, snapshot=str(tmp_path / "snap"), screening=str(tmp_path / "screening")).prisma.overall
     assert counts.databases.records_awaiting == 2  # the two nobody screened are awaiting, not excluded
+
+
+def test_protocol_terms_and_exclusion_cues(tmp_path):
+    include, cues = protocol_terms(EXAMPLE.protocol())
+    assert include[:2] == ("ketamine", "esketamine") and "alcohol use disorder" in include and "gambling" in include
+    assert "rat" in cues and "anaesthesia" in cues
+    text = (ROOT / "data" / "protocol.yml").read_text()
+    bad = tmp_path / "protocol.yml"
+    bad.write_text(text.replace("exclusion_cues: [rat,", "exclusion_cues: [rat, rat,"))
+    with pytest.raises(ProtocolError, match="screening.exclusion_cues' lists the same entry twice"):
+        load_protocol(bad)
