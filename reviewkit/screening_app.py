@@ -637,7 +637,8 @@ class ScreeningApp:
         if not typed:
             return
         self.keys.value = ""  # ready for the next key (this fires again with "", ignored above)
-        self.press(typed[-1])
+        for key in typed:  # keys typed faster than the box was cleared, in order
+            self.press(key)
 
     def press(self, key: str) -> None:
         """One keyboard shortcut (:data:`KEYS`; a digit chooses the exclusion reason of that number)."""

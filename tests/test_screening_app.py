@@ -144,6 +144,9 @@ def test_keyboard_shortcuts(tmp_path):
     assert on_disk(folder)[0].loc[first, "reviewer1"] == "include"
     app.keys.value = "x"
     assert "no shortcut for 'x'" in unescape(app.status_html.value)
+    second, third = app.session.queue()[:2]
+    app.keys.value = "ie"  # typed faster than the box was cleared: both, in order
+    assert on_disk(folder)[0].loc[[second, third], "reviewer1"].tolist() == ["include", "exclude"]
 
 
 def test_undo_restores_the_cells_and_refuses_over_a_later_edit(tmp_path):
