@@ -358,3 +358,20 @@ def test_protocol_terms_and_exclusion_cues(tmp_path):
     bad.write_text(text.replace("exclusion_cues: [rat,", "exclusion_cues: [rat, rat,"))
     with pytest.raises(ProtocolError, match="screening.exclusion_cues' lists the same entry twice"):
         load_protocol(bad)
+
+
+def test_a_save_of_the_lagging_xlsx_copy_loses_nothing(tmp_path):
+    """A person saves the XLSX (which lacks the app's latest decisions) with an entry of their own."""
+    folder = make_folder(tmp_path)
+    s = session(folder)
+    first = s.decide("include")  # in the CSV only
+    workbook = pd.read_excel(folder / "title_abstract.xlsx", dtype=str, keep_default_na=False)
+    assert workbook.loc[workbook["record_id"] == first, "reviewer1"].item() == ""
+    other = s.queue()[-1]
+    workbook.loc[workbook["record_id"] == other, ["reviewer2", "notes"]] = ["exclude", "Ben: rats"]
+    workbook.to_excel(folder / "title_abstract.xlsx", index=False)
+    second = s.decide("exclude")
+    both, csv, xlsx = on_disk(folder)
+    for table in (both, csv, xlsx):
+        assert table.loc[[first, second], "reviewer1"].tolist() == ["include", "exclude"]
+        assert table.loc[other, ["reviewer2", "notes"]].tolist() == ["exclude", "Ben: rats"]
