@@ -64,7 +64,6 @@ from .screening import (
     LOCK_FILE,
     PRIORITY_COLUMN,
     STAGE_LABELS,
-    STAGES,
     SheetSource,
     _check_stage,
     load_sheet,
@@ -697,18 +696,24 @@ def stopping_html(stats: StoppingStatistics | None) -> Markup:
     """Stopping guidance for people: facts, the method, the advice; never a decision to stop."""
     if stats is None:
         return Markup("")
-    recall = "not estimated yet"
-    if stats.recall_estimate is not None and stats.sample_size:
-        recall = f"{stats.recall_estimate:.1%} (95% lower bound {stats.recall_lower:.1%})"
+    if stats.unscreened == 0:
+        recall = "every record screened"
+    elif stats.recall_estimate is not None and stats.sample_size:
+        recall = (f"estimated recall {stats.recall_estimate:.1%} (95% lower bound {stats.recall_lower:.1%}, "
+                  f"from a random sample of {stats.sample_size})")
     elif stats.recall_lower is not None:
-        recall = f"at least {stats.recall_lower:.1%} (certain: as if every unscreened record were an include)"
+        recall = (f"recall not estimated yet (for certain at least {stats.recall_lower:.1%}: as if every "
+                  "unscreened record were an include)")
+    else:
+        recall = "recall not estimated yet (no include so far)"
     return render(
-        "<details class='rk-app'><summary>Stopping guidance: {{ since }} decisions since the last include; "
-        "estimated recall {{ recall }}</summary><p>{{ advice }}</p><p class='rk-meta'>Method: {{ method }}. "
+        "<details class='rk-app'><summary>Stopping guidance: {{ since }} since the last include; "
+        "{{ recall }}</summary><p>{{ advice }}</p><p class='rk-meta'>Method: {{ method }}. "
         "The app never stops on its own; unscreened records stay unscreened (never excluded) and PRISMA counts "
         "only screened records.</p></details>",
-        since=stats.since_last_include, recall=recall, method=stats.method,
+        since=f"{stats.since_last_include} decision{'' if stats.since_last_include == 1 else 's'}",
+        recall=recall, method=stats.method,
         advice=stats.advice.replace("(draw_sample)", "(the random sample button)"))
 
 
-__all__ = ["KEYS", "ScreeningApp", "ScreeningSession", "highlight", "protocol_terms", "stopping_html", "STAGES"]
+__all__ = ["KEYS", "ScreeningApp", "ScreeningSession", "highlight", "protocol_terms", "stopping_html"]
