@@ -42,7 +42,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -153,7 +153,6 @@ class Progress:
     unscreened: int
     stopping: StoppingStatistics | None = None
     sample_left: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ScreeningSession:
