@@ -292,7 +292,9 @@ class ScreeningSession:
 
     @property
     def sample_left(self) -> list[str]:
-        return [rid for rid in self.sample if self._undecided(rid)]
+        """The random sample's records still to screen, in drawn order (maybes last)."""
+        left = [rid for rid in self.sample if self._undecided(rid)]
+        return [rid for rid in left if not self._is_maybe(rid)] + [rid for rid in left if self._is_maybe(rid)]
 
     @property
     def current(self) -> str | None:

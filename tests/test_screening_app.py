@@ -290,6 +290,8 @@ def test_random_sample_and_stopping_guidance_never_stop_or_exclude(tmp_path):
     assert stats.since_last_include == 1 and stats.recall_estimate is None and stats.sample_size == 0
     drawn = s.start_sample(3)
     assert len(drawn) == 3 and s.queue()[:3] == drawn
+    s.decide("maybe")  # a maybe in the sample: served after the sample's other records, still before the rest
+    assert s.queue()[:3] == [*drawn[1:], drawn[0]]
     for _ in range(3):
         s.decide("exclude")
     again = session(folder)  # after a restart, the log still knows the sample
