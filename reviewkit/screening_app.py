@@ -84,6 +84,17 @@ def maybe_mark(reviewer: str) -> str:
     return f"{MAYBE} ({reviewer})"
 
 
+def _without(notes: str, mark: str) -> str:
+    """``notes`` without the app's ``mark`` (and the "; " that joined it); anything else as written."""
+    if mark not in notes:
+        return notes
+    for joined in (f"; {mark}", f"{mark}; ", mark):
+        notes = notes.replace(joined, "", 1) if joined in notes else notes
+        if mark not in notes:
+            break
+    return notes
+
+
 # --- highlighting -------------------------------------------------------------------------
 
 def _pattern(terms: Sequence[str]) -> re.Pattern | None:
@@ -334,7 +345,7 @@ class ScreeningSession:
         before = {c: self._cell(rid, c) for c in (self.reviewer, "exclusion_reason", "notes")
                   + (("retrieved",) if self.stage == "full_text" else ())}
         after = dict(before)
-        notes = [n for n in before["notes"].split("; ") if n and n != maybe_mark(self.reviewer)]
+        notes = [_without(before["notes"], maybe_mark(self.reviewer))]  # what people wrote stays as written
         if decision == MAYBE:
             notes.append(maybe_mark(self.reviewer))
         else:
@@ -350,7 +361,7 @@ class ScreeningSession:
             after["exclusion_reason"] = ""
         if note.strip():
             notes.append(f"{self.reviewer}: {' '.join(note.split())}")
-        after["notes"] = "; ".join(notes)
+        after["notes"] = "; ".join(n for n in notes if n)
         sample = rid in self.sample
         self._apply(rid, before, after)
         self.history.append(Action(rid, decision, before, after, sample))
@@ -402,7 +413,7 @@ class ScreeningSession:
     def _with_priority(self, sheet: pd.DataFrame) -> pd.DataFrame:
         """The priority column from this session's model (the same ranking ``reviewkit screen`` writes)."""
         out = sheet.copy()
-        out[PRIORITY_COLUMN] = ""
+        out[PRIORITY_COLUMN] = pd.Series("", index=out.index, dtype=object)
         if self._prioritiser is None:
             return out
         labels = [{"include": 1, "exclude": 0}.get(v)
