@@ -232,6 +232,8 @@ def test_final_decisions_refresh_the_priority_column(tmp_path):
     assert sheet.loc[["PMID:1", "PMID:5"], "priority"].tolist() == ["", ""]
     ranked = sheet.loc[sheet["priority"] != "", "priority"].astype(int).sort_values()
     assert ranked.tolist() == [1, 2, 3, 4] and ranked.index.tolist() == s.queue()
+    # the same numbers `reviewkit screen` writes (reviewkit.prioritise.with_priority)
+    assert with_priority(sheet.reset_index())["priority"].tolist() == sheet["priority"].tolist()
     xlsx = pd.read_excel(folder / "title_abstract.xlsx")
     assert pd.api.types.is_numeric_dtype(xlsx["priority"])  # a spreadsheet sorts 2 before 10
 
