@@ -207,6 +207,7 @@ class ScreeningSession:
         self.message = ""
         self._prioritiser: Prioritiser | None = None
         self._ids: tuple[str, ...] = ()
+        self._hints: list[str] = []
         self._ranking: list[str] = []
         self.sample: list[str] = []  # record ids of the random sample being screened, in drawn order
         self.xlsx_every, self.xlsx_seconds = xlsx_every, xlsx_seconds
@@ -264,7 +265,11 @@ class ScreeningSession:
             self._ids = ids
             rows = self.sheet.loc[eligible]
             texts = (rows["title"] + " " + rows["abstract"]).tolist()
-            self._prioritiser = Prioritiser(texts, rows["suggestion"].tolist(), seed=self.seed) if ids else None
+            self._hints = rows["suggestion"].tolist()
+            try:
+                self._prioritiser = Prioritiser(texts, self._hints, seed=self.seed) if ids else None
+            except ReviewkitError:  # no word to rank by (empty titles and abstracts): hint order
+                self._prioritiser = None
         self._rerank()
 
     def _eligible(self) -> np.ndarray:
@@ -280,12 +285,10 @@ class ScreeningSession:
 
     def _rerank(self) -> None:
         if self._prioritiser is None:
-            self._ranking = []
-            return
-        try:
+            tiers = np.array([{"check": 1, "exclude": 2}.get(h, 0) for h in self._hints], dtype=int)
+            order = np.lexsort((np.arange(len(self._ids)), tiers)) if self._ids else np.arange(0)
+        else:
             order = self._prioritiser.rank(self._labels(self.reviewer))
-        except ReviewkitError:
-            order = np.arange(0)
         ranked = [self._ids[p] for p in order]
         maybes = [rid for rid in ranked if self._is_maybe(rid)]
         self._ranking = [rid for rid in ranked if not self._is_maybe(rid)] + maybes

@@ -379,3 +379,12 @@ def test_a_save_of_the_lagging_xlsx_copy_loses_nothing(tmp_path):
     for table in (both, csv, xlsx):
         assert table.loc[[first, second], "reviewer1"].tolist() == ["include", "exclude"]
         assert table.loc[other, ["reviewer2", "notes"]].tolist() == ["exclude", "Ben: rats"]
+
+
+def test_records_without_any_word_are_served_in_hint_order(tmp_path):
+    folder = make_folder(tmp_path, texts=[("", "", "exclude"), ("", "", ""), ("", "", "check")])
+    s = session(folder)
+    assert s.queue() == ["PMID:2", "PMID:3", "PMID:1"]
+    s.decide("include")
+    s.decide("exclude")
+    assert s.queue() == ["PMID:1"]
