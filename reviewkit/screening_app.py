@@ -70,6 +70,7 @@ from .screening import (
     save_sheet,
     validate_sheet,
 )
+from .screening_state import build_state, write_state
 
 LOG_FILE = "screening_log.jsonl"
 MAYBE = "maybe"
@@ -218,9 +219,10 @@ class ScreeningSession:
     def open(cls, review: Review, stage: str = "title_abstract", reviewer: str = "reviewer1", *, seed: int = 0,
              refresh: bool = True) -> ScreeningSession:
         """A session on a review's screening folder; ``refresh`` first brings the sheets up to date
-        as ``reviewkit screen`` does (new records, full-text candidates, priorities)."""
+        as ``reviewkit screen`` does (new records, full-text candidates, priorities), from the files
+        as they are now (not the state ``review`` may have built earlier)."""
         if refresh:
-            review.save_screening()
+            write_state(build_state(review.snapshot, review.screening_dir, review.protocol), review.screening_dir)
         include, cues = protocol_terms(review.protocol)
         return cls(review.screening_dir, stage, reviewer, review.protocol.screening_reasons.get(stage, ()),
                    include_terms=include, exclusion_cues=cues, seed=seed)

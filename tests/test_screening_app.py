@@ -337,7 +337,7 @@ def test_the_app_opens_on_a_review_and_prisma_counts_only_screened_records(tmp_p
     shutil.copytree(SAMPLE_DIR, tmp_path / "snap")
     shutil.copytree(SAMPLE_SCREENING, tmp_path / "screening")
     frame = pd.read_csv(tmp_path / "screening" / "title_abstract.csv", dtype=str, keep_default_na=False)
-    undecided = frame["record_id"].iloc[:3].tolist()
+    undecided = frame.loc[frame["final"] == "exclude", "record_id"].iloc[:3].tolist()  # so not at full text yet
     frame.loc[frame["record_id"].isin(undecided), ["reviewer1", "reviewer2", "final", "exclusion_reason"]] = ""
     frame.to_csv(tmp_path / "screening" / "title_abstract.csv", index=False)
     review = Review(EXAMPLE, snapshot=str(tmp_path / "snap"), screening=str(tmp_path / "screening"))
@@ -348,9 +348,13 @@ def test_the_app_opens_on_a_review_and_prisma_counts_only_screened_records(tmp_p
     ranked = written[written["priority"] != ""].sort_values("priority")
     assert ranked["priority"].tolist() == ["1", "2", "3"] and ranked["record_id"].tolist() == app.session.queue()
     assert 'class="rk-in"' in app.record_html.value  # the protocol's terms are highlighted
+    included = app.session.current
     app.press("i")
     counts = Review(EXAMPLE, snapshot=str(tmp_path / "snap"), screening=str(tmp_path / "screening")).prisma.overall
     assert counts.databases.records_awaiting == 2  # the two nobody screened are awaiting, not excluded
+    # Full text, opened on the same Review object: the include just made is a report to assess.
+    full_text = ScreeningApp(review, stage="full_text", reviewer="final")
+    assert full_text.session.queue() == [included]
 
 
 def test_protocol_terms_and_exclusion_cues(tmp_path):
