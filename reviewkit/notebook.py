@@ -204,6 +204,22 @@ def search_table(results) -> pd.DataFrame:
     ])
 
 
+def register_table(results) -> pd.DataFrame:
+    """One row per search in each trial register: its query, date run, count and registrations retrieved,
+    or the words for a register not searched ("not searched in this sample"), never 0."""
+    return pd.DataFrame([
+        {
+            "search": r.key,
+            "register": r.register,
+            "date run": _day(r.manifest.get("date_run")) if r.searched else r.note,
+            "register count": r.count if r.searched else r.note,
+            "registrations retrieved": r.retrieved if r.searched else r.note,
+            "query": "; ".join(f"{k} = {v}" for k, v in r.query.items()),
+        }
+        for r in results
+    ], columns=["search", "register", "date run", "register count", "registrations retrieved", "query"])
+
+
 def _day(stamp: object) -> object:
     """An ISO timestamp at midnight UTC (a search's date run) as its day, ``2026-11-26``; anything else as it is."""
     text = str(stamp or "")
@@ -532,6 +548,8 @@ def citation_table(checks) -> pd.DataFrame:
             "record": c.match.label() if c.match else "",
             "fields that differ": ", ".join(c.field_errors),
             "nearest records": "; ".join(m.label() for m in c.candidates),
+            "searched": ", ".join(c.sources_searched) + (f" (found in {c.found_in})" if c.found_in else ""),
+            "retracted": {True: "yes", False: "no", None: "not known"}[c.retracted],
             "a live check could change this": c.live_could_change,
         }
         for c in checks
@@ -552,7 +570,8 @@ def key_numbers(counts, items, audits: pd.DataFrame | None) -> pd.DataFrame:
     db, om = counts.databases, counts.other_methods
     certainty = pd.Series([s.certainty.level for s in items if s.certainty]).value_counts()
     rows = [
-        ("Records from the PubMed searches", f"{sum(db.identified.values())}"),
+        ("Records from the database searches", f"{db.from_databases}"),
+        ("Records from the trial registers", f"{db.from_registers}"),
         ("Records from other methods", f"{sum(om.identified.values())}"),
         ("Records screened (title/abstract)", f"{db.records_screened}, {db.records_awaiting} awaiting"),
         ("Reports assessed in full text", f"{db.reports.assessed + om.reports.assessed}"),

@@ -5,6 +5,9 @@ MeSH headings (``"X"[Mesh]``, exploded as PubMed does by default) and its
 free-text synonyms in title/abstract (``x[tiab]``). Date limits are sent as
 ESearch's ``mindate``/``maxdate``/``datetype`` parameters, not written into the
 term, so the manifest can report them separately as PRISMA-S asks.
+
+``registers:`` lists the trial registers searched with the same terms
+(``ClinicalTrials.gov``; ``reviewkit.ctgov`` builds its query); none when absent.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ _DATETYPES = {"pdat", "edat", "mdat"}
 _SYNTAX = '"[]#()'
 _PLACEHOLDER = re.compile(r"^<.*>$")
 METHODS = ("FE", "DL", "REML", "PM", "ML", "HE", "SJ")
+#: trial registers reviewkit can search (``registers:`` in the protocol)
+REGISTERS = ("ClinicalTrials.gov",)
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class Protocol:
     analysis: Analysis = field(default_factory=Analysis)
     outcomes: dict[str, OutcomeDomain] = field(default_factory=dict)
     comparisons: dict[str, Comparison] = field(default_factory=dict)
+    registers: tuple[str, ...] = ()
     sha256: str = ""
 
     def comparison_of(self, comparator_type: str) -> Comparison | None:
@@ -174,7 +180,7 @@ def load_protocol(path: str | Path) -> Protocol:
         raise ProtocolError(str(exc)) from None
     v = _Validator(path)
     root = v.mapping(raw, "(top level)", required={"review", "database", "intervention", "searches"},
-                     optional={"dates", "screening", "analysis", "outcomes", "comparisons"})
+                     optional={"dates", "screening", "analysis", "outcomes", "comparisons", "registers"})
     review = v.mapping(root["review"], "review", required={"title", "question"}, optional={"eligibility"})
     title, question = v.text(review["title"], "review.title"), v.text(review["question"], "review.question")
     eligibility = v.mapping(review.get("eligibility") or {}, "review.eligibility",
@@ -203,6 +209,7 @@ def load_protocol(path: str | Path) -> Protocol:
     analysis = v.analysis(root.get("analysis") or {})
     outcomes = v.outcomes(root.get("outcomes") or {})
     comparisons = v.comparisons(root.get("comparisons") or {})
+    registers = v.registers(root["registers"]) if "registers" in root else ()
     return Protocol(
         path=path,
         title=title,
@@ -218,6 +225,7 @@ def load_protocol(path: str | Path) -> Protocol:
         analysis=analysis,
         outcomes=outcomes,
         comparisons=comparisons,
+        registers=registers,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
     )
 
@@ -318,6 +326,13 @@ class _Validator:
             out[key] = Comparison(key, self.text(spec["label"], f"comparisons.{key}.label"), spec["kind"],
                                   comparators)
         return out
+
+    def registers(self, raw: Any) -> tuple[str, ...]:
+        names = self.strings(raw, "registers")
+        for i, name in enumerate(names):
+            if name not in REGISTERS:
+                raise self.fail(f"registers[{i}]", f"is {_short(name)}; reviewkit searches {', '.join(REGISTERS)}")
+        return names
 
     def analysis(self, raw: Any) -> Analysis:
         body = self.mapping(raw, "analysis", optional={"method", "hksj"})
