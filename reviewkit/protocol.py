@@ -113,6 +113,8 @@ class Protocol:
     dates: DateLimits
     searches: dict[str, Search]
     screening_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Words that often mark a record to exclude, highlighted by the screening app (``screening.exclusion_cues``).
+    exclusion_cues: tuple[str, ...] = ()
     analysis: Analysis = field(default_factory=Analysis)
     outcomes: dict[str, OutcomeDomain] = field(default_factory=dict)
     comparisons: dict[str, Comparison] = field(default_factory=dict)
@@ -198,7 +200,7 @@ def load_protocol(path: str | Path) -> Protocol:
         body = v.mapping(body, f"searches.{key}", required={"label", "mesh", "text"})
         searches[key] = Search(key, v.text(body["label"], f"searches.{key}.label"), v.block(body, f"searches.{key}"))
     screening_raw = v.mapping(root.get("screening") or {}, "screening",
-                              optional={"title_abstract_reasons", "full_text_reasons"})
+                              optional={"title_abstract_reasons", "full_text_reasons", "exclusion_cues"})
     reasons = {
         stage: v.strings(screening_raw[name], f"screening.{name}")
         for stage, name in (("title_abstract", "title_abstract_reasons"), ("full_text", "full_text_reasons"))
@@ -218,6 +220,8 @@ def load_protocol(path: str | Path) -> Protocol:
         dates=dates,
         searches=searches,
         screening_reasons=reasons,
+        exclusion_cues=v.strings(screening_raw["exclusion_cues"], "screening.exclusion_cues")
+        if "exclusion_cues" in screening_raw else (),
         analysis=analysis,
         outcomes=outcomes,
         comparisons=comparisons,

@@ -42,6 +42,7 @@ from .dedupe import SEARCHED_SOURCES, DedupeResult, deduplicate
 from .errors import ReviewkitError, SnapshotError
 from .io import atomic_write_bytes, atomic_write_text
 from .other_methods import read_other_methods_folder
+from .prioritise import with_priority
 from .protocol import Protocol
 from .records import load_records
 from .screening import (
@@ -134,7 +135,8 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
 
         def stage_update(stage: str, candidates: pd.DataFrame) -> SheetUpdate:
             existing, source = load_sheet(screening_dir, stage, protocol.screening_reasons.get(stage, ()))
-            update = replace(update_sheet(existing, build_sheet(candidates, stage, terms), stage), source=source)
+            update = update_sheet(existing, build_sheet(candidates, stage, terms), stage)
+            update = replace(update, sheet=with_priority(update.sheet), source=source)
             steps.update()
             return update
 
