@@ -335,7 +335,8 @@ def test_the_files_always_hold_exactly_the_decisions_made(tmp_path_factory, acti
 
 def test_the_app_opens_on_a_review_and_prisma_counts_only_screened_records(tmp_path):
     shutil.copytree(SAMPLE_DIR, tmp_path / "snap")
-    shutil.copytree(SAMPLE_SCREENING, tmp_path / "screening")
+    # The CSVs only: an XLSX copy left by a local `make report` would still hold the decisions blanked below.
+    shutil.copytree(SAMPLE_SCREENING, tmp_path / "screening", ignore=shutil.ignore_patterns("*.xlsx"))
     frame = pd.read_csv(tmp_path / "screening" / "title_abstract.csv", dtype=str, keep_default_na=False)
     undecided = frame.loc[frame["final"] == "exclude", "record_id"].iloc[:3].tolist()  # so not at full text yet
     frame.loc[frame["record_id"].isin(undecided), ["reviewer1", "reviewer2", "final", "exclusion_reason"]] = ""
