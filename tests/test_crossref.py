@@ -240,3 +240,49 @@ def test_a_doi_that_would_leave_the_works_path_is_not_a_doi():
 
     assert normalise_doi(f"https://doi.org/{DELPHI.upper()}") == DELPHI
     assert normalise_doi("10.1371/../../members/98") is None and normalise_doi("not a doi") is None
+
+
+def test_an_included_retracted_report_is_flagged_by_screen_and_in_the_report(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    from reviewkit import notebook
+    from reviewkit.project import Project
+    from reviewkit.review import Review
+    from reviewkit.testing.ctgov_emulator import CtgovEmulator
+    from reviewkit.testing.emulator import synthetic_records
+
+    from helpers import PROTOCOL
+
+    # synthetic records (PMID 96..., a range never issued): the first is named by a retraction notice
+    records = synthetic_records(2, terms=["gambling"], first_pmid=96_000_301)
+    records[0]["comments_corrections"] = ["RetractionIn PMID 96000399"]
+    snapshot, screening = tmp_path / "live", tmp_path / "screening"
+    monkeypatch.setenv("NCBI_EMAIL", "retraction-test@example.org")
+    with Emulator(records, aliases={PROTOCOL.query(k): k for k in PROTOCOL.searches}) as eutils, \
+            CtgovEmulator([]) as ctgov:
+        monkeypatch.setenv("REVIEWKIT_EUTILS_URL", eutils.base_url)
+        monkeypatch.setenv("REVIEWKIT_CTGOV_URL", ctgov.base_url)
+        assert main(["search", "--live", "--snapshot", str(snapshot), "--only", "gambling"]) == 0
+    screen = ["screen", "--offline", "--snapshot", str(snapshot), "--screening", str(screening)]
+
+    def include_all(stage: str, **extra: str) -> None:
+        path = screening / f"{stage}.csv"
+        (path.with_suffix(".xlsx")).unlink(missing_ok=True)  # the CSV is edited; the XLSX copy is rewritten
+        sheet = pd.read_csv(path, dtype=str, keep_default_na=False)
+        sheet = sheet.assign(final="include", **extra)
+        if "study_id" in sheet:
+            sheet["study_id"] = sheet["record_id"]
+        sheet.to_csv(path, index=False)
+        assert main(screen) == 0
+
+    assert main(screen) == 0
+    include_all("title_abstract")
+    include_all("full_text", retrieved="yes")
+    out = capsys.readouterr().out
+    assert "RETRACTED, included at full text: PMID:96000301" in out and "PMID:96000302" not in out.split("RETRACTED")[1]
+
+    review = Review(Project.find(str(ROOT)), live=False, snapshot=str(snapshot), screening=str(screening),
+                    searches=["gambling"])
+    assert notebook.retraction_note(review).startswith("1 included report(s) named by a retraction notice")
+    table = notebook.retracted_table(review)
+    assert table["pmid"].tolist() == ["96000301"] and "RetractionIn PMID 96000399" in table["retraction_notices"].iloc[0]
