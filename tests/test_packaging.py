@@ -20,7 +20,8 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 RUNTIME = [Requirement(s) for s in PROJECT["dependencies"]]
 TEST = [Requirement(s) for s in PROJECT["optional-dependencies"]["test"]]
 # Import name -> distribution, where they differ.
-DISTRIBUTION = {"Bio": "biopython", "yaml": "pyyaml", "IPython": "ipython", "PIL": "pillow", "sklearn": "scikit-learn"}
+DISTRIBUTION = {"Bio": "biopython", "yaml": "pyyaml", "IPython": "ipython", "PIL": "pillow", "sklearn": "scikit-learn",
+                "websocket": "websocket-client"}
 # Used without an import of their own: the notebook kernel, the Excel engine pandas loads, tqdm's
 # notebook bars, and the JupyterLab the README tells people to open.
 USED_WITHOUT_IMPORT = {"ipykernel", "openpyxl", "ipywidgets", "jupyterlab"}
