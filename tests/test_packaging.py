@@ -107,7 +107,7 @@ def test_ci_runs_the_readme_test_command():
 
 @pytest.mark.parametrize("command", [
     [str(Path(sys.executable).with_name("lint-imports"))],
-    [sys.executable, "-m", "ruff", "check", "reviewkit", "tools", "tests", "bench"],
+    [sys.executable, "-m", "ruff", "check", "reviewkit", "tools", "tests", "bench", "notebooks"],
     [sys.executable, "-m", "mypy"],
 ], ids=["import-linter", "ruff", "mypy"])
 def test_house_rules(command):
