@@ -220,9 +220,13 @@ def test_a_person_screens_two_records_with_the_keyboard_in_jupyterlab(tmp_path):
             return json.loads(get(f"{base}/api/status?token={token}")).get("started") is not None
 
         wait("JupyterLab to answer", up, 30, every=0.3, explain=server_log)
-        devtools_port = wait("Chromium's DevTools port", lambda: (profile / "DevToolsActivePort").read_text().split()[0],
-                             15)
-        targets = json.loads(get(f"http://127.0.0.1:{devtools_port}/json/list"))
+        def devtools_port() -> str:
+            if browser.poll() is not None:
+                raise Gone(f"Chromium exited with status {browser.returncode}")
+            return (profile / "DevToolsActivePort").read_text().split()[0]
+
+        port_text = wait("Chromium's DevTools port", devtools_port, 15)
+        targets = json.loads(get(f"http://127.0.0.1:{port_text}/json/list"))
         page = DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
 
         def page_text() -> str:
