@@ -411,7 +411,8 @@ def stopping_statistics(labels_in_order: Sequence[int], records: int, sample: Se
         advice = ("No include yet: keep screening in priority order; recall cannot be estimated before the "
                   "first include.")
     elif lower < target_recall and not drawn.size:
-        advice = (f"{since} decisions since the last include. Recall is not estimated yet: screen a random sample "
+        decisions = "1 decision" if since == 1 else f"{since} decisions"
+        advice = (f"{decisions} since the last include. Recall is not estimated yet: screen a random sample "
                   f"of {needed} of the {pool} unscreened records (draw_sample); if none of them is an include, "
                   f"recall is at least {target_recall:.0%} with {pct} confidence. Otherwise keep screening in "
                   "priority order.")
