@@ -9,9 +9,22 @@ They come from a *candidate source*:
   page|author) plus ESearch field searches by author and year and by title
   words, then EFetch of every PMID found.
 
+* ``CrossrefLookup(client)``: Crossref, by DOI (``/works/{doi}``), then by the
+  printed reference (``query.bibliographic``); live and recorded, or replayed
+  from what a live check recorded.
+
 Whatever the source, ``compare`` scores each candidate field by field and
 ``check_reference`` decides. ECitMatch's PMID is only a candidate: it is
 checked like any other, so a wrong PMID is never taken on trust.
+
+A ``SourceChain`` asks its sources in turn (PubMed or the local records first,
+then Crossref) while the reference is not found, so a real paper in a journal
+PubMed does not index is not "not found". Each verdict says which sources were
+searched (``sources_searched``) and which one found the record (``found_in``).
+It then asks whether the record is retracted (``reviewkit.retractions``: PubMed's
+publication types and comment/correction links, Crossref's notices whose
+``update-to`` names the DOI); a retracted reference is ``retracted``, never
+``verified``, whatever its fields.
 
 Verdicts:
 
@@ -22,24 +35,31 @@ Verdicts:
   DOI, or its journal + volume + first page, together with an author), but
   named fields differ (``field_errors``);
 * ``ambiguous``: several distinct records are plausible; all are listed;
-* ``not_found``: no record is identified; the nearest records are listed.
+* ``not_found``: no record is identified; the nearest records are listed;
+* ``retracted``: a retraction notice names the cited work (the record meant, if
+  identified, is kept in ``match`` with its field errors).
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 from rapidfuzz import fuzz
 
+from .errors import ReviewkitError, SnapshotError
 from .references import Reference
+from .retractions import UNKNOWN, RetractionStatus, combine, from_crossref, of_record
 from .text import fold
 
-VERDICTS = ("verified", "exists_with_errors", "not_found", "ambiguous")
+log = logging.getLogger(__name__)
+
+VERDICTS = ("verified", "exists_with_errors", "not_found", "ambiguous", "retracted")
 TITLE_MATCH = 0.90     # normalised title similarity at or above this is "the same title"
 NEAREST_FLOOR = 0.25   # a not-found reference lists records scoring at least this
 MAX_LISTED = 3         # nearest records listed for not_found
@@ -124,6 +144,7 @@ class Match:
     identified: bool                # clearly the work the reference means
     identified_by: str | None       # "title", "doi" or "journal, volume and first page" (each with an author)
     field_errors: tuple[str, ...]   # printed fields that differ from the record
+    source: str | None = None       # where the record comes from ("PubMed", "Crossref", "Citation searching")
 
     def label(self) -> str:
         ident = f"PMID {self.pmid}" if self.pmid else (f"doi:{self.doi}" if self.doi else self.record_id)
@@ -135,7 +156,7 @@ class Match:
                 "first_author": self.first_author, "year": self.year, "title": self.title,
                 "journal": self.journal, "volume": self.volume, "issue": self.issue, "pages": self.pages,
                 "score": round(self.score, 3), "identified_by": self.identified_by,
-                "field_errors": list(self.field_errors)}
+                "field_errors": list(self.field_errors), "source": self.source}
 
 
 def _value(record: Mapping, key: str):
@@ -207,6 +228,7 @@ def compare(ref: Reference, record: Mapping) -> Match:
         journal=_value(record, "journal") or _value(record, "journal_iso"), volume=_value(record, "volume"),
         issue=_value(record, "issue"), pages=_value(record, "pages"), score=score,
         identified=identified_by is not None, identified_by=identified_by, field_errors=tuple(errors),
+        source=_value(record, "source") and str(record["source"]),
     )
 
 
@@ -246,6 +268,7 @@ class LocalRecords:
     """
 
     mode = "offline"
+    name = "local records"
 
     def __init__(self, records: pd.DataFrame, searched: str = "the local records"):
         self.records = records.reset_index(drop=True)
@@ -295,7 +318,7 @@ class PubMedLookup:
     """
 
     mode = "live"
-    searched = "PubMed"
+    name = searched = "PubMed"
 
     def __init__(self, transport, retmax: int = 20):
         self.transport = transport
@@ -358,7 +381,15 @@ class CitationCheck:
     candidates: tuple[Match, ...]    # ambiguous: the plausible records; not_found: the nearest
     mode: str                        # "offline" or "live"
     live_could_change: bool          # offline only: could a live PubMed check give another answer?
-    searched: str = "PubMed"         # the candidate source's ``searched``
+    searched: str = "PubMed"         # the candidate source's ``searched`` (a chain's: its sources, joined)
+    sources_searched: tuple[str, ...] = ()  # each source asked, in order ("PubMed", "Crossref")
+    found_in: str | None = None      # the source whose record is the match (None: no record identified)
+    retraction: RetractionStatus = UNKNOWN
+
+    @property
+    def retracted(self) -> bool | None:
+        """True (a notice retracts the cited work), False (the sources read flag none), None (unknown)."""
+        return self.retraction.retracted
 
     @property
     def pmid(self) -> str | None:
@@ -376,7 +407,10 @@ class CitationCheck:
     def as_dict(self) -> dict:
         return {"reference": self.reference.text, "verdict": self.verdict, "pmid": self.pmid, "doi": self.doi,
                 "field_errors": list(self.field_errors), "candidates": [m.as_dict() for m in self.candidates],
-                "mode": self.mode, "searched": self.searched, "live_could_change": self.live_could_change}
+                "mode": self.mode, "searched": self.searched, "live_could_change": self.live_could_change,
+                "sources_searched": list(self.sources_searched or (self.searched,)), "found_in": self.found_in,
+                "retracted": self.retracted, "retraction_notices": list(self.retraction.notices),
+                "retraction_checked_in": list(self.retraction.checked)}
 
 
 def _work_key(m: Match) -> str:
@@ -409,19 +443,137 @@ def decide(ref: Reference, candidates: pd.DataFrame, mode: str, searched: str = 
     return CitationCheck(ref, "not_found", None, (), nearest, mode, offline, searched)
 
 
-def check_reference(ref: Reference, source: CandidateSource) -> CitationCheck:
-    return decide(ref, source.candidates(ref), source.mode, source.searched)
+def check_reference(ref: Reference, source: CandidateSource | SourceChain) -> CitationCheck:
+    if isinstance(source, SourceChain):
+        return source.check(ref)
+    candidates = source.candidates(ref)
+    result = decide(ref, candidates, source.mode, source.searched)
+    return replace(result, sources_searched=(source.searched,), found_in=_found_in(result, source))
 
 
-def candidate_source(snapshot, live: bool):
-    """Where references are checked: PubMed live (recorded in ``snapshot``), else the snapshot's local records.
+def _found_in(result: CitationCheck, source: CandidateSource) -> str | None:
+    if result.match is None:
+        return None
+    return result.match.source or getattr(source, "name", None) or source.searched
 
-    ``snapshot`` is a ``reviewkit.snapshot.Snapshot``; live credentials come from the environment.
+
+def _row_of(candidates: pd.DataFrame, match: Match | None) -> dict:
+    if match is None or candidates.empty or "record_id" not in candidates.columns:
+        return {}
+    rows = candidates[candidates["record_id"].astype(str) == match.record_id]
+    return rows.iloc[0].to_dict() if len(rows) else {}
+
+
+class CrossrefLookup:
+    """Candidates from Crossref (``reviewkit.crossref.CrossrefClient``): the work with the cited DOI,
+    then the works Crossref ranks highest for the printed reference. Live (recorded in the snapshot)
+    or replayed; a replay that lacks a request raises ``SnapshotError`` (the chain then says Crossref
+    was not searched for that reference)."""
+
+    name = "Crossref"
+    searched = "Crossref"
+
+    def __init__(self, client, mode: str):
+        self.client = client
+        self.mode = mode
+
+    def candidates(self, ref: Reference) -> pd.DataFrame:
+        rows = []
+        if ref.doi:
+            work = self.client.work(ref.doi)
+            if work is not None:
+                rows.append(work)
+        rows += self.client.bibliographic(ref.text)
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["record_id", "title", "authors"])
+
+    def retraction(self, dois: Sequence[str]) -> RetractionStatus:
+        """What Crossref's notices say about these DOIs (``filter=updates:``); UNKNOWN without a DOI."""
+        dois = [d for d in dict.fromkeys(d.lower() for d in dois if d)]
+        if not dois:
+            return UNKNOWN
+        notices = self.client.notices_about(dois)
+        return from_crossref([n for d in dois for n in notices.get(d, [])])
+
+
+class SourceChain:
+    """Sources asked in turn while a reference is not found, then the retraction check (module doc).
+
+    ``first`` is PubMed (live) or the local records (offline); ``pubmed_checked``: whether the first
+    source's PubMed records are PubMed's own (live, or a snapshot of live searches), so that their
+    publication types can say "not retracted"; the sample's curated records cannot.
     """
+
+    def __init__(self, first: CandidateSource, crossref: CrossrefLookup | None, *, pubmed_checked: bool):
+        self.sources: list = [first] + ([crossref] if crossref is not None else [])
+        self.crossref = crossref
+        self.mode = first.mode
+        self.pubmed_checked = pubmed_checked
+        self.searched = " and ".join(s.searched for s in self.sources)
+
+    def candidates(self, ref: Reference) -> pd.DataFrame:
+        return self.sources[0].candidates(ref)
+
+    def check(self, ref: Reference) -> CitationCheck:
+        asked: list[tuple[str, str]] = []  # (name, words for a sentence)
+        result: CitationCheck | None = None
+        nearest: list[Match] = []
+        row: dict = {}
+        unrecorded = False
+        for source in self.sources:
+            try:
+                candidates = source.candidates(ref)
+            except ReviewkitError as exc:
+                if source is not self.crossref:
+                    raise
+                if isinstance(exc, SnapshotError):
+                    unrecorded = True  # offline, and no live check recorded Crossref's answer to this reference
+                else:  # Crossref kept failing: the verdict says it was not searched
+                    log.warning("%s: Crossref could not be searched (%s)", ref.where, exc)
+                continue
+            asked.append((getattr(source, "name", source.searched), source.searched))
+            result = decide(ref, candidates, self.mode, source.searched)
+            row = _row_of(candidates, result.match)
+            result = replace(result, found_in=_found_in(result, source))
+            if result.verdict != "not_found":
+                break
+            nearest += result.candidates
+        assert result is not None  # the first source always answers
+        if result.verdict == "not_found":  # the nearest records of every source searched
+            nearest = _distinct(sorted(nearest, key=lambda m: -m.score))
+            result = replace(result, candidates=tuple(sorted(nearest, key=lambda m: -m.score))[:MAX_LISTED])
+        status = of_record(row, pubmed_checked=self.pubmed_checked) if row else UNKNOWN
+        dois = [d for d in ((result.match.doi if result.match else None), ref.doi) if d]
+        if self.crossref is not None and dois:
+            try:
+                status = combine(status, self.crossref.retraction(dois))
+            except SnapshotError:
+                pass  # offline, never recorded: Crossref's notices are not known (``retracted`` stays as it was)
+            except ReviewkitError as exc:
+                log.warning("%s: Crossref's retraction notices could not be read (%s)", ref.where, exc)
+        result = replace(result, searched=" and ".join(words for _, words in asked),
+                         sources_searched=tuple(name for name, _ in asked), retraction=status,
+                         live_could_change=result.live_could_change or unrecorded)
+        if status.retracted:
+            result = replace(result, verdict="retracted")
+        return result
+
+
+def candidate_source(snapshot, live: bool) -> SourceChain:
+    """Where references are checked: PubMed live (recorded in ``snapshot``), else the snapshot's local
+    records; then Crossref, live (recorded) or replayed from what live checks recorded.
+
+    ``snapshot`` is a ``reviewkit.snapshot.Snapshot``; live credentials and Crossref's contact address
+    come from the environment and are never recorded.
+    """
+    from .crossref import CrossrefClient, crossref_transport
+
+    crossref = CrossrefLookup(CrossrefClient(crossref_transport(snapshot, live)), "live" if live else "offline")
     if live:
         from .entrez import Credentials, LiveTransport
 
-        return PubMedLookup(LiveTransport(snapshot, Credentials.from_env()))
+        return SourceChain(PubMedLookup(LiveTransport(snapshot, Credentials.from_env())), crossref,
+                           pubmed_checked=True)
     searched = ("the local records of the bundled sample (a curated sample, not all of PubMed)" if snapshot.is_sample
                 else f"the local records of snapshot {snapshot.root.name}")
-    return LocalRecords(local_store(snapshot.root), searched)
+    return SourceChain(LocalRecords(local_store(snapshot.root), searched), crossref,
+                       pubmed_checked=not snapshot.is_sample)

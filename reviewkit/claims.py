@@ -228,6 +228,9 @@ class ClaimAudit:
             "field_errors": list(cit.field_errors) if cit else [],
             "nearest_record": nearest.label() if nearest else None,
             "live_could_change": bool(cit and cit.live_could_change),
+            "citation_sources_searched": list(cit.sources_searched) if cit else [],
+            "citation_found_in": cit.found_in if cit else None,
+            "citation_retracted": cit.retracted if cit else None,
             "statement_verdict": self.statement_verdict, "certainty": self.certainty, "reason": self.reason,
             "studies": self.studies,
             "evidence": [s.as_dict() for s in self.evidence],
@@ -257,6 +260,9 @@ def judge_citation(claim: Claim, citation: CitationCheck | None, included: pd.Da
         return "not assessable", f"cited {claim.cites} not found {where}"
     if citation.verdict == "ambiguous":
         return "not assessable", f"cited {claim.cites} matches {len(citation.candidates)} records {where}"
+    if citation.verdict == "retracted":
+        notices = "; ".join(citation.retraction.notices[:2]) or "a retraction notice"
+        return "not assessable", f"cited {claim.cites} is retracted ({notices}): it supports no statement"
     m = citation.match
     assert m is not None  # verified or exists_with_errors: one record is identified
     errors = f", with errors in {', '.join(citation.field_errors)}" if citation.field_errors else ""

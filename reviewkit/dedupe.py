@@ -16,11 +16,19 @@ within blocks of the same year and first author (all pairs the merge rule can
 accept) and within a sorted neighbourhood (for the review list); see
 :func:`_fuzzy_pass`.
 
-Which record is kept: a database record before a record from another method
-(PRISMA 2020 counts a citation-searched record that the databases already found
-as a duplicate, not as a new record), then the earlier row. The kept row
-gathers the provenance of everything merged into it (``searches`` and
-``merged_ids``).
+A trial registration (``source`` ClinicalTrials.gov) has no PMID or DOI of its
+own; it names its publications (``linked_pmids``, ``linked_dois``). A
+registration and its publication are one study, so a registration is merged
+into the record of the first publication it links that the records hold
+(rules "registration's linked PMID" / "registration's linked DOI"), and the
+record keeps it in ``merged_ids``. A registration linking no record found
+stays a record of its own.
+
+Which record is kept: a database record before a registration, and both before
+a record from another method (PRISMA 2020 counts a citation-searched record
+that the databases already found as a duplicate, not as a new record), then the
+earlier row. The kept row gathers the provenance of everything merged into it
+(``searches`` and ``merged_ids``).
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ import pandas as pd
 from rapidfuzz import fuzz, process
 
 DATABASE_SOURCES = frozenset({"PubMed"})
+REGISTER_SOURCES = frozenset({"ClinicalTrials.gov"})
+#: PRISMA 2020's left column: "identification of studies via databases and registers"
+SEARCHED_SOURCES = DATABASE_SOURCES | REGISTER_SOURCES
 
 #: score (0-100, rapidfuzz ``token_sort_ratio`` on normalised titles) from which a
 #: pair with the same year and first author is merged.
@@ -143,9 +154,9 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
     if records.empty:
         return DedupeResult(records.assign(merged_ids=[[] for _ in range(len(records))]),
                             pd.DataFrame(columns=MERGE_COLUMNS), pd.DataFrame(columns=REVIEW_COLUMNS))
-    is_db = records["source"].isin(DATABASE_SOURCES)
+    is_db, is_register = records["source"].isin(DATABASE_SOURCES), records["source"].isin(REGISTER_SOURCES)
     # Preferred rows first: the union keeps the lowest position as the root.
-    ordered = pd.concat([records[is_db], records[~is_db]]).reset_index(drop=True)
+    ordered = pd.concat([records[is_db], records[is_register], records[~is_db & ~is_register]]).reset_index(drop=True)
     ids = ordered["record_id"].tolist()
     # Python lists, not per-element pandas access: this runs on every record of a search.
     pmids = [_clean_id(v) for v in ordered["pmid"].tolist()]
@@ -177,14 +188,17 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
         clusters.union(a, b)
         rule_of[absorbed] = (rule, score)
 
+    holder: dict[str, dict[str, int]] = {}  # rule -> identifier -> the first row holding it
     for key, rule in ((pmids, "PMID"), (dois, "DOI")):
-        first: dict[str, int] = {}
+        first = holder.setdefault(rule, {})
         for i, value in enumerate(key):
             if value:
                 if value in first:
                     try_merge(first[value], i, rule, 100.0)
                 else:
                     first[value] = i
+
+    _link_registrations(ordered, holder, clusters, try_merge)
 
     exact: dict[tuple, int] = {}
     by_title: dict[str, int] = {}
@@ -231,6 +245,26 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
                    for (a, b), (score, why) in sorted(review.items())]
     return DedupeResult(out, pd.DataFrame(merges, columns=MERGE_COLUMNS),
                         pd.DataFrame(review_rows, columns=REVIEW_COLUMNS))
+
+
+def _link_registrations(ordered: pd.DataFrame, holder: dict[str, dict[str, int]], clusters: _Clusters,
+                        try_merge) -> None:
+    """Merge each registration into the first record it links (PMID first, then DOI); see the module doc."""
+    if "linked_pmids" not in ordered.columns:
+        return
+    for i in np.flatnonzero(ordered["source"].isin(REGISTER_SOURCES).to_numpy()):
+        links = [("PMID", p) for p in _listed(ordered.at[i, "linked_pmids"])]
+        links += [("DOI", d) for d in _listed(ordered.at[i, "linked_dois"] if "linked_dois" in ordered else None)]
+        for rule, value in links:
+            target = holder[rule].get(str(value).strip().lower())
+            if target is not None and clusters.find(target) != clusters.find(int(i)):
+                try_merge(target, int(i), f"registration's linked {rule}", 100.0)
+                if clusters.find(target) == clusters.find(int(i)):
+                    break  # one study: its other publications stay records of their own
+
+
+def _listed(value) -> list:
+    return list(value) if isinstance(value, (list, tuple, np.ndarray)) else []
 
 
 def _why_not_same(years: list, surnames: list, a: int, b: int) -> str:

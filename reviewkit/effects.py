@@ -17,7 +17,7 @@ arm, for proportions) and returns a copy with these columns added:
 
 Input columns, per row (a row uses the first kind it has complete):
 
-* 2x2 data: ``events_t, n_t, events_c, n_c`` (t = ketamine arm, c = control);
+* 2x2 data: ``events_t, n_t, events_c, n_c`` (t = the intervention arm, c = the comparator);
 * means: ``mean_t, sd_t, n_t, mean_c, sd_c, n_c``;
 * one arm (PLO, PR): ``events, n``;
 * a reported estimate with the row's ``measure`` (OR, RR, HR are ratios; RD,
@@ -25,10 +25,10 @@ Input columns, per row (a row uses the first kind it has complete):
   unless ``ci_level`` says otherwise), ``se`` (on the analysis scale, i.e. of
   the log ratio), or ``p_value`` (two-sided).
 
-Direction. escalc's ``yi`` is ketamine minus (or over) control. If the frame has
+Direction. escalc's ``yi`` is intervention minus (or over) comparator. If the frame has
 a ``favourable`` column, rows whose outcome is better when *lower*
 (``favourable == "lower"``, e.g. relapse) get ``yi = -yi``. After that, positive
-``yi`` (a ratio above 1) always favours ketamine. Without the column nothing is
+``yi`` (a ratio above 1) always favours the intervention. Without the column nothing is
 flipped, so reference data sets reproduce escalc exactly.
 
 Derivations (each returns a ``Derived`` value with a ``how`` string):

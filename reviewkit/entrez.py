@@ -40,16 +40,12 @@ import calendar
 import http.client
 import logging
 import os
-import random
-import socket
-import time
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
-from typing import Protocol as TypingProtocol
-from urllib.error import HTTPError, URLError
+from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
 from Bio import Entrez
@@ -60,7 +56,17 @@ from .protocol import Protocol
 from .pubmed import iter_pubmed_xml
 from .ratelimit import LIMITER, RateLimiter, ncbi_rate
 from .redact import excerpt
-from .snapshot import Snapshot, clean_params
+from .snapshot import Snapshot
+from .transport import (
+    TRANSIENT_HTTP,
+    RetryPolicy,
+    Transport,
+    describe,
+    opener_for,
+    send_with_retries,
+    short,
+)
+from .transport import ReplayTransport as ReplayTransport  # re-exported: the replay half of this module's one code path
 
 log = logging.getLogger(__name__)
 
@@ -109,44 +115,6 @@ class Credentials:
         return [s for s in (self.email, self.api_key) if s]
 
 
-class Transport(TypingProtocol):
-    snapshot: Snapshot
-    records: bool  # True when responses are recorded (live); False when replayed
-
-    def request(self, utility: str, params: dict[str, str], *, reuse: bool = False) -> bytes: ...
-
-
-# -- replay -----------------------------------------------------------------
-class ReplayTransport:
-    """Answers from the snapshot only; writes nothing.
-
-    Of several recorded answers to one request, the one a manifest lists is replayed
-    (a living update that failed half-way recorded answers no manifest lists yet).
-    """
-
-    records = False
-
-    def __init__(self, snapshot: Snapshot):
-        self.snapshot = snapshot
-        self._listed: set[str] | None = None
-
-    def request(self, utility: str, params: dict[str, str], *, reuse: bool = False) -> bytes:
-        if self._listed is None:
-            self._listed = self.snapshot.referenced()
-        exchange = self.snapshot.get(utility, params, among=self._listed)
-        if exchange is None:
-            shown = ", ".join(f"{k}={_short(v)}" for k, v in clean_params(params).items())
-            raise SnapshotError(
-                f"offline: snapshot {self.snapshot.root} has no recorded {utility} request ({shown}); "
-                "run the search live to record it"
-            )
-        return exchange.body
-
-
-def _short(value: str, limit: int = 80) -> str:
-    return value if len(value) <= limit else value[:limit] + f"... ({len(value)} chars)"
-
-
 # -- live -------------------------------------------------------------------
 def build_request(utility: str, params: dict[str, str], base: str = NCBI_EUTILS) -> urllib.request.Request:
     """The HTTP request Bio.Entrez's ``Entrez.<utility>(**params)`` would send, addressed to ``base``.
@@ -165,10 +133,6 @@ def build_request(utility: str, params: dict[str, str], base: str = NCBI_EUTILS)
                                  ecitmatch=utility == "ecitmatch")
 
 
-TRANSIENT_HTTP = {429, 500, 502, 503, 504}
-# What can go wrong on the wire short of an HTTP status: refused/reset connections,
-# timeouts (Bio.Entrez has none; _Redirect sets one), truncated bodies (IncompleteRead).
-NETWORK_ERRORS = (URLError, socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException)
 # Root element each utility answers with when it worked.
 EXPECTED_ROOT = {"esearch": "eSearchResult", "efetch": "PubmedArticleSet",
                  "esummary": "eSummaryResult", "epost": "ePostResult"}
@@ -182,12 +146,12 @@ class LiveTransport:
     process-wide settings. Here every request waits its turn
     at the process's rate limiter (3/s, 10/s with an API key, or ``rate``),
     goes through the transport's own opener (``base_url``, no process-wide
-    urllib or Bio.Entrez setting), has a ``timeout``, and is retried with exponential back-off and jitter
-    (``backoff`` × 2^n × [1, 2), at most ``max_backoff``; a Retry-After header
-    wins) on 429, 5xx, timeouts, connection errors, truncated or unparseable
-    bodies and ``<ERROR>`` bodies, up to ``max_attempts``; then an error names
-    the request. Only a good answer is recorded, so a snapshot never replays a
-    failure. Each retry and each wait longer than a second is logged.
+    urllib or Bio.Entrez setting), has a ``timeout``, and is retried by
+    ``reviewkit.transport.send_with_retries`` (back-off with jitter, a
+    Retry-After header wins) on 429, 5xx, timeouts, connection errors,
+    truncated or unparseable bodies and ``<ERROR>`` bodies, up to
+    ``max_attempts``; then an error names the request. Only a good answer is
+    recorded, so a snapshot never replays a failure.
     """
 
     records = True
@@ -199,25 +163,21 @@ class LiveTransport:
         self.snapshot = snapshot
         self.credentials = credentials or Credentials.from_env()
         self.base = base_url or eutils_base()
-        self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.timeout, self.max_attempts, self.backoff, self.max_backoff = timeout, max_attempts, backoff, max_backoff
         self.rate = rate or ncbi_rate(bool(self.credentials.api_key))
         self.limiter = limiter
-        handlers: list = []
-        if urlsplit(self.base).hostname in ("127.0.0.1", "localhost", "::1"):
-            handlers.append(urllib.request.ProxyHandler({}))  # loopback never goes through a proxy
-        self._opener = urllib.request.build_opener(*handlers)
+        self._opener = opener_for(self.base)
 
-    def _send(self, utility: str, full: dict[str, str]) -> tuple[bytes, str]:
-        request = build_request(utility, full, self.base)
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.timeout, self.max_attempts, self.backoff, self.max_backoff)
+
+    def _send(self, utility: str, request: urllib.request.Request) -> bytes:
         waited = self.limiter.wait(self.rate)
         if waited > 1:
             log.info("%s: waited %.1f s for the NCBI rate limit (%.0f requests/s)", utility, waited, self.rate)
         with self._opener.open(request, timeout=self.timeout) as response:
-            body = response.read()
-        return body, request.get_method()
+            return response.read()
 
     def request(self, utility: str, params: dict[str, str], *, reuse: bool = False) -> bytes:
         if reuse:
@@ -227,34 +187,13 @@ class LiveTransport:
                 if problem is None:
                     return recorded.body
                 log.warning("%s: the recorded answer is not usable (%s); asking again (%s)", utility, problem,
-                            _describe(params))
-        full = {**params, **self.credentials.params()}
-        last_problem: str | None = "no attempt made"
-        for attempt in range(1, self.max_attempts + 1):
-            wait = None
-            try:
-                body, method = self._send(utility, full)
-                last_problem = body_problem(utility, body, params)
-                if last_problem is None:
-                    return self.snapshot.put(utility, params, body, method=method).body
-            except HTTPError as exc:
-                # Only the status goes into messages: the URL would carry the credentials.
-                last_problem = f"HTTP {exc.code}"
-                if exc.code not in TRANSIENT_HTTP and not _relayed_proxy_failure(exc):
-                    raise EntrezError(f"{utility} failed with HTTP {exc.code} ({_describe(params)})") from None
-                wait = _retry_after(exc)
-            except NETWORK_ERRORS as exc:
-                last_problem = type(exc).__name__
-            if attempt < self.max_attempts:
-                delay = self.backoff * 2 ** (attempt - 1) * (1 + random.random())  # noqa: S311 (jitter, not a secret)
-                pause = min(self.max_backoff, wait if wait is not None else delay)
-                log.warning("%s: %s; retry %d of %d in %.1f s%s (%s)", utility, last_problem, attempt,
-                            self.max_attempts - 1, pause, " (Retry-After)" if wait is not None else "",
-                            _describe(params))
-                time.sleep(pause)
-        raise EntrezError(
-            f"{utility} failed {self.max_attempts} times, last with {last_problem} ({_describe(params)})"
-        )
+                            describe(params))
+        request = build_request(utility, {**params, **self.credentials.params()}, self.base)
+        _, body = send_with_retries(
+            lambda: self._send(utility, request), name=utility, shown=describe(params), policy=self.policy,
+            problem=lambda b: body_problem(utility, b, params), error=EntrezError,
+            transient=lambda exc: exc.code in TRANSIENT_HTTP or _relayed_proxy_failure(exc))
+        return self.snapshot.put(utility, params, body, method=request.get_method()).body
 
 
 def body_problem(utility: str, body: bytes, params: dict[str, str] | None = None) -> str | None:
@@ -277,7 +216,7 @@ def body_problem(utility: str, body: bytes, params: dict[str, str] | None = None
         return f"a body that is not well-formed XML ({exc.msg}; {len(body)} bytes)"
     error = root.findtext(".//ERROR") if root.tag != "PubmedArticleSet" else None
     if error:
-        return f"<ERROR>{_short(error.strip())}</ERROR>"
+        return f"<ERROR>{short(error.strip())}</ERROR>"
     if root.tag != root_name:
         return f"<{root.tag}> where <{root_name}> was expected"
     if utility == "efetch" and params and params.get("id"):
@@ -301,18 +240,6 @@ def _relayed_proxy_failure(exc: HTTPError) -> bool:
         return b"proxy_stream" in exc.read()
     except (OSError, http.client.HTTPException):
         return False
-
-
-def _retry_after(exc: HTTPError) -> float | None:
-    value = exc.headers.get("Retry-After") if exc.headers else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _describe(params: dict[str, str]) -> str:
-    return ", ".join(f"{k}={_short(v)}" for k, v in clean_params(params).items())
 
 
 # -- ESearch ----------------------------------------------------------------

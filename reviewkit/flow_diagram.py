@@ -27,8 +27,9 @@ from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 from matplotlib.textpath import TextToPath  # noqa: E402
 
+from .dedupe import REGISTER_SOURCES  # noqa: E402
 from .io import atomic_write_bytes  # noqa: E402
-from .prisma import PrismaCounts, ReportCounts  # noqa: E402
+from .prisma import DatabaseCounts, PrismaCounts, ReportCounts  # noqa: E402
 
 MIN_FONT = 8.0  # pt: the smallest text of the diagram at its natural size
 FONT = 8.5  # box text
@@ -64,10 +65,18 @@ def _excluded(r: ReportCounts) -> list[str]:
     return lines
 
 
+def identified_lines(db: DatabaseCounts) -> list[str]:
+    """PRISMA 2020's first box: databases, then registers (named when not searched, never "n = 0")."""
+    databases = [f"{s} {_n(n)}" for s, n in db.identified.items() if s not in REGISTER_SOURCES]
+    registers = [f"{s} {_n(n)}" for s, n in db.identified.items() if s in REGISTER_SOURCES]
+    registers += [f"{s} {why}" for s, why in db.not_searched.items()]
+    return [f"  Databases: {', '.join(databases) or 'none'}", f"  Registers: {', '.join(registers) or 'none searched'}"]
+
+
 def _boxes(c: PrismaCounts) -> dict[str, list[str]]:
     db, om = c.databases, c.other_methods
     return {
-        "db_identified": ["Records identified from:"] + [f"  {s} {_n(n)}" for s, n in db.identified.items()],
+        "db_identified": ["Records identified from:", *identified_lines(db)],
         "db_removed": ["Records removed before screening:", f"  Duplicate records removed {_n(db.duplicates_removed)}",
                        f"  Records removed for other reasons {_n(db.removed_other)}"],
         "db_screened": [f"Records screened {_n(db.records_screened)}"]

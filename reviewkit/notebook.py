@@ -204,6 +204,22 @@ def search_table(results) -> pd.DataFrame:
     ])
 
 
+def register_table(results) -> pd.DataFrame:
+    """One row per search in each trial register: its query, date run, count and registrations retrieved,
+    or the words for a register not searched ("not searched in this sample"), never 0."""
+    return pd.DataFrame([
+        {
+            "search": r.key,
+            "register": r.register,
+            "date run": _day(r.manifest.get("date_run")) if r.searched else r.note,
+            "register count": r.count if r.searched else r.note,
+            "registrations retrieved": r.retrieved if r.searched else r.note,
+            "query": "; ".join(f"{k} = {v}" for k, v in r.query.items()),
+        }
+        for r in results
+    ], columns=["search", "register", "date run", "register count", "registrations retrieved", "query"])
+
+
 def _day(stamp: object) -> object:
     """An ISO timestamp at midnight UTC (a search's date run) as its day, ``2026-11-26``; anything else as it is."""
     text = str(stamp or "")
@@ -410,6 +426,45 @@ def studies_table(review: Review) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def registered_studies_note(review: Review) -> str:
+    """What the trial-register searches can list, in words: the sentence shown when no registration
+    is ongoing or awaiting classification (a register not searched is never "none found")."""
+    registers = review.registers()
+    if not registers:
+        return "The protocol lists no trial register, so no registered study can be listed."
+    unsearched = [r for r in registers if not r.searched]
+    if unsearched:
+        return (f"{unsearched[0].register} {unsearched[0].note}: registered studies cannot be listed"
+                + (" for every search." if len(unsearched) == len(registers) else
+                   f" for {len(unsearched)} of {len(registers)} searches."))
+    return "No registration is ongoing or awaiting classification."
+
+
+def registered_studies_table(review: Review) -> pd.DataFrame:
+    """Cochrane's "ongoing studies" and "studies awaiting classification" from the trial registers."""
+    return review.registered_studies.drop(columns=["record_id"])
+
+
+def retraction_note(review: Review) -> str:
+    """Whether an included report is retracted, saying what was checked (the sample cannot say)."""
+    flagged = review.retracted_included
+    if not flagged.empty:
+        return (f"{len(flagged)} included report(s) named by a retraction notice: look at the decision again "
+                "before relying on the syntheses.")
+    if review.is_sample:
+        return ("Retraction status of the included reports is not known: the sample's curated records carry no "
+                "PubMed publication types or retraction links (a live run checks them).")
+    return ("No included report is named by a retraction notice (PubMed's \"Retracted Publication\" type and "
+            "retraction links of each included record checked).")
+
+
+def retracted_table(review: Review) -> pd.DataFrame:
+    """The included reports a retraction notice names, with the notices."""
+    flagged = review.retracted_included
+    columns = [c for c in ("pmid", "doi", "title", "year", "retraction_notices") if c in flagged.columns]
+    return flagged[columns].reset_index(drop=True)
+
+
 def forest_plots(review: Review, items) -> list[Path]:
     """Draw, export (PNG, SVG) and show a forest plot for every synthesis with a study, then the overview."""
     import matplotlib.pyplot as plt
@@ -532,6 +587,8 @@ def citation_table(checks) -> pd.DataFrame:
             "record": c.match.label() if c.match else "",
             "fields that differ": ", ".join(c.field_errors),
             "nearest records": "; ".join(m.label() for m in c.candidates),
+            "searched": ", ".join(c.sources_searched) + (f" (found in {c.found_in})" if c.found_in else ""),
+            "retracted": {True: "yes", False: "no", None: "not known"}[c.retracted],
             "a live check could change this": c.live_could_change,
         }
         for c in checks
@@ -552,7 +609,8 @@ def key_numbers(counts, items, audits: pd.DataFrame | None) -> pd.DataFrame:
     db, om = counts.databases, counts.other_methods
     certainty = pd.Series([s.certainty.level for s in items if s.certainty]).value_counts()
     rows = [
-        ("Records from the PubMed searches", f"{sum(db.identified.values())}"),
+        ("Records from the database searches", f"{db.from_databases}"),
+        ("Records from the trial registers", f"{db.from_registers}"),
         ("Records from other methods", f"{sum(om.identified.values())}"),
         ("Records screened (title/abstract)", f"{db.records_screened}, {db.records_awaiting} awaiting"),
         ("Reports assessed in full text", f"{db.reports.assessed + om.reports.assessed}"),

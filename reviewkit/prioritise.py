@@ -256,6 +256,48 @@ def sheet_priority(sheet: pd.DataFrame, column: str = "final", *, seed: int = 0,
     return priority
 
 
+def awaiting(sheet: pd.DataFrame, column: str = "final") -> np.ndarray:
+    """Which rows of a screening sheet still await a decision in ``column``: current rows
+    (``status`` blank) with no include or exclude there and, at full text, not marked not retrieved."""
+    current = sheet["status"].fillna("").eq("") if "status" in sheet.columns else pd.Series(True, index=sheet.index)
+    undecided = ~sheet[column].fillna("").astype(str).str.strip().str.lower().isin(DECISIONS)
+    retrieved = sheet["retrieved"].fillna("").astype(str).str.strip().str.lower().ne("no") \
+        if "retrieved" in sheet.columns else True
+    return (current & undecided & retrieved).to_numpy(dtype=bool)
+
+
+def with_priority(sheet: pd.DataFrame, *, seed: int = 0, model: RelevanceModel = DEFAULT_MODEL) -> pd.DataFrame:
+    """``sheet`` with its ``priority`` column filled in for spreadsheet screeners.
+
+    The model learns from the ``final`` decisions of the sheet's current rows (those PRISMA counts)
+    and ranks the rows still awaiting one (:func:`awaiting`): "1", "2", ... as text; blank for every
+    other row. Deterministic for a seed; with no word to rank by, the priorities are left blank.
+    """
+    out = sheet.copy()
+    out["priority"] = pd.Series("", index=out.index, dtype=object)  # a sheet is a table of plain strings
+    waiting = awaiting(out)
+    if not waiting.any():
+        return out
+    current = out["status"].fillna("").eq("").to_numpy() if "status" in out.columns else np.ones(len(out), bool)
+    decided = out["final"].fillna("").astype(str).str.strip().str.lower().isin(DECISIONS).to_numpy()
+    rows = out[waiting | (current & decided)]
+    learned = set(out.loc[current & decided, "final"].astype(str).str.strip().str.lower())
+    if learned != set(DECISIONS):  # nothing to learn from yet: hint order, without computing any feature
+        hints = rows["suggestion"] if "suggestion" in rows.columns else pd.Series("", index=rows.index)
+        tiers = np.array([_hint_tier(h) for h in hints])
+        order = np.lexsort((np.arange(len(rows)), tiers))
+        ranked = [rows.index[p] for p in order if waiting[out.index.get_loc(rows.index[p])]]
+        out.loc[ranked, "priority"] = [str(n) for n in range(1, len(ranked) + 1)]
+        return out
+    try:
+        ranks = sheet_priority(rows, seed=seed, model=model)
+    except ReviewkitError as exc:
+        logger.warning("screening priorities left blank: %s", exc)
+        return out
+    out.loc[rows.index, "priority"] = [("" if pd.isna(v) else str(int(v))) for v in ranks]
+    return out
+
+
 # --- stopping guidance --------------------------------------------------------------
 
 STOPPING_METHOD = ("simple random sample of the records left after prioritised screening: remaining includes "
@@ -369,7 +411,8 @@ def stopping_statistics(labels_in_order: Sequence[int], records: int, sample: Se
         advice = ("No include yet: keep screening in priority order; recall cannot be estimated before the "
                   "first include.")
     elif lower < target_recall and not drawn.size:
-        advice = (f"{since} decisions since the last include. Recall is not estimated yet: screen a random sample "
+        decisions = "1 decision" if since == 1 else f"{since} decisions"
+        advice = (f"{decisions} since the last include. Recall is not estimated yet: screen a random sample "
                   f"of {needed} of the {pool} unscreened records (draw_sample); if none of them is an include, "
                   f"recall is at least {target_recall:.0%} with {pct} confidence. Otherwise keep screening in "
                   "priority order.")

@@ -2,14 +2,20 @@
 
 Definitions (new reviews, databases and other methods):
 
-databases column
-  identified            records each database returned, added up over the
-                        searches (a PMID found by two searches counts twice):
-                        what PRISMA 2020 counts as identified, before duplicates
-                        are removed (explanation and elaboration, item 16a)
-  duplicates_removed    identified minus the database records left after
-                        deduplication: the records several searches found,
-                        plus the duplicates ``reviewkit.dedupe`` merged
+databases and registers column
+  identified            records each database and register returned, added up
+                        over the searches (a PMID found by two searches counts
+                        twice): what PRISMA 2020 counts as identified, before
+                        duplicates are removed (explanation and elaboration,
+                        item 16a). A register the protocol lists but the
+                        snapshot never searched is in ``not_searched`` with the
+                        words shown instead of a count ("not searched in this
+                        sample"); JSON gives it ``null`` in ``identified``,
+                        never 0
+  duplicates_removed    identified minus the database and register records left
+                        after deduplication: the records several searches
+                        found, plus the duplicates ``reviewkit.dedupe`` merged
+                        (registrations merged into their publications among them)
   removed_other         0: reviewkit removes nothing else before screening
   records_screened      records with a final title/abstract decision
   records_excluded      ... of which exclude
@@ -43,7 +49,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .dedupe import DATABASE_SOURCES
+from .dedupe import DATABASE_SOURCES, REGISTER_SOURCES, SEARCHED_SOURCES
 from .errors import ReviewkitError
 from .screening_state import ScreeningState
 
@@ -69,6 +75,18 @@ class DatabaseCounts:
     records_excluded: int
     records_awaiting: int
     reports: ReportCounts
+    not_searched: dict[str, str] = field(default_factory=dict)  # register -> "not searched in this sample"
+
+    @property
+    def from_databases(self) -> int:
+        return sum(n for s, n in self.identified.items() if s not in REGISTER_SOURCES)
+
+    @property
+    def from_registers(self) -> int | str:
+        """Records from registers, or the words for registers not searched (never 0 for those)."""
+        if self.not_searched and not any(s in REGISTER_SOURCES for s in self.identified):
+            return "; ".join(f"{r} {why}" for r, why in self.not_searched.items())
+        return sum(n for s, n in self.identified.items() if s in REGISTER_SOURCES)
 
 
 @dataclass(frozen=True)
@@ -89,11 +107,13 @@ class PrismaCounts:
         return not (self.databases.records_awaiting or self.databases.reports.awaiting
                     or self.other_methods.reports.awaiting)
 
-    def boxes(self) -> dict[str, int]:
-        """The flow as flat, labelled totals (databases and other methods added up), for tables and run comparisons."""
+    def boxes(self) -> dict[str, int | str]:
+        """The flow as flat, labelled totals (databases and other methods added up), for tables and run
+        comparisons; registers not searched read as words, not 0."""
         db, om = self.databases, self.other_methods
         return {
-            "records identified from databases": sum(db.identified.values()),
+            "records identified from databases": db.from_databases,
+            "records identified from registers": db.from_registers,
             "records identified from other methods": sum(om.identified.values()),
             "duplicates removed": db.duplicates_removed,
             "records screened": db.records_screened,
@@ -115,7 +135,8 @@ class PrismaCounts:
 
         db = self.databases
         return {
-            "databases": {"identified": dict(db.identified), "duplicates_removed": db.duplicates_removed,
+            "databases": {"identified": {**db.identified, **dict.fromkeys(db.not_searched)},
+                          "not_searched": dict(db.not_searched), "duplicates_removed": db.duplicates_removed,
                           "removed_other": db.removed_other, "records_screened": db.records_screened,
                           "records_excluded": db.records_excluded, **reports(db.reports)},
             "other_methods": {"identified": dict(self.other_methods.identified),
@@ -160,7 +181,7 @@ def _hits(frame: pd.DataFrame, search: str | None) -> pd.Series:
 
 
 def _found_by_database_search(state: ScreeningState, kept_db: pd.DataFrame, key: str) -> pd.Series:
-    """Whether a kept database record stands for a database record that search ``key`` found.
+    """Whether a kept database (or register) record stands for one that search ``key`` found.
 
     A kept record carries the searches of every record merged into it, and a reference from citation
     searching may name a search (``searches``): merged into a database record that only another search
@@ -168,7 +189,7 @@ def _found_by_database_search(state: ScreeningState, kept_db: pd.DataFrame, key:
     search identified, or the search's database column would count more records kept than found.
     """
     raw = state.identified
-    db_raw = raw[raw["source"].isin(DATABASE_SOURCES)]
+    db_raw = raw[raw["source"].isin(SEARCHED_SOURCES)]
     found = set(db_raw.loc[_in_search(db_raw, key), "record_id"])
     merged = kept_db["merged_ids"] if "merged_ids" in kept_db else pd.Series([[]] * len(kept_db), index=kept_db.index)
     return pd.Series([rid in found or any(m in found for m in (others or []))
@@ -184,13 +205,13 @@ def prisma_counts(state: ScreeningState, search: str | None = None) -> PrismaCou
     raw = state.identified[_in_search(state.identified, search)]
     kept = state.dedupe.records[_in_search(state.dedupe.records, search)]
     if search is not None:
-        is_db = kept["source"].isin(DATABASE_SOURCES)
+        is_searched = kept["source"].isin(SEARCHED_SOURCES)
         counted = pd.Series(True, index=kept.index)
-        counted[is_db] = _found_by_database_search(state, kept[is_db], search)
+        counted[is_searched] = _found_by_database_search(state, kept[is_searched], search)
         kept = kept[counted]
-    kept_db = kept[kept["source"].isin(DATABASE_SOURCES)]
-    kept_other = kept[~kept["source"].isin(DATABASE_SOURCES)]
-    raw_db = raw[raw["source"].isin(DATABASE_SOURCES)]
+    kept_db = kept[kept["source"].isin(SEARCHED_SOURCES)]
+    kept_other = kept[~kept["source"].isin(SEARCHED_SOURCES)]
+    raw_db = raw[raw["source"].isin(SEARCHED_SOURCES)]
     hits = _hits(raw_db, search)
 
     def current(stage: str, ids: pd.Series) -> pd.DataFrame:
@@ -204,13 +225,18 @@ def prisma_counts(state: ScreeningState, search: str | None = None) -> PrismaCou
     screened = ta[ta["final"] != ""]
     included = ft[ft["final"] == "include"]
     studies = included["study_id"].where(included["study_id"] != "", included["record_id"])
+    not_searched = state.not_searched(search)
+    found = {s: int(n) for s, n in hits.groupby(raw_db["source"]).sum().items()}
+    # Databases first, then registers; a register searched that found nothing is a 0, one not searched is not.
+    searched_registers = [r for r in state.registers if r not in not_searched]
+    identified = {**{s: found.get(s, 0) for s in sorted(found) if s in DATABASE_SOURCES},
+                  **{s: found.get(s, 0) for s in sorted({*found, *searched_registers}) if s in REGISTER_SOURCES}}
     counts = PrismaCounts(
         databases=DatabaseCounts(
-            identified={s: int(n) for s, n in hits.groupby(raw_db["source"]).sum().sort_index().items()}
-            or {"PubMed": 0},
+            identified=identified if any(s in DATABASE_SOURCES for s in identified) else {"PubMed": 0, **identified},
             duplicates_removed=int(hits.sum()) - len(kept_db), removed_other=0,
             records_screened=len(screened), records_excluded=int((screened["final"] == "exclude").sum()),
-            records_awaiting=len(ta) - len(screened), reports=_reports(ft_db)),
+            records_awaiting=len(ta) - len(screened), reports=_reports(ft_db), not_searched=not_searched),
         other_methods=OtherMethodCounts(
             identified={s: int(n) for s, n in kept_other["source"].value_counts().sort_index().items()}
             or {"Citation searching": 0},

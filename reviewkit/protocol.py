@@ -5,6 +5,9 @@ MeSH headings (``"X"[Mesh]``, exploded as PubMed does by default) and its
 free-text synonyms in title/abstract (``x[tiab]``). Date limits are sent as
 ESearch's ``mindate``/``maxdate``/``datetype`` parameters, not written into the
 term, so the manifest can report them separately as PRISMA-S asks.
+
+``registers:`` lists the trial registers searched with the same terms
+(``ClinicalTrials.gov``; ``reviewkit.ctgov`` builds its query); none when absent.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ _DATETYPES = {"pdat", "edat", "mdat"}
 _SYNTAX = '"[]#()'
 _PLACEHOLDER = re.compile(r"^<.*>$")
 METHODS = ("FE", "DL", "REML", "PM", "ML", "HE", "SJ")
+#: trial registers reviewkit can search (``registers:`` in the protocol)
+REGISTERS = ("ClinicalTrials.gov",)
 
 
 @dataclass(frozen=True)
@@ -108,9 +113,12 @@ class Protocol:
     dates: DateLimits
     searches: dict[str, Search]
     screening_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Words that often mark a record to exclude, highlighted by the screening app (``screening.exclusion_cues``).
+    exclusion_cues: tuple[str, ...] = ()
     analysis: Analysis = field(default_factory=Analysis)
     outcomes: dict[str, OutcomeDomain] = field(default_factory=dict)
     comparisons: dict[str, Comparison] = field(default_factory=dict)
+    registers: tuple[str, ...] = ()
     sha256: str = ""
 
     def comparison_of(self, comparator_type: str) -> Comparison | None:
@@ -172,7 +180,7 @@ def load_protocol(path: str | Path) -> Protocol:
         raise ProtocolError(str(exc)) from None
     v = _Validator(path)
     root = v.mapping(raw, "(top level)", required={"review", "database", "intervention", "searches"},
-                     optional={"dates", "screening", "analysis", "outcomes", "comparisons"})
+                     optional={"dates", "screening", "analysis", "outcomes", "comparisons", "registers"})
     review = v.mapping(root["review"], "review", required={"title", "question"}, optional={"eligibility"})
     title, question = v.text(review["title"], "review.title"), v.text(review["question"], "review.question")
     eligibility = v.mapping(review.get("eligibility") or {}, "review.eligibility",
@@ -192,7 +200,7 @@ def load_protocol(path: str | Path) -> Protocol:
         body = v.mapping(body, f"searches.{key}", required={"label", "mesh", "text"})
         searches[key] = Search(key, v.text(body["label"], f"searches.{key}.label"), v.block(body, f"searches.{key}"))
     screening_raw = v.mapping(root.get("screening") or {}, "screening",
-                              optional={"title_abstract_reasons", "full_text_reasons"})
+                              optional={"title_abstract_reasons", "full_text_reasons", "exclusion_cues"})
     reasons = {
         stage: v.strings(screening_raw[name], f"screening.{name}")
         for stage, name in (("title_abstract", "title_abstract_reasons"), ("full_text", "full_text_reasons"))
@@ -201,6 +209,7 @@ def load_protocol(path: str | Path) -> Protocol:
     analysis = v.analysis(root.get("analysis") or {})
     outcomes = v.outcomes(root.get("outcomes") or {})
     comparisons = v.comparisons(root.get("comparisons") or {})
+    registers = v.registers(root["registers"]) if "registers" in root else ()
     return Protocol(
         path=path,
         title=title,
@@ -211,9 +220,12 @@ def load_protocol(path: str | Path) -> Protocol:
         dates=dates,
         searches=searches,
         screening_reasons=reasons,
+        exclusion_cues=v.strings(screening_raw["exclusion_cues"], "screening.exclusion_cues")
+        if "exclusion_cues" in screening_raw else (),
         analysis=analysis,
         outcomes=outcomes,
         comparisons=comparisons,
+        registers=registers,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
     )
 
@@ -314,6 +326,13 @@ class _Validator:
             out[key] = Comparison(key, self.text(spec["label"], f"comparisons.{key}.label"), spec["kind"],
                                   comparators)
         return out
+
+    def registers(self, raw: Any) -> tuple[str, ...]:
+        names = self.strings(raw, "registers")
+        for i, name in enumerate(names):
+            if name not in REGISTERS:
+                raise self.fail(f"registers[{i}]", f"is {_short(name)}; reviewkit searches {', '.join(REGISTERS)}")
+        return names
 
     def analysis(self, raw: Any) -> Analysis:
         body = self.mapping(raw, "analysis", optional={"method", "hksj"})

@@ -27,7 +27,9 @@ the error and its line number, is exactly what a single-process parse gives.
 Columns of the returned frame (see docs/architecture.md):
 pmid, doi, pmcid, title, abstract, authors, first_author, year, journal,
 journal_iso, volume, issue, pages, language, publication_types, mesh_terms,
-is_human, is_animal.
+is_human, is_animal, comments_corrections (PubMed's links to notices about the
+article or from a notice to its article, ``"RetractionIn PMID 123"``: see
+:data:`UPDATE_LINKS`; citations and comments are not kept).
 """
 
 from __future__ import annotations
@@ -58,8 +60,13 @@ logger = logging.getLogger(__name__)
 COLUMNS = [
     "pmid", "doi", "pmcid", "title", "abstract", "authors", "first_author", "year",
     "journal", "journal_iso", "volume", "issue", "pages", "language",
-    "publication_types", "mesh_terms", "is_human", "is_animal",
+    "publication_types", "mesh_terms", "is_human", "is_animal", "comments_corrections",
 ]
+#: CommentsCorrections types that say an article was retracted, corrected or is under concern (or that
+#: a notice does so to another article); PubMed's "Cites", "CommentIn" and the like are not kept.
+UPDATE_LINKS = ("RetractionIn", "RetractionOf", "RetractedandRepublishedIn", "RetractedandRepublishedFrom",
+                "ExpressionOfConcernIn", "ExpressionOfConcernFor", "ErratumIn", "ErratumFor",
+                "CorrectedandRepublishedIn", "CorrectedandRepublishedFrom")
 _ARTICLE_TAGS = ("PubmedArticle", "PubmedBookArticle")
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
 _ARTICLE_STARTS = (b"<PubmedArticle>", b"<PubmedBookArticle>")  # neither element has attributes
@@ -539,8 +546,23 @@ def _mesh(citation: etree._Element) -> list[str]:
     return _leaf_list(citation, "MeshHeadingList/MeshHeading/DescriptorName")
 
 
+# One XPath (in C) picks the few update links out of lists that hold mostly "Cites".
+_UPDATE_LINKS = etree.XPath("CommentsCorrectionsList/CommentsCorrections["
+                            + " or ".join(f"@RefType='{t}'" for t in UPDATE_LINKS) + "]")
+
+
+def _comments_corrections(citation: etree._Element) -> list[str]:
+    """``"RetractionIn PMID 123"`` per update link (``"ErratumIn: <source>"`` when it names no PMID)."""
+    out = []
+    for link in _UPDATE_LINKS(citation):
+        pmid = _leaf_text(link, "PMID")
+        out.append(f"{link.get('RefType')} PMID {pmid}" if pmid else
+                   f"{link.get('RefType')}: {_find_text(link, 'RefSource') or 'no source given'}")
+    return out
+
+
 def _row(pmid, ids, title, abstract, authors, year, journal, journal_iso, volume, issue, pages,
-         language, publication_types, mesh_terms, doi_fallback=None) -> dict:
+         language, publication_types, mesh_terms, doi_fallback=None, comments_corrections=()) -> dict:
     doi = ids.get("doi") or doi_fallback
     return {
         "pmid": pmid,
@@ -561,6 +583,7 @@ def _row(pmid, ids, title, abstract, authors, year, journal, journal_iso, volume
         "mesh_terms": mesh_terms,
         "is_human": "Humans" in mesh_terms,
         "is_animal": "Animals" in mesh_terms,
+        "comments_corrections": list(comments_corrections),
     }
 
 
@@ -598,6 +621,7 @@ def _article_row(elem: etree._Element) -> dict | None:
         publication_types=_leaf_list(article, "PublicationTypeList/PublicationType"),
         mesh_terms=_mesh(citation),
         doi_fallback=eloc_doi,
+        comments_corrections=_comments_corrections(citation),
     )
 
 

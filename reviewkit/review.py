@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .audit import ArticleAudit
+    from .ctgov import RegisterResult
     from .entrez import Credentials, SearchResult
     from .prisma import PrismaReport
     from .screening_state import ScreeningState
@@ -77,6 +78,7 @@ class Review:
         self.credentials = credentials
         self.progress = progress
         self._searched: list[SearchResult] | None = None
+        self._registered: list[RegisterResult] | None = None
         self._syntheses: dict[tuple[str, bool], list[Synthesis]] = {}
 
     def __repr__(self) -> str:
@@ -123,7 +125,8 @@ class Review:
         return ReplayTransport(self.snapshot)
 
     def search(self) -> list[SearchResult]:
-        """Run (live) or replay (offline) the chosen searches, once; live runs record every exchange."""
+        """Run (live) or replay (offline) the chosen searches, once, in PubMed and in the protocol's
+        registers (``registers()``); live runs record every exchange. Returns the PubMed searches."""
         from .entrez import run_searches
 
         if self._searched is None:
@@ -131,13 +134,47 @@ class Review:
                      ", ".join(self.searches or self.protocol.searches))
             self._searched = run_searches(self.transport(), self.protocol, self.searches or None,
                                           progress=self.progress)
+        self.registers()
         return self._searched
+
+    def register_transport(self):
+        """Live: requests go to ClinicalTrials.gov (``REVIEWKIT_CTGOV_URL``) and are recorded; offline: replayed."""
+        from .ctgov import CTGOV
+        from .transport import ApiTransport, ReplayTransport
+
+        return ApiTransport(self.snapshot, CTGOV) if self.live else ReplayTransport(self.snapshot)
+
+    def registers(self) -> list[RegisterResult]:
+        """The chosen searches in the protocol's trial registers, once: run live and recorded, or replayed.
+
+        Offline, a search the snapshot holds no register search of (the sample; a snapshot recorded
+        before the protocol listed registers) reads "not searched in this sample" / "... in this
+        snapshot" (a count of None, never 0); one it holds is replayed, and a missing page is named.
+        """
+        from .ctgov import MANIFESTS, not_searched, search_register
+
+        if self._registered is None:
+            keys = [s.key for s in self.protocol.select(self.searches or None)]
+            recorded = set(self.snapshot.search_keys(MANIFESTS))
+            where = "this sample" if self.is_sample else "this snapshot"
+            transport = self.register_transport() if self.protocol.registers else None
+            self._registered = [
+                search_register(transport, self.protocol, k) if self.live or k in recorded
+                else not_searched(self.protocol, k, f"not searched in {where}")
+                for k in keys] if transport is not None else []
+        return self._registered
 
     def records(self) -> pd.DataFrame:
         """The PubMed records of the chosen searches, one row per PMID."""
         from .records import load_records
 
         return load_records(self.snapshot, self.searches or None)
+
+    def register_records(self) -> pd.DataFrame:
+        """The registrations the chosen searches found in the trial registers, one row per NCT id."""
+        from .ctgov import load_register_records
+
+        return load_register_records(self.snapshot, self.searches or None)
 
     def other_records(self) -> pd.DataFrame:
         """Records identified by other methods (the snapshot's ``other_methods/``)."""
@@ -165,6 +202,31 @@ class Review:
         from .screening_state import write_state
 
         return write_state(self.state, Path(folder) if folder else self.screening_dir)
+
+    @property
+    def registered_studies(self) -> pd.DataFrame:
+        """Registrations listed as Cochrane's "ongoing studies" and "studies awaiting classification":
+        registrations no publication was merged into, not excluded by a screener (``reviewkit.ctgov``)."""
+        from .ctgov import registered_studies
+
+        state = self.state
+        excluded: set[str] = set()
+        for stage in ("title_abstract", "full_text"):
+            sheet = state.sheet(stage)
+            excluded |= set(sheet.loc[(sheet["status"] == "") & (sheet["final"] == "exclude"), "record_id"])
+        return registered_studies(state.dedupe.records, excluded)
+
+    @property
+    def retracted_included(self) -> pd.DataFrame:
+        """Reports included at full text that a retraction notice names (PubMed's "Retracted Publication"
+        type or a RetractionIn link; Crossref notices a record carries): each must be looked at again."""
+        from .retractions import flag_records
+
+        sheet = self.state.sheet("full_text")
+        included = set(sheet.loc[(sheet["status"] == "") & (sheet["final"] == "include"), "record_id"])
+        records = self.state.dedupe.records
+        flagged = flag_records(records[records["record_id"].isin(included)], pubmed_checked=not self.is_sample)
+        return flagged[flagged["retracted"] == True]  # noqa: E712 (True, not None or False)
 
     @cached_property
     def prisma(self) -> PrismaReport:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,17 +57,22 @@ HUMAN_COLUMNS = {
     "full_text": ["retrieved", "reviewer1", "reviewer2", "final", "exclusion_reason", "study_id", "notes"],
 }
 STATUS_COLUMN = "status"
+#: reviewkit's screening order for people who screen in a spreadsheet: 1 is the record most likely to be
+#: included (``reviewkit.prioritise``), blank once decided; refreshed on every write, never a decision.
+PRIORITY_COLUMN = "priority"
 NO_LONGER_RETRIEVED = "no longer retrieved"
 DECISIONS = ("include", "exclude")
 DECISION_COLUMNS = ("reviewer1", "reviewer2", "final")
 RETRIEVED = ("yes", "no")
 #: What reviewkit itself writes in the columns it owns but people might type into.
-OWN_VALUES = {STATUS_COLUMN: ("", NO_LONGER_RETRIEVED), "suggestion": ("", "exclude", "check")}
+OWN_VALUES = {STATUS_COLUMN: ("", NO_LONGER_RETRIEVED), "suggestion": ("", "exclude", "check"),
+              PRIORITY_COLUMN: ("",)}  # and whole numbers from 1 (_PRIORITY)
+_PRIORITY = re.compile(r"[1-9][0-9]{0,8}")
 LOCK_FILE = ".reviewkit.lock"
 
 
 def sheet_columns(stage: str) -> list[str]:
-    return INFO_COLUMNS + HUMAN_COLUMNS[_check_stage(stage)] + [STATUS_COLUMN]
+    return INFO_COLUMNS + [PRIORITY_COLUMN] + HUMAN_COLUMNS[_check_stage(stage)] + [STATUS_COLUMN]
 
 
 def _check_stage(stage: str) -> str:
@@ -123,7 +129,7 @@ def build_sheet(candidates: pd.DataFrame, stage: str, intervention_terms: tuple[
     hints = [suggest(rec, intervention_terms) for rec in records]
     sheet["suggestion"] = [h[0] for h in hints]
     sheet["suggestion_reason"] = [h[1] for h in hints]
-    for c in HUMAN_COLUMNS[stage] + [STATUS_COLUMN]:
+    for c in [PRIORITY_COLUMN] + HUMAN_COLUMNS[stage] + [STATUS_COLUMN]:
         sheet[c] = ""
     return sheet[sheet_columns(stage)].astype(object)
 
@@ -226,7 +232,7 @@ def validate_sheet(sheet: pd.DataFrame, stage: str, reasons: tuple[str, ...], wh
         seen[rid] = line
         for col, allowed in OWN_VALUES.items():
             typed = getattr(row, col)
-            if typed not in allowed:
+            if typed not in allowed and not (col == PRIORITY_COLUMN and _PRIORITY.fullmatch(typed)):
                 raise ReviewkitError(f"{at}, column {col}: {excerpt(typed)} was typed into a column reviewkit writes "
                                      "and would be lost; move it to notes (or a column of your own) and clear it")
         for col in DECISION_COLUMNS:
@@ -383,13 +389,40 @@ def write_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame, source: She
     and the files are compared with it first: if someone saved since, their entries are merged in (:func:`merge_entries`) and a
     warning says so; if they cannot be, or the files can no longer be read, nothing is written.
     """
+    return _write(folder, stage, sheet, source)[0]
+
+
+def save_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame, source: SheetSource, *,
+               xlsx: bool = True) -> tuple[pd.DataFrame, SheetSource]:
+    """:func:`write_sheet` for a program that goes on writing (the screening app): the same lock,
+    compare-before-write and merge, and it returns the sheet as written (with entries someone saved
+    meanwhile merged in) and what the files hold now, for the next write to compare with.
+
+    The new fingerprint is that of the bytes this call wrote, so a save by someone a moment after
+    it is still seen (and merged) by the next write.
+
+    ``xlsx`` False writes the CSV alone (an XLSX is slow to write: about a second for two thousand
+    records), which is safe only while the XLSX is blank in every entry cell the CSV differs in, as
+    sheets are read (:func:`load_sheet`: a cell filled in one file and blank in the other is taken).
+    The caller keeps that promise; the XLSX is written anyway when there is none, and when someone
+    saved either file since ``source`` (their entries are merged into both).
+    """
+    changed, written, fingerprint = _write(folder, stage, sheet, source, xlsx=xlsx)
+    entries = written[["record_id", *_entry_columns(written, stage)]].copy()
+    return written, SheetSource(fingerprint, entries, source.reasons)
+
+
+def _write(folder: str | Path, stage: str, sheet: pd.DataFrame, source: SheetSource | None,
+           xlsx: bool = True) -> tuple[bool, pd.DataFrame, tuple[str | None, str | None]]:
     folder = Path(folder)
     csv_path, xlsx_path = sheet_paths(folder, stage)
     remove_stale_temporaries(folder)
     # The lock guards the files a sheet was read from; a copy written elsewhere (an export) needs none.
     guard = locked(contained(folder, LOCK_FILE, what="screening folder")) if source is not None else nullcontext()
     with guard:
-        if source is not None and _fingerprint((csv_path, xlsx_path)) != source.fingerprint:
+        now = _fingerprint((csv_path, xlsx_path))
+        if source is not None and now != source.fingerprint:
+            xlsx = True  # someone saved: both files get the merged entries
             theirs = read_sheet(folder, stage, source.reasons)
             if theirs is not None:
                 sheet = merge_entries(source.entries, sheet, theirs, stage, str(csv_path))
@@ -398,17 +431,25 @@ def write_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame, source: She
         columns = sheet_columns(stage) + person_columns(sheet, stage)
         table = sheet[columns].reset_index(drop=True)
         text = csv_text(table)
+        csv_digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if not xlsx and now[1] is not None:  # the CSV alone (see save_sheet)
+            if now[0] == csv_digest:
+                return False, table, now
+            atomic_write_text(csv_path, text)
+            return True, table, (csv_digest, now[1])
         if csv_path.exists() and xlsx_path.exists() and read_bytes(csv_path) == text.encode("utf-8"):
             on_disk = _read_file(xlsx_path).reindex(columns=columns, fill_value="")
             if on_disk.astype(str).equals(table.astype(str)):
-                return False
-        data = xlsx_bytes(table, stage, widths=[16, 18, 60, 40, 30, 24, 6, 20, 14, 10, 30] + [12] * 12,
+                return False, table, _fingerprint((csv_path, xlsx_path))
+        # Priorities as numbers in the workbook, so a spreadsheet sorts 2 before 10 (read back as text).
+        numbers = table.assign(**{PRIORITY_COLUMN: [int(v) if v else "" for v in table[PRIORITY_COLUMN]]})
+        data = xlsx_bytes(numbers, stage, widths=[16, 18, 60, 40, 30, 24, 6, 20, 14, 10, 30, 8] + [12] * 12,
                           freeze="B2")
         # CSV first: a crash between the two writes leaves an XLSX whose entries
         # are a subset of the CSV's, which read_sheet combines without loss.
         atomic_write_text(csv_path, text)
         atomic_write_bytes(xlsx_path, data)
-    return True
+    return True, table, (csv_digest, hashlib.sha256(data).hexdigest())
 
 
 # --- decisions from another file ----------------------------------------------

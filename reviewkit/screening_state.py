@@ -1,7 +1,8 @@
 """The review's state from a snapshot and a screening folder, in one call.
 
-``build_state`` reads the snapshot's PubMed records and its other-method
-records (``other_methods/*.ris|csv``), deduplicates them, and carries the
+``build_state`` reads the snapshot's PubMed records, the registrations its
+register searches found (``reviewkit.ctgov``) and its other-method records
+(``other_methods/*.ris|csv``), deduplicates them, and carries the
 screening folder's decisions onto fresh sheets for both stages. It writes
 nothing; ``write_state`` saves the sheets and the deduplication logs
 atomically. Notebooks and the commands reach it through
@@ -29,16 +30,19 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .dedupe import DATABASE_SOURCES, DedupeResult, deduplicate
+from .ctgov import MANIFESTS as REGISTER_MANIFESTS
+from .ctgov import REGISTER, load_register_records
+from .dedupe import SEARCHED_SOURCES, DedupeResult, deduplicate
 from .errors import ReviewkitError, SnapshotError
 from .io import atomic_write_bytes, atomic_write_text
 from .other_methods import read_other_methods_folder
+from .prioritise import with_priority
 from .protocol import Protocol
 from .records import load_records
 from .screening import (
@@ -64,7 +68,9 @@ class ScreeningState:
     """``identified``: every record from every source before deduplication;
     ``dedupe``: the merged records and logs; ``updates``: per stage, the sheet
     with decisions carried over (``.sheet``), new and kept-but-gone ids;
-    ``agreement`` / ``conflicts``: dual screening per stage."""
+    ``agreement`` / ``conflicts``: dual screening per stage; ``registers``: the
+    protocol's registers, and per register the searches whose register search the
+    snapshot holds (``register_searches``; none: not searched)."""
 
     snapshot: Path
     screening_dir: Path
@@ -77,6 +83,15 @@ class ScreeningState:
     updates: dict[str, SheetUpdate]
     agreement: dict[str, Agreement]
     conflicts: dict[str, pd.DataFrame]
+    registers: tuple[str, ...] = ()
+    register_searches: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def not_searched(self, search: str | None = None) -> dict[str, str]:
+        """Registers of the protocol this snapshot holds no search of (overall, or for one search),
+        each with the words a report shows instead of a count: never 0 for a register not searched."""
+        where = "this sample" if self.sample else "this snapshot"
+        return {r: f"not searched in {where}" for r in self.registers
+                if not self.register_searches.get(r) or (search is not None and search not in self.register_searches[r])}
 
     def sheet(self, stage: str) -> pd.DataFrame:
         return self.updates[stage].sheet
@@ -94,13 +109,14 @@ def full_text_candidates(records: pd.DataFrame, title_abstract: pd.DataFrame) ->
     straight to retrieval)."""
     current = title_abstract[title_abstract["status"] == ""]
     included = set(current.loc[current["final"] == "include", "record_id"])
-    from_db = records["source"].isin(DATABASE_SOURCES)
+    from_db = records["source"].isin(SEARCHED_SOURCES)
     return pd.concat([records[from_db & records["record_id"].isin(included)], records[~from_db]])
 
 
 def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, protocol: Protocol,
                 progress: bool = False) -> ScreeningState:
-    """Records identified, deduplicated, and the decisions of ``screening_dir`` on fresh sheets."""
+    """Records identified (databases, registers, other methods), deduplicated, and the decisions of
+    ``screening_dir`` on fresh sheets."""
     snap = snapshot if isinstance(snapshot, Snapshot) else Snapshot.open(snapshot)
     if not snap.search_keys():
         raise SnapshotError(f"snapshot {snap.root} has no searches recorded yet; run `reviewkit search` first")
@@ -109,20 +125,23 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
     # A context: a failing step closes the bar, so the error is printed on a line of its own.
     with tqdm(total=4, desc="screening state", disable=not progress) as steps:
         pubmed = load_records(snap)
+        registered = load_register_records(snap)
         other = read_other_methods_folder(snap.folder("other_methods"), known_searches=set(keys))
-        identified = pd.concat([f for f in (pubmed, other) if not f.empty] or [pubmed], ignore_index=True)
+        identified = pd.concat([f for f in (pubmed, registered, other) if not f.empty] or [pubmed],
+                               ignore_index=True)
         steps.update()
         dedupe = deduplicate(identified)
         steps.update()
 
         def stage_update(stage: str, candidates: pd.DataFrame) -> SheetUpdate:
             existing, source = load_sheet(screening_dir, stage, protocol.screening_reasons.get(stage, ()))
-            update = replace(update_sheet(existing, build_sheet(candidates, stage, terms), stage), source=source)
+            update = update_sheet(existing, build_sheet(candidates, stage, terms), stage)
+            update = replace(update, sheet=with_priority(update.sheet), source=source)
             steps.update()
             return update
 
         title_abstract = stage_update("title_abstract",
-                                      dedupe.records[dedupe.records["source"].isin(DATABASE_SOURCES)])
+                                      dedupe.records[dedupe.records["source"].isin(SEARCHED_SOURCES)])
         full_text = stage_update("full_text", full_text_candidates(dedupe.records, title_abstract.sheet))
     updates = {"title_abstract": title_abstract, "full_text": full_text}
     return ScreeningState(
@@ -131,6 +150,8 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
         identified=identified, dedupe=dedupe, updates=updates,
         agreement={s: agreement(u.sheet, s) for s, u in updates.items()},
         conflicts={s: conflicts(u.sheet) for s, u in updates.items()},
+        registers=tuple(protocol.registers),
+        register_searches={REGISTER: tuple(k for k in snap.search_keys(REGISTER_MANIFESTS) if k in keys)},
     )
 
 

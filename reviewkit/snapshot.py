@@ -1,9 +1,10 @@
-"""A snapshot folder: every E-utilities exchange of a review's searches, replayable.
+"""A snapshot folder: every exchange of a review's searches (E-utilities, ClinicalTrials.gov, Crossref), replayable.
 
 Layout (docs/architecture.md)::
 
     snapshot.json          what this snapshot is (sample or live), when, from which protocol
     searches/<key>.json    one manifest per search (PRISMA-S fields)
+    registers/ctgov/<key>.json   the same search in ClinicalTrials.gov
     exchanges/<id>.json    request parameters (never credentials), time, status, size, sha256
     exchanges/<id>.body    the raw response bytes
 
@@ -37,8 +38,8 @@ from .errors import SnapshotError
 from .io import atomic_write_bytes, atomic_write_json, contained, read_bytes, remove_stale_temporaries
 from .redact import excerpt
 
-# Never stored, never part of an exchange id.
-CREDENTIAL_PARAMS = frozenset({"api_key", "email"})
+# Never stored, never part of an exchange id (``mailto``: Crossref's contact address, should one be passed).
+CREDENTIAL_PARAMS = frozenset({"api_key", "email", "mailto"})
 # Not part of an exchange id: identify the client or a server-side session, not the request.
 VOLATILE_PARAMS = CREDENTIAL_PARAMS | {"tool", "WebEnv", "webenv", "query_key"}
 #: An exchange's name on disk: the request id, then, for a later different answer, its sha256's start.
@@ -116,7 +117,7 @@ class Snapshot:
             raise SnapshotError(f"{snap.root} is not a reviewkit snapshot (no snapshot.json)")
         snap.writable = not snap.is_sample
         if snap.writable:  # what a killed writer left behind
-            for folder in ((), ("exchanges",), ("searches",), ("lookups",)):
+            for folder in ((), ("exchanges",), ("searches",), ("registers", "ctgov"), ("lookups",)):
                 remove_stale_temporaries(snap._file(*folder))
         return snap
 
@@ -232,38 +233,47 @@ class Snapshot:
     def referenced(self) -> set[str]:
         """The exchanges the snapshot's manifests list (searches and lookups): the answers replay uses."""
         names: set[str] = set()
-        for key in self.search_keys():
-            names.update(self.manifest(key).get("exchanges", []))
+        for folder in self.MANIFEST_FOLDERS:
+            for key in self.search_keys(folder):
+                names.update(self.manifest(key, folder).get("exchanges", []))
         names.update((self.lookups() or {}).get("exchanges", []))
         return names
 
     # -- manifests -----------------------------------------------------------
-    def _manifest_path(self, key: str) -> Path:
+    # One manifest per search: ``searches/<key>.json`` (PubMed), ``registers/<register>/<key>.json``.
+    MANIFEST_FOLDERS = ("searches", "registers/ctgov")
+
+    def _manifest_path(self, key: str, folder: str = "searches") -> Path:
+        if folder not in self.MANIFEST_FOLDERS:
+            raise ValueError(f"no manifest folder {folder!r} (known: {', '.join(self.MANIFEST_FOLDERS)})")
         if not isinstance(key, str) or not SEARCH_KEY.match(key):
             raise SnapshotError(f"snapshot {self.root}: {excerpt(key)} is not a search key; refused")
-        return self._file("searches", f"{key}.json")
+        return self._file(*folder.split("/"), f"{key}.json")
 
-    def write_manifest(self, key: str, manifest: dict) -> Path:
+    def write_manifest(self, key: str, manifest: dict, folder: str = "searches") -> Path:
         self._check_writable()
-        return atomic_write_json(self._manifest_path(key), manifest)
+        return atomic_write_json(self._manifest_path(key, folder), manifest)
 
-    def manifest(self, key: str) -> dict:
-        path = self._manifest_path(key)
+    def manifest(self, key: str, folder: str = "searches") -> dict:
+        path = self._manifest_path(key, folder)
         try:
             manifest = self._json(path)
         except FileNotFoundError:
             raise SnapshotError(
-                f"snapshot {self.root} has no search {key!r} (known: {', '.join(self.search_keys()) or 'none'})"
+                f"snapshot {self.root} has no {'search' if folder == 'searches' else folder} {key!r} "
+                f"(known: {', '.join(self.search_keys(folder)) or 'none'})"
             ) from None
         if not isinstance(manifest, dict) or not isinstance(manifest.get("exchanges", []), list):
             raise SnapshotError(f"{path}: not a search manifest (a JSON object with a list of exchanges)")
         return manifest
 
-    def search_keys(self) -> list[str]:
-        folder = self._file("searches")
-        if not folder.is_dir():
+    def search_keys(self, folder: str = "searches") -> list[str]:
+        if folder not in self.MANIFEST_FOLDERS:
+            raise ValueError(f"no manifest folder {folder!r} (known: {', '.join(self.MANIFEST_FOLDERS)})")
+        found = self._file(*folder.split("/"))
+        if not found.is_dir():
             return []
-        return sorted(p.stem for p in folder.glob("*.json") if SEARCH_KEY.match(p.stem))
+        return sorted(p.stem for p in found.glob("*.json") if SEARCH_KEY.match(p.stem))
 
     # -- lookups (records fetched for citation checks, outside every search) --------
     def lookups(self) -> dict | None:

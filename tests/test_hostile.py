@@ -436,7 +436,8 @@ def test_reviewkit_writers_take_turns_on_the_screening_folder_lock(tmp_path):
     thread.join()
 
 
-@pytest.mark.parametrize("column, text", [("status", "check with Anna"), ("suggestion", "include!")])
+@pytest.mark.parametrize("column, text", [("status", "check with Anna"), ("suggestion", "include!"),
+                                          ("priority", "high")])
 def test_text_typed_into_a_column_reviewkit_writes_is_refused_not_discarded(tmp_path, column, text):
     screening = copy_screening(tmp_path)
     frame = pd.read_csv(screening / "title_abstract.csv", dtype=str, keep_default_na=False)

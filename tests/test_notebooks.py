@@ -32,6 +32,8 @@ from helpers import EXAMPLE, PROTOCOL, ROOT
 from test_report import external_resources
 
 NOTEBOOKS = EXAMPLE.notebooks()
+ALL_NOTEBOOKS = sorted(EXAMPLE.path("notebooks").glob("*.ipynb"))
+SCREENING_NOTEBOOK = EXAMPLE.path("notebooks") / "screen.ipynb"
 SHARED_PARAMETERS = {"project", "protocol", "offline", "snapshot", "searches", "screening", "output_dir"}
 # Recognisable credentials: a run must leave neither in any file it writes.
 CANARY_EMAIL = "canary-7c1e@reviewkit-test.invalid"
@@ -41,20 +43,42 @@ NEW_PMID = "99999901"
 
 # --- committed notebooks (fast) ------------------------------------------------
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_committed_notebook_is_clean_with_a_parameters_cell(path):
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_is_clean(path):
+    """Every notebook in git, report or not: valid, output-free, the python3 kernel, a title first."""
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs"
+    assert nb.metadata["kernelspec"]["name"] == report.KERNEL_NAME
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_report_notebook_has_one_parameters_cell(path):
+    """The numbered notebooks `reviewkit run` executes (clean, as every committed notebook above)."""
+    nb = nbformat.read(path, as_version=4)
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
     declared = set(report.notebook_parameters(path))
     assert SHARED_PARAMETERS <= declared
     assert not [n for n in declared if any(w in n.lower() for w in report.CREDENTIAL_WORDS)]
-    assert nb.metadata["kernelspec"]["name"] == report.KERNEL_NAME
-    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+def test_the_screening_notebook_opens_the_app_and_is_not_part_of_the_report():
+    """notebooks/screen.ipynb is for a person in JupyterLab: `reviewkit run` (papermill, the numbered
+    notebooks only) never runs it, so it has no parameters cell; stage and reviewer are plain variables."""
+    assert SCREENING_NOTEBOOK in ALL_NOTEBOOKS and SCREENING_NOTEBOOK not in NOTEBOOKS
+    nb = nbformat.read(SCREENING_NOTEBOOK, as_version=4)
+    assert not [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    settings = {line.split("=")[0].strip() for line in code[0].splitlines() if "=" in line}
+    assert settings == {"stage", "reviewer", "snapshot"}
+    assert "ScreeningApp(start(snapshot=snapshot), stage=stage, reviewer=reviewer)" in code[-1]
+    namespace: dict = {}
+    exec(code[0], namespace)  # the settings cell alone: plain values the app accepts
+    assert namespace["stage"] in ("title_abstract", "full_text") and namespace["reviewer"] == "reviewer1"
 
 
 # --- the helpers the notebooks call (fast, on the sample) ------------------------
@@ -387,7 +411,7 @@ def headless(args: list[str], profile: Path) -> subprocess.CompletedProcess:
 @pytest.mark.skipif(chromium() is None, reason="chromium not found (Debian package 'chromium'; .ci/run installs it)")
 def test_report_renders_in_headless_chromium(runs, tmp_path):
     """Figures decode, itables' inlined JavaScript runs offline; the PRISMA diagram and forest plot are
-    cut from a full-page screenshot into <run>/screenshots/ for a person to look at."""
+    each cut from a screenshot of the page into <run>/screenshots/ for a person to look at."""
     from PIL import Image, ImageStat
 
     folder = runs[1][0][1]
@@ -408,17 +432,19 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     assert {"PRISMA 2020 flow diagram", "Overview of every synthesis"} <= set(images)
     assert all(natural > 100 for natural, *_ in images.values()), images
     assert int(re.search(r'data-rk-tables="(\d+)"', dom).group(1)) >= 5
-    height = int(re.search(r'data-rk-height="(\d+)"', dom).group(1))
-
-    full = tmp_path / "full.png"
-    headless([f"--screenshot={full}", f"--window-size=1280,{height}", probed.as_uri()], tmp_path / "profile2")
+    # One screenshot per figure, the page lifted to it: a full-page shot of a page this tall (about 29,000 px)
+    # leaves bands unpainted in headless Chromium, and --screenshot ignores a scroll.
     shots = folder / "screenshots"
     shots.mkdir(exist_ok=True)
-    with Image.open(full) as im:
-        for name, alt in (("prisma", "PRISMA 2020 flow diagram"), ("forest", forest),
-                          ("overview", "Overview of every synthesis")):
-            _, left, top, width, h = images[alt]
-            crop = im.crop((int(left) - 10, int(top) - 40, int(left + width) + 10, int(top + h) + 10))
+    for name, alt in (("prisma", "PRISMA 2020 flow diagram"), ("forest", forest), ("overview", "Overview of every synthesis")):
+        _, left, top, width, h = images[alt]
+        at = tmp_path / f"{name}.html"
+        lift = f"<style>body {{ transform: translateY(-{max(0, int(top) - 40)}px); }}</style></body>"
+        at.write_text(page.replace("</body>", lift), encoding="utf-8")
+        shot = tmp_path / f"{name}.png"
+        headless([f"--screenshot={shot}", f"--window-size=1280,{int(h) + 60}", at.as_uri()], tmp_path / f"profile-{name}")
+        with Image.open(shot) as im:
+            crop = im.crop((int(left) - 10, 0, int(left + width) + 10, int(h) + 45))
             crop.save(shots / f"{name}.png")
             # rendered, not blank: a figure of boxes, lines and text has contrast
             assert ImageStat.Stat(crop.convert("L")).stddev[0] > 20, name

@@ -118,6 +118,8 @@ def test_an_installed_wheel_runs_the_worked_example_outside_any_checkout(tmp_pat
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = (work / "my-review" / "reports").iterdir()
+    assert (work / "my-review" / "notebooks" / "screen.ipynb").is_file()  # the screening notebook ships too,
+    assert not list(run.rglob("screen*.ipynb"))                           # and the report leaves it out
     page = (run / "index.html").read_text(encoding="utf-8")
     assert "Ketamine for addictive disorders: review report" in page and "SAMPLE DATA" in page
     assert str(ROOT) not in page

@@ -20,7 +20,8 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 RUNTIME = [Requirement(s) for s in PROJECT["dependencies"]]
 TEST = [Requirement(s) for s in PROJECT["optional-dependencies"]["test"]]
 # Import name -> distribution, where they differ.
-DISTRIBUTION = {"Bio": "biopython", "yaml": "pyyaml", "IPython": "ipython", "PIL": "pillow", "sklearn": "scikit-learn"}
+DISTRIBUTION = {"Bio": "biopython", "yaml": "pyyaml", "IPython": "ipython", "PIL": "pillow", "sklearn": "scikit-learn",
+                "websocket": "websocket-client"}
 # Used without an import of their own: the notebook kernel, the Excel engine pandas loads, tqdm's
 # notebook bars, and the JupyterLab the README tells people to open.
 USED_WITHOUT_IMPORT = {"ipykernel", "openpyxl", "ipywidgets", "jupyterlab"}
@@ -106,7 +107,7 @@ def test_ci_runs_the_readme_test_command():
 
 @pytest.mark.parametrize("command", [
     [str(Path(sys.executable).with_name("lint-imports"))],
-    [sys.executable, "-m", "ruff", "check", "reviewkit", "tools", "tests", "bench"],
+    [sys.executable, "-m", "ruff", "check", "reviewkit", "tools", "tests", "bench", "notebooks"],
     [sys.executable, "-m", "mypy"],
 ], ids=["import-linter", "ruff", "mypy"])
 def test_house_rules(command):

@@ -103,6 +103,8 @@ def test_sample_counts_match_the_corpus(state, key):
     e = corpus_expectation(key)
     db, om = c.databases, c.other_methods
     assert db.identified == {"PubMed": e["identified"]}
+    # the sample holds no register search: ClinicalTrials.gov is named as not searched, never counted as 0
+    assert db.not_searched == {"ClinicalTrials.gov": "not searched in this sample"}
     # the corpus holds no duplicate records: what is removed is the searches' overlap
     assert (db.duplicates_removed, db.removed_other) == (e["identified"] - e["unique"], 0)
     assert (db.records_screened, db.records_excluded) == (e["unique"], e["excluded"])
@@ -157,7 +159,10 @@ def test_json_shape_and_cli(capsys, tmp_path):
     assert out["sample"] is True and list(out["by_disorder"]) == KEYS
     for c in [out["overall"], *out["by_disorder"].values()]:
         assert set(c) == {"databases", "other_methods", "studies_included", "reports_included"}
-        assert set(c["databases"]) == {"identified", "duplicates_removed", "removed_other", "records_screened",
+        assert c["databases"]["identified"]["ClinicalTrials.gov"] is None  # not searched: unknown, not 0
+        assert c["databases"]["not_searched"] == {"ClinicalTrials.gov": "not searched in this sample"}
+        assert set(c["databases"]) == {"identified", "not_searched", "duplicates_removed", "removed_other",
+                                       "records_screened",
                                        "records_excluded", "reports_sought", "reports_not_retrieved",
                                        "reports_assessed", "reports_excluded"}
         assert set(c["other_methods"]) == {"identified", "reports_sought", "reports_not_retrieved",
@@ -168,7 +173,8 @@ def test_json_shape_and_cli(capsys, tmp_path):
     assert "0 new" in capsys.readouterr().out
     assert main(["prisma", "--offline", "--screening", str(tmp_path / "s")]) == 0
     text = capsys.readouterr().out
-    assert "databases: identified PubMed 69; duplicates removed 13;" in text
+    assert ("databases: identified PubMed 69; registers: identified ClinicalTrials.gov not searched in this sample; "
+            "duplicates removed 13;") in text
     assert "other methods: identified Citation searching 54" in text
     assert not re.search(r"[{}]|\['|None|True|False", text)  # words and numbers: no dict, list or None reprs
 
@@ -194,7 +200,8 @@ def test_boxes_add_up_the_two_columns(state):
     c = prisma_counts(state)
     boxes = c.boxes()
     d = c.to_dict()
-    assert boxes["records identified from databases"] == sum(d["databases"]["identified"].values())
+    assert boxes["records identified from databases"] == d["databases"]["identified"]["PubMed"]
+    assert boxes["records identified from registers"] == "ClinicalTrials.gov not searched in this sample"
     assert boxes["records identified from other methods"] == sum(d["other_methods"]["identified"].values())
     assert boxes["reports assessed"] == d["databases"]["reports_assessed"] + d["other_methods"]["reports_assessed"]
     assert boxes["reports excluded"] == (sum(d["databases"]["reports_excluded"].values())

@@ -148,7 +148,7 @@ def test_init_creates_an_empty_review_that_asks_for_its_protocol(tmp_path, capsy
     root = tmp_path / "mine"
     for name in ("reviewkit.yml", "README.md", ".gitignore", "data/protocol.yml", "data/extraction/outcomes.csv",
                  "data/extraction/studies.csv", "data/extraction/README.md", "data/article/README.md",
-                 "notebooks/01_search.ipynb", "notebooks/06_summary.ipynb"):
+                 "notebooks/01_search.ipynb", "notebooks/06_summary.ipynb", "notebooks/screen.ipynb"):
         assert (root / name).is_file(), name
     header = (root / "data" / "extraction" / "outcomes.csv").read_text().strip().split(",")
     assert set(header) == set(extraction.COLUMNS) and len(header) == len(extraction.COLUMNS)
@@ -185,7 +185,8 @@ def test_init_example_copies_the_worked_example(tmp_path, capsys):
     assert main(["init", str(tmp_path / "ex"), "--example", "ketamine"]) == 0
     root = tmp_path / "ex"
     for name in ("data/protocol.yml", "data/snapshots/sample/snapshot.json", "data/screening/sample/full_text.csv",
-                 "data/extraction/outcomes.csv", "data/article/claims.yml", "data/corpus/ERRATA.md"):
+                 "data/extraction/outcomes.csv", "data/article/claims.yml", "data/corpus/ERRATA.md",
+                 "notebooks/screen.ipynb"):
         assert (root / name).read_bytes() == (ROOT / name).read_bytes(), name
     assert not list(root.rglob("*.xlsx"))
     capsys.readouterr()

@@ -80,11 +80,11 @@ def test_columns_a_person_added_are_kept_through_reruns(tmp_path):
 def test_added_columns_from_csv_and_xlsx_are_combined_and_conflicts_refused(tmp_path):
     sheet = build_sheet(records([1, 2]), "title_abstract", TERMS)
     write_sheet(tmp_path, "title_abstract", sheet)
-    csv, xlsx = sheet.assign(my_tags=["a", ""]), sheet.assign(my_tags=["", "b"], priority=["", "high"])
+    csv, xlsx = sheet.assign(my_tags=["a", ""]), sheet.assign(my_tags=["", "b"], urgency=["", "high"])
     csv.to_csv(tmp_path / "title_abstract.csv", index=False)
     xlsx.to_excel(tmp_path / "title_abstract.xlsx", index=False)
     got = read_sheet(tmp_path, "title_abstract", TA)
-    assert got[["my_tags", "priority"]].to_numpy().tolist() == [["a", ""], ["b", "high"]]
+    assert got[["my_tags", "urgency"]].to_numpy().tolist() == [["a", ""], ["b", "high"]]
     xlsx.loc[0, "my_tags"] = "other"
     xlsx.to_excel(tmp_path / "title_abstract.xlsx", index=False)
     with pytest.raises(ReviewkitError, match="PMID:1, column my_tags: title_abstract.csv says 'a' but "

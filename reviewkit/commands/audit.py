@@ -12,9 +12,11 @@ from .common import add_data_options, add_model_options, open_review
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("verify-refs", parents=[common],
-                       help="check printed references against PubMed or the local records",
+                       help="check printed references against PubMed (or the local records) and Crossref",
                        description="Check each reference of FILE (one printed reference per line, or a .bib "
-                                   "or .ris file): verified, exists_with_errors, not_found or ambiguous.")
+                                   "or .ris file) in PubMed (offline: the snapshot's local records), then in "
+                                   "Crossref when PubMed does not identify it: verified, exists_with_errors, "
+                                   "not_found, ambiguous or retracted (a retraction notice names it).")
     p.add_argument("file", type=Path, help="references: one per line (APA-like or Vancouver), .bib or .ris")
     add_data_options(p, screening=False)
     p.add_argument("--json", action="store_true", help="print a JSON list, in input order")
@@ -33,7 +35,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def _searched(review) -> str:
     if review.live:
-        return f"live: PubMed, recorded in {review.project.relative(review.snapshot_dir)}"
+        return (f"live: PubMed, then Crossref for what PubMed does not identify, recorded in "
+                f"{review.project.relative(review.snapshot_dir)}")
     note = f"offline: local records of snapshot {review.project.relative(review.snapshot_dir)}"
     return note + (f" ({review.sample_note})" if review.is_sample else "")
 
@@ -48,7 +51,8 @@ def run_verify(args: argparse.Namespace) -> int:
     results = [item if isinstance(item, Unparsed) else check_reference(item, source) for item in items]
     if args.json:
         out = [{"reference": r.text, "verdict": "unparseable", "pmid": None, "doi": None, "field_errors": [],
-                "candidates": [], "error": r.message} if isinstance(r, Unparsed) else r.as_dict() for r in results]
+                "candidates": [], "sources_searched": [], "found_in": None, "retracted": None, "error": r.message}
+               if isinstance(r, Unparsed) else r.as_dict() for r in results]
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     print(_searched(review))
@@ -59,6 +63,11 @@ def run_verify(args: argparse.Namespace) -> int:
         print(f"\n{r.reference.where}: {r.verdict.upper()}" + (f" (PMID {r.pmid})" if r.pmid else "")
               + ("  [a live check could change this]" if r.live_could_change else ""))
         print(f"  {r.reference.text}")
+        print(f"  searched: {', '.join(r.sources_searched) or 'nothing'}"
+              + (f"; found in {r.found_in}" if r.found_in else "")
+              + {True: "; RETRACTED", False: "; no retraction found", None: "; retraction status unknown"}[r.retracted])
+        for notice in r.retraction.notices:
+            print(f"  notice: {notice}")
         if r.match:
             print(f"  record: {r.match.label()}")
         if r.field_errors:

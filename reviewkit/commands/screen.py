@@ -61,6 +61,9 @@ def run_screen(args: argparse.Namespace) -> int:
         if update.kept_ids:
             print(f"  kept {len(update.kept_ids)} decision(s) for records no longer retrieved: "
                   + ", ".join(update.kept_ids[:10]) + (" ..." if len(update.kept_ids) > 10 else ""))
+    for row in review.retracted_included.itertuples():
+        print(f"RETRACTED, included at full text: {row.record_id} {_clip(str(row.title))} "
+              f"({_clip(str(row.retraction_notices), 200)}); look at the decision again")
     print("wrote: " + (", ".join(rel(p) for p in changed) if changed else "nothing (sheets already up to date)"))
     return 0
 
@@ -70,12 +73,30 @@ def _per_name(counts: dict[str, int], none: str = "none") -> str:
     return ", ".join(f"{name} {n}" for name, n in counts.items()) or none
 
 
+def _registers(db) -> str:
+    """"ClinicalTrials.gov 12", or "ClinicalTrials.gov not searched in this sample": never 0 for a register not searched."""
+    from ..dedupe import REGISTER_SOURCES
+
+    searched = _per_name({k: v for k, v in db.identified.items() if k in REGISTER_SOURCES}, none="")
+    unsearched = ", ".join(f"{r} {why}" for r, why in db.not_searched.items())
+    return ", ".join(p for p in (searched, unsearched) if p) or "none (the protocol lists no register)"
+
+
+def _clip(text: str, limit: int = 100) -> str:
+    """A one-line excerpt of text read from a register (hostile input: no control characters)."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _summary(name: str, c) -> str:
+    from ..dedupe import REGISTER_SOURCES
+
     db, om = c.databases, c.other_methods
     excluded = lambda r: _per_name(r.excluded)  # noqa: E731
     return "\n".join([
         f"[{name}]",
-        f"  databases: identified {_per_name(db.identified)}; duplicates removed {db.duplicates_removed}; "
+        f"  databases: identified {_per_name({k: v for k, v in db.identified.items() if k not in REGISTER_SOURCES})}; "
+        f"registers: identified {_registers(db)}; duplicates removed {db.duplicates_removed}; "
         f"removed for other reasons {db.removed_other}",
         f"    records screened {db.records_screened}, excluded {db.records_excluded}"
         + (f", awaiting screening {db.records_awaiting}" if db.records_awaiting else ""),
@@ -109,8 +130,10 @@ def run_simulation(args: argparse.Namespace) -> int:
 def run_prisma(args: argparse.Namespace) -> int:
     review = open_review(args, progress=not args.json)
     report = review.prisma
+    registered = review.registered_studies
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        listed = json.loads(registered.to_json(orient="records")) if len(registered) else []
+        print(json.dumps({**report.to_dict(), "registered_studies": listed}, indent=2))
     else:
         if notice := sample_notice(review):
             print(notice)
@@ -119,6 +142,12 @@ def run_prisma(args: argparse.Namespace) -> int:
             print(_summary(key, counts))
         print("Identified counts every search's hits: a record found by several searches counts in each, and "
               "once more in 'duplicates removed' overall.")
+        for listing, rows in registered.groupby("listing", sort=False):
+            print(f"{str(listing).capitalize()} (Cochrane: registrations without a publication found), {len(rows)}:")
+            for row in rows.itertuples():
+                print(f"  {row.nct_id} {row.status}, phase {row.phase or 'not given'}, enrolment "
+                      f"{row.enrolment if row.enrolment is not None else 'not given'}, completion "
+                      f"{row.completion_date or 'not given'}: {_clip(str(row.title))}")
     if args.diagram:
         from ..flow_diagram import draw
 

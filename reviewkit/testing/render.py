@@ -86,6 +86,13 @@ def article_element(rec: dict) -> etree._Element:
     ptl = _sub(article, "PublicationTypeList")
     for pt in rec.get("publication_types") or []:
         _sub(ptl, "PublicationType", pt)
+    if rec.get("comments_corrections"):  # "RetractionIn PMID 123", as reviewkit.pubmed reads them
+        ccl = _sub(cit, "CommentsCorrectionsList")
+        for link in rec["comments_corrections"]:
+            ref_type, _, pmid = link.partition(" PMID ")
+            cc = _sub(ccl, "CommentsCorrections", RefType=ref_type)
+            _sub(cc, "RefSource", f"Synthetic notice {pmid}")
+            _sub(cc, "PMID", pmid, Version="1")
     if rec.get("mesh_terms"):
         mhl = _sub(cit, "MeshHeadingList")
         for term in rec["mesh_terms"]:
