@@ -38,11 +38,12 @@ papermill.execute_notebook(src, out, parameters={"output_dir": output_dir}, kern
 """
 
 
-def measured(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS in MB of ``cmd`` and the processes it waited for."""
+def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS in MB of ``cmd`` (run with ``env``, default this one's) and the processes
+    it waited for."""
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child cannot block on a full pipe
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)

@@ -180,10 +180,35 @@ def _hits(frame: pd.DataFrame, search: str | None) -> pd.Series:
     return frame["searches"].map(lambda s: max(1, 0 if s is None else len(s)))
 
 
+def _found_by_database_search(state: ScreeningState, kept_db: pd.DataFrame, key: str) -> pd.Series:
+    """Whether a kept database (or register) record stands for one that search ``key`` found.
+
+    A kept record carries the searches of every record merged into it, and a reference from citation
+    searching may name a search (``searches``): merged into a database record that only another search
+    found, it is a duplicate removed (as in the overall counts), not a record that ``key``'s database
+    search identified, or the search's database column would count more records kept than found.
+    """
+    raw = state.identified
+    db_raw = raw[raw["source"].isin(SEARCHED_SOURCES)]
+    found = set(db_raw.loc[_in_search(db_raw, key), "record_id"])
+    merged = kept_db["merged_ids"] if "merged_ids" in kept_db else pd.Series([[]] * len(kept_db), index=kept_db.index)
+    return pd.Series([rid in found or any(m in found for m in (others or []))
+                      for rid, others in zip(kept_db["record_id"], merged)], index=kept_db.index, dtype=bool)
+
+
 def prisma_counts(state: ScreeningState, search: str | None = None) -> PrismaCounts:
-    """Counts for the whole review, or for one search key; checked by :func:`check`."""
+    """Counts for the whole review, or for one search key; checked by :func:`check`.
+
+    For one search, a database record counts when that search found it or a database record merged
+    into it (:func:`_found_by_database_search`); a record from other methods when it names the search.
+    """
     raw = state.identified[_in_search(state.identified, search)]
     kept = state.dedupe.records[_in_search(state.dedupe.records, search)]
+    if search is not None:
+        is_searched = kept["source"].isin(SEARCHED_SOURCES)
+        counted = pd.Series(True, index=kept.index)
+        counted[is_searched] = _found_by_database_search(state, kept[is_searched], search)
+        kept = kept[counted]
     kept_db = kept[kept["source"].isin(SEARCHED_SOURCES)]
     kept_other = kept[~kept["source"].isin(SEARCHED_SOURCES)]
     raw_db = raw[raw["source"].isin(SEARCHED_SOURCES)]

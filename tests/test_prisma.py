@@ -250,3 +250,28 @@ def test_diagram_png_records_its_resolution(state, tmp_path):
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+
+
+def test_a_reference_naming_one_search_that_copies_another_searchs_record_keeps_counts_whole(tmp_path):
+    """Citation searching for one search (C1 aud) finds a paper that only another search found in
+    PubMed: merged as a duplicate, it must not make aud's database column keep more than it found
+    (a negative count stopped reviewkit run on a 100,000-record benchmark)."""
+    from reviewkit.records import load_records
+
+    snap = tmp_path / "snap"
+    shutil.copytree(SAMPLE, snap)
+    records = load_records(snap)
+    other = records[records["searches"].map(lambda s: "aud" not in s) & (records["doi"].fillna("") != "")].iloc[0]
+    ris = snap / "other_methods" / "citation_searching.ris"
+    ris.write_text(ris.read_text(encoding="utf-8") + "\n".join([
+        "", "99.", "TY  - JOUR", f"TI  - {other['title']}", f"PY  - {other['year']}", f"DO  - {other['doi']}",
+        "C1  - aud", "ER  - ", ""]), encoding="utf-8")
+    state = build_state(snap, tmp_path / "screening", PROTOCOL)
+    merged = state.dedupe.merges
+    assert (merged["kept_id"] == other["record_id"]).any()  # the copy was merged into the PubMed record
+    before = prisma_counts(build_state(SAMPLE, tmp_path / "screening0", PROTOCOL), "aud")
+    after = prisma_counts(state, "aud")  # raised "a negative count" before
+    assert after.databases == before.databases
+    assert after.other_methods.identified == before.other_methods.identified
+    report = prisma_report(state)
+    assert report.overall.databases.duplicates_removed == prisma_counts(state).databases.duplicates_removed

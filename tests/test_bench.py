@@ -1,0 +1,56 @@
+"""The scale benchmarks run (bench/bench_scale.py, bench/bench_live_retrieval.py --cli), at a tiny size.
+
+Not timings: a check that the benchmarks still work with the code they measure,
+so they do not rot between the runs whose figures are in bench/results/. The
+whole ``reviewkit run --offline`` (six notebooks, half a minute) and the report
+stage that needs its executed notebooks are left to the benchmark itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench(name: str):
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"bench.{name}")
+
+
+def test_scale_benchmark_runs_every_stage_on_a_small_project(tmp_path):
+    scale_project, bench_scale = _bench("scale_project"), _bench("bench_scale")
+    built = scale_project.build_project(tmp_path / "project", 200)
+    assert built["pubmed"] == 190 and built["other_methods"] == 10
+    assert all(s["retrieved"] == s["count"] for s in built["searches"].values())
+
+    measured = bench_scale.stages(tmp_path / "project", None, tmp_path / "scratch")
+    assert set(measured["stages"]) == set(bench_scale.STAGES) - {"report"}
+    assert all(s["seconds"] >= 0 and s["peak_rss_mb"] > 0 for s in measured["stages"].values())
+    counts = measured["counts"]
+    assert counts["pubmed_records"] == 190 and counts["other_records"] == 10
+    # the planted copies that dedupe merges automatically are merged, and nothing else is lost
+    assert counts["merges"] >= built["planted_auto_merge"] > 0
+    assert counts["after_dedupe"] == 200 - counts["merges"]
+    assert counts["title_abstract_rows"] == 190 and counts["title_abstract_decided"] > 0
+    assert (tmp_path / "scratch" / "prisma_flow.svg").is_file()
+
+    # the tables and the ratios, from two sizes' rows (the whole run's figures are not measured here)
+    run = {"seconds": 1.0, "peak_rss_mb": 1, "tree_peak_rss_mb": 1, "notebooks": {"01_search.ipynb": 1.0},
+           "html_mb": 0.1}
+    row = {"built": built, **measured, "whole_run": run, "load_before": [0, 0, 0], "load_after": [0, 0, 0]}
+    rows = [{**row, "records": 10_000}, {**row, "records": 100_000}]
+    assert bench_scale.ratios(rows)["dedupe"] == 1.0
+    text = bench_scale.markdown({"machine": "test", "date": "today", "commit": "x", "sizes": rows})
+    assert "| dedupe |" in text and "| goal | met | measured |" in text
+
+
+def test_live_benchmark_retrieves_every_record_through_the_command_line(tmp_path):
+    bench_live = _bench("bench_live_retrieval")
+    row = bench_live.cli_search(200)
+    assert row["count"] == row["retrieved"] == 200
+    assert row["requests"] == {"esearch": 1, "efetch": 1} and row["retries"] == 0
+    assert "| 200 | 0% | 200 | 200 |" in bench_live.cli_markdown([row])
