@@ -632,12 +632,40 @@ _UTILITIES = {
 }
 
 
-def _make_handler(emu: Emulator):
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "reviewkit-eutils-emulator"
+class FaultyHandler(BaseHTTPRequestHandler):
+    """What the loopback emulators share: no request log of http.server's (each keeps its own), an answer
+    written whole or cut in half (the truncated fault), and a client that gave up never an error."""
 
-        def log_message(self, *args):  # the emulator keeps its own log
+    def log_message(self, *args):
+        pass
+
+    def write_answer(self, status: int, content_type: str, body: bytes, headers: Mapping[str, str] | None = None,
+                     *, truncate: bool = False) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if truncate else body)
+            self.wfile.flush()
+        except OSError:  # the client gave up (e.g. timed out on a slow fault)
             pass
+        if truncate:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def finish(self):
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+
+def _make_handler(emu: Emulator):
+    class Handler(FaultyHandler):
+        server_version = "reviewkit-eutils-emulator"
 
         def do_GET(self):
             self._serve(urlsplit(self.path).query)
@@ -701,26 +729,7 @@ def _make_handler(emu: Emulator):
 
         def _send(self, status, ctype, body, utility, params, fault, *, truncate=False, headers=None):
             emu._record_exchange(utility, self.command, params, status, fault)
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if truncate else body)
-                self.wfile.flush()
-            except OSError:  # the client gave up (e.g. timed out on a slow fault)
-                pass
-            if truncate:
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-
-        def finish(self):
-            try:
-                super().finish()
-            except OSError:
-                pass
+            self.write_answer(status, ctype, body, headers, truncate=truncate)
 
     return Handler
 

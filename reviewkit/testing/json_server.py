@@ -21,10 +21,10 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from .emulator import Faults
+from .emulator import Faults, FaultyHandler
 
 JSON_FAULT_KINDS = ("500", "502", "503", "429", "reset", "truncate", "slow")
 #: no random faults; the faults a JSON API can show when some are asked for
@@ -164,11 +164,8 @@ class JsonApiEmulator:
 
 
 def _make_handler(emu: JsonApiEmulator):
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(FaultyHandler):
         server_version = emu.name
-
-        def log_message(self, *args):  # the emulator keeps its own log
-            pass
 
         def do_GET(self):
             split = urlsplit(self.path)
@@ -207,28 +204,8 @@ def _make_handler(emu: JsonApiEmulator):
             headers = {**emu.extra_headers(identity), **(answer.headers or {})}
             if retry and emu.retry_after is not None:
                 headers["Retry-After"] = f"{emu.retry_after:g}"
-            try:
-                self.send_response(answer.status)
-                self.send_header("Content-Type", answer.content_type)
-                self.send_header("Content-Length", str(len(body)))
-                if gzipped:
-                    self.send_header("Content-Encoding", "gzip")
-                    self.send_header("Vary", "Accept-Encoding")
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if truncate else body)
-                self.wfile.flush()
-            except OSError:  # the client gave up (e.g. timed out on a slow fault)
-                pass
-            if truncate:
-                self.close_connection = True
-                self.connection.shutdown(socket.SHUT_RDWR)
-
-        def finish(self):
-            try:
-                super().finish()
-            except OSError:
-                pass
+            if gzipped:
+                headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding", **headers}
+            self.write_answer(answer.status, answer.content_type, body, headers, truncate=truncate)
 
     return Handler
