@@ -30,13 +30,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from .errors import ReviewkitError
 from .io import atomic_write_bytes, atomic_write_text
 from .markup import Markup, reader_text, render
 from .redact import excerpt, redact
+
+if TYPE_CHECKING:  # nbformat (with jsonschema's format checkers) takes 1.5 s to import: every report notebook
+    import nbformat  # imports this module, and only the functions that read or write notebooks need it
 
 KERNEL_NAME = "python3"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"  # tqdm's progress bars in a notebook
@@ -274,6 +276,8 @@ def _redact_file(path: Path) -> None:
 
 def _describe_failure(name: str, executed: Path, exc) -> str:
     """Name the notebook, the cell as numbered in the source notebook, and the cell's first line."""
+    import nbformat
+
     number = exc.cell_index + 1
     try:
         cells = nbformat.read(executed, as_version=4).cells
@@ -370,6 +374,8 @@ def part_anchor(name: str) -> str:
 
 
 def _html_output(markup: str) -> nbformat.NotebookNode:
+    import nbformat
+
     cell = nbformat.v4.new_code_cell("")
     cell.outputs = [nbformat.v4.new_output("display_data", data={"text/html": markup})]
     return cell
@@ -382,6 +388,8 @@ def merge_notebooks(index_markup: str, executed: list[Path], title: str = "Revie
     identical in every part; the first copy serves the whole page, so later
     identical copies are dropped.
     """
+    import nbformat
+
     merged = nbformat.v4.new_notebook()
     merged.metadata["title"] = title
     merged.cells.append(_html_output(index_markup))
@@ -490,6 +498,8 @@ def sample_banner_html(note: str) -> Markup:
 
 def notebook_title(path: Path) -> str:
     """The first Markdown heading of a notebook, else its file name."""
+    import nbformat
+
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
