@@ -458,6 +458,14 @@ def retraction_note(review: Review) -> str:
             "retraction links of each included record checked).")
 
 
+def show_retractions(review: Review) -> None:
+    """The retraction sentence, and the table of included reports a notice names when there are any."""
+    flagged = not review.retracted_included.empty
+    show_note(retraction_note(review), emphasis=flagged)
+    if flagged:
+        show_table(retracted_table(review), caption="Included reports named by a retraction notice", keep=["pmid", "doi"])
+
+
 def retracted_table(review: Review) -> pd.DataFrame:
     """The included reports a retraction notice names, with the notices."""
     flagged = review.retracted_included

@@ -216,7 +216,7 @@ class Review:
             excluded |= set(sheet.loc[(sheet["status"] == "") & (sheet["final"] == "exclude"), "record_id"])
         return registered_studies(state.dedupe.records, excluded)
 
-    @property
+    @cached_property
     def retracted_included(self) -> pd.DataFrame:
         """Reports included at full text that a retraction notice names (PubMed's "Retracted Publication"
         type or a RetractionIn link; Crossref notices a record carries): each must be looked at again."""

@@ -243,14 +243,10 @@ def test_paths_are_shown_relative_to_the_report_or_project(sample_review):
 
 @pytest.fixture(scope="module")
 def canary_env():
-    saved = {k: os.environ.get(k) for k in ("NCBI_EMAIL", "NCBI_API_KEY")}
-    os.environ.update(NCBI_EMAIL=CANARY_EMAIL, NCBI_API_KEY=CANARY_KEY)
-    yield
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NCBI_EMAIL", CANARY_EMAIL)
+        env.setenv("NCBI_API_KEY", CANARY_KEY)
+        yield
 
 
 @pytest.fixture(scope="module")
