@@ -44,6 +44,8 @@ MAX_SHEET_BYTES = 256 * 2**20
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _LOOKS_ESCAPED = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
 _ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+# Text that _ooxml_escape changes: it holds a character XML cannot, or looks like an escape.
+_NEEDS_OOXML_ESCAPE = f"{_XML_ILLEGAL.pattern}|{_LOOKS_ESCAPED.pattern}"
 
 
 def _ooxml_escape(text: str) -> str:
@@ -99,9 +101,9 @@ def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, widths: Sequence[float] 
                freeze: str | None = None) -> bytes:
     """``frame`` as an XLSX workbook of one sheet; cells a spreadsheet would run are quote-prefixed text.
 
-    Written in openpyxl's write-only mode, rows streamed to the file: about three times faster than a
-    workbook held in memory (``DataFrame.to_excel``), and its memory does not grow with the rows
-    (100,000 screening rows: minutes and a gigabyte before).
+    openpyxl (write-only mode) writes the workbook; for a table of text and whole numbers (a
+    screening sheet) its rows are then made as whole columns of XML text, the same XML openpyxl
+    writes cell by cell (:func:`_sheet_rows`): 100,000 screening rows in seconds, not minutes.
 
     Parameters
     ----------
@@ -119,6 +121,89 @@ def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, widths: Sequence[float] 
     bytes
         The workbook.
     """
+    rows = _sheet_rows(frame) if len(frame) >= _FAST_WRITE_ROWS else None
+    if rows is None:
+        return _openpyxl_xlsx_bytes(frame, sheet_name, widths=widths, freeze=freeze)
+    import zipfile
+
+    # The workbook without its data rows but with a quote-prefixed cell, so that its styles hold
+    # the quote-prefix style; the rows made here replace that row.
+    template = _openpyxl_xlsx_bytes(pd.DataFrame([["="] * frame.shape[1]], columns=frame.columns), sheet_name,
+                                    widths=widths, freeze=freeze)
+    source = zipfile.ZipFile(io.BytesIO(template))
+    sheet_part = next(n for n in source.namelist() if n.startswith("xl/worksheets/"))
+    xml = source.read(sheet_part).decode("utf-8")
+    start = xml.index('<row r="2">')
+    end = xml.index("</sheetData>")
+    quote_style = re.search(r'<c r="A2" s="(\d+)"', xml[start:end]).group(1)
+    body = xml[:start] + rows(quote_style) + xml[end:]
+    buffer = io.BytesIO()
+    # Level 1: a tenth larger than level 6, compressed in a third of the time (a second at 10,000 rows).
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            # ASCII with character references, as openpyxl (lxml) writes it
+            out.writestr(info, body.encode("ascii", "xmlcharrefreplace") if info.filename == sheet_part
+                         else source.read(info.filename), compresslevel=1)
+    return buffer.getvalue()
+
+
+#: Below this many rows openpyxl writes every cell (its speed does not matter there).
+_FAST_WRITE_ROWS = 200
+
+
+def _column_letters(number: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(number)
+
+
+def _sheet_rows(frame: pd.DataFrame):
+    """A function of the quote-prefix style's number giving the XML of ``frame``'s data rows (row 2 on)
+    as openpyxl's write-only mode writes them, built a whole column at a time; None when a column
+    holds anything but text and whole numbers (Python ``str`` and ``int``), left to openpyxl."""
+    import numpy as np
+
+    count = len(frame)
+    numbers = pd.Series(np.arange(2, count + 2).astype(str), dtype=object)
+    cells = []
+    for position in range(frame.shape[1]):
+        values = frame.iloc[:, position].astype(object).reset_index(drop=True)
+        kinds = [type(v) for v in values]
+        text = np.fromiter((k is str for k in kinds), dtype=bool, count=count)
+        whole = np.fromiter((k is int for k in kinds), dtype=bool, count=count)
+        if not (text | whole).all():
+            return None
+        ref = '<c r="' + _column_letters(position + 1) + numbers
+        strings = values.where(text, "")
+        escape = strings.str.contains(_NEEDS_OOXML_ESCAPE, regex=True).to_numpy(dtype=bool)
+        if escape.any():
+            strings = strings.where(~escape, strings[escape].map(_ooxml_escape))
+        risky = strings.str.startswith(FORMULA_STARTS).to_numpy(dtype=bool)
+        spaced = (strings != strings.str.strip()).to_numpy(dtype=bool)
+        escaped = (strings.str.replace("&", "&amp;", regex=False).str.replace("<", "&lt;", regex=False)
+                   .str.replace(">", "&gt;", regex=False).str.replace("\r", "&#13;", regex=False))
+        opening = pd.Series(np.where(spaced, '<is><t xml:space="preserve">', "<is><t>"), dtype=object)
+        filled = opening + escaped + "</t></is></c>"
+        empty = (strings == "").to_numpy(dtype=bool)
+        text_cell = pd.Series(np.where(empty, "</c>", filled.to_numpy()), dtype=object)
+        whole_cell = '" t="n"><v>' + values.where(whole, 0).astype(str) + "</v></c>"
+        cells.append((ref, text, risky, text_cell, whole_cell))
+
+    def rows(quote_style: str) -> str:
+        joined = pd.Series([""] * count, dtype=object)
+        for ref, text, risky, text_cell, whole_cell in cells:
+            style = pd.Series(np.where(risky, f'" s="{quote_style}" t="inlineStr">', '" t="inlineStr">'), dtype=object)
+            joined = joined + ref + pd.Series(np.where(text, (style + text_cell).to_numpy(), whole_cell.to_numpy()),
+                                              dtype=object)
+        return "".join(('<row r="' + numbers + '">' + joined + "</row>").tolist())
+
+    return rows
+
+
+def _openpyxl_xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, widths: Sequence[float] = (),
+               freeze: str | None = None) -> bytes:
+    """:func:`xlsx_bytes` through openpyxl's write-only mode, rows streamed to the file (about three
+    times faster than a workbook held in memory, ``DataFrame.to_excel``, and flat in memory)."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font

@@ -177,3 +177,29 @@ def test_exchange_lookups_see_answers_recorded_after_the_folder_was_listed(tmp_p
     writer.put("esearch", params, b"<eSearchResult><Count>1</Count></eSearchResult>")
     assert len(reader.versions("esearch", params)) == 2
     assert reader.get("esearch", params).body.endswith(b"</eSearchResult>")
+
+
+def test_rows_made_a_column_at_a_time_are_the_xml_openpyxl_writes():
+    import zipfile
+
+    rows = 400  # above the size from which the rows are made here
+    table = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(rows)],
+                          "notes": [HOSTILE[i % len(HOSTILE)] + ("<&>" if i % 5 == 0 else "") for i in range(rows)],
+                          "=odd header": [HOSTILE[(i * 7) % len(HOSTILE)] for i in range(rows)],
+                          "priority": [i if i % 3 else "" for i in range(rows)]})
+
+    def sheet_xml(data: bytes) -> bytes:
+        return zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml")
+
+    fast = xlsx_bytes(table, "title_abstract", widths=[16, 30], freeze="B2")
+    assert sheet_xml(fast) == sheet_xml(tables._openpyxl_xlsx_bytes(table, "title_abstract", widths=[16, 30],
+                                                                     freeze="B2"))
+    expected = table.assign(priority=table["priority"].astype(str)).astype(object)
+    assert _fast_xlsx_rows(fast) is not None
+    buffer = io.BytesIO(fast)
+    with mock.patch.object(tables, "read_bytes", lambda *a, **k: buffer.getvalue()):
+        pd.testing.assert_frame_equal(read_xlsx("unused.xlsx").astype(object), expected)
+    pd.testing.assert_frame_equal(_pandas_read(fast), expected)
+    # A column of anything else (a float, a missing value) is written by openpyxl, cell by cell.
+    assert tables._sheet_rows(table.assign(share=0.5)) is None
+    assert tables._sheet_rows(table.assign(notes=None)) is None
