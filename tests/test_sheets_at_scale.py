@@ -201,5 +201,7 @@ def test_rows_made_a_column_at_a_time_are_the_xml_openpyxl_writes():
         pd.testing.assert_frame_equal(read_xlsx("unused.xlsx").astype(object), expected)
     pd.testing.assert_frame_equal(_pandas_read(fast), expected)
     # A column of anything else (a float, a missing value) is written by openpyxl, cell by cell.
-    assert tables._sheet_rows(table.assign(share=0.5)) is None
-    assert tables._sheet_rows(table.assign(notes=None)) is None
+    assert not tables._text_or_whole(pd.Series([1, 0.5])) and not tables._text_or_whole(pd.Series(["a", None]))
+    assert not tables._text_or_whole(pd.Series([True])) and tables._text_or_whole(pd.Series(["a", 1, ""]))
+    for odd in (table.assign(share=0.5), table.assign(missing=None)):
+        assert _pandas_read(xlsx_bytes(odd, "s")).shape == (rows, 5)
