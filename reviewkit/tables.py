@@ -134,7 +134,10 @@ def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, widths: Sequence[float] 
     xml = source.read(sheet_part).decode("utf-8")
     start = xml.index('<row r="2">')
     end = xml.index("</sheetData>")
-    quote_style = re.search(r'<c r="A2" s="(\d+)"', xml[start:end]).group(1)
+    quote = re.search(r'<c r="A2" s="(\d+)"', xml[start:end])
+    if quote is None:  # not the template openpyxl wrote before: let it write the rows too
+        return _openpyxl_xlsx_bytes(frame, sheet_name, widths=widths, freeze=freeze)
+    quote_style = quote.group(1)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
         for info in source.infolist():
