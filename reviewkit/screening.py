@@ -464,7 +464,7 @@ def save_sheet(folder: str | Path, stage: str, sheet: pd.DataFrame, source: Shee
     The new fingerprint is that of the bytes this call wrote, so a save by someone a moment after
     it is still seen (and merged) by the next write.
 
-    ``xlsx`` False writes the CSV alone (an XLSX is slow to write: about a second for two thousand
+    ``xlsx`` False writes the CSV alone (an XLSX is slower to write: about half a second for two thousand
     records), which is safe only while the XLSX is blank in every entry cell the CSV differs in, as
     sheets are read (:func:`load_sheet`: a cell filled in one file and blank in the other is taken).
     The caller keeps that promise; the XLSX is written anyway when there is none, and when someone
