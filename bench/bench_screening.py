@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import os
 import platform
 import shutil
@@ -343,14 +344,22 @@ def markdown(result: dict) -> str:
             line = f"* {name}: WSS@95 {ours:.3f} vs baseline {theirs:.3f} ({ours - theirs:+.3f}): {verdict}"
             if rerun:
                 r = rerun["datasets"][name]
-                line += (f"; vs rerun {r['wss95']['mean']:.3f} ({ours - r['wss95']['mean']:+.3f}); wall time "
-                         f"{fin['datasets'][name]['seconds']['mean']:.1f} s vs {r['seconds']['mean']:.1f} s per run")
+                # standard error of the difference of two 5-seed means (the priors differ between the tools)
+                se = math.hypot(fin["datasets"][name]["wss95"]["sd"], r["wss95"]["sd"]) / math.sqrt(len(r["runs"]))
+                line += (f"; vs rerun {r['wss95']['mean']:.3f} ({ours - r['wss95']['mean']:+.3f}, standard error of "
+                         f"the difference {se:.3f}); wall time {fin['datasets'][name]['seconds']['mean']:.1f} s vs "
+                         f"{r['seconds']['mean']:.1f} s per run")
             lines.append(line)
+        met = sum(fin["datasets"][n]["wss95"]["mean"] >= baseline[n]["WSS@95"] for n in DATASETS)
+        lines += ["", f"Goal met on {met} of {len(DATASETS)} sets" + (": **met**." if met == len(DATASETS) else
+                  ": **not met**.")]
     sel = result.get("select")
     if sel:
         baseline_wss = {n: baseline[n]["WSS@95"] for n in DATASETS}
         lines += ["", "## Choosing the relevance model, round 2 (in-process, retrain after every decision)", "",
                   "Mean WSS@95 over 5 seeds per set, every candidate measured (SD over seeds in screening.json). "
+                  "Seconds per run are in-process with `--jobs` runs in parallel on the shared machine: comparable "
+                  "within this table only (as the rule uses them), not with the other tables. "
                   + SELECTION_RULE, "",
                   "| candidate | " + " | ".join(DATASETS) + " | mean | sets >= ASReview | s/run per set |",
                   "|---|" + "---:|" * (len(DATASETS) + 3),
