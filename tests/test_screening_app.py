@@ -550,3 +550,79 @@ def test_the_xlsx_copy_catches_up_when_the_kernel_shuts_down(tmp_path):
         kernel.shutdown_kernel(now=False)
     assert on_disk(folder)[2].loc[rid, ["reviewer1", "exclusion_reason"]].tolist() == ["exclude", "other"]
 
+
+def test_dual_screening_on_the_sample_gives_kappa_and_moves_prisma_by_the_screened_records(tmp_path):
+    """Two reviewers screen with the keyboard in two app sessions, then a final session resolves: kappa from the
+    sheets, PRISMA counts moving only by records with a final decision, a report marked not retrieved."""
+    shutil.copytree(SAMPLE_DIR, tmp_path / "snap")
+    shutil.copytree(SAMPLE_SCREENING, tmp_path / "screening", ignore=shutil.ignore_patterns("*.xlsx"))
+    path = tmp_path / "screening" / "title_abstract.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert (frame["reviewer2"] == "").all() and (frame["final"] != "").all()
+    todo = sorted(frame.loc[frame["final"] == "exclude", "record_id"].iloc[:6])  # so not at full text yet
+    rest = ~frame["record_id"].isin(todo)
+    frame.loc[~rest, ["reviewer1", "reviewer2", "final", "exclusion_reason", "notes"]] = ""
+    # Reviewer 2 screened the other records earlier, agreeing with reviewer 1 on each.
+    frame.loc[rest, "reviewer2"] = frame.loc[rest, "reviewer1"]
+    frame.to_csv(path, index=False)
+
+    def review():
+        return Review(EXAMPLE, snapshot=str(tmp_path / "snap"), screening=str(tmp_path / "screening"))
+
+    def boxes():
+        return review().prisma.overall.boxes()
+
+    start = boxes()
+    assert start["records screened"] == len(frame) - 6 and start["records awaiting screening"] == 6
+    plans = {"reviewer1": dict(zip(todo, "iieeee")), "reviewer2": dict(zip(todo, "ieeeei")),
+             "final": dict(zip(todo, "ieeeee"))}
+
+    def screen(reviewer, count=6):
+        app = ScreeningApp(review(), stage="title_abstract", reviewer=reviewer, refresh=False)
+        for _ in range(count):
+            key = plans[reviewer][app.session.current]
+            app.keys.value = key if key == "i" else "1e"  # the first reason, then exclude
+        app.close()
+        return app
+
+    for reviewer in ("reviewer1", "reviewer2"):
+        assert screen(reviewer).session.current is None
+    sheet = pd.read_csv(path, dtype=str, keep_default_na=False).set_index("record_id")
+    for reviewer in ("reviewer1", "reviewer2"):
+        assert "".join(sheet.loc[todo, reviewer].str[0]) == "".join(plans[reviewer][r] for r in todo)
+    # Cohen's kappa from reviewkit's agreement code, against the 2x2 table by hand.
+    both = sheet[["reviewer1", "reviewer2"]]
+    a = int(((both == "include").all(axis=1)).sum())
+    d = int(((both == "exclude").all(axis=1)).sum())
+    n, disagree = len(both), 2
+    inc1, inc2 = int((both["reviewer1"] == "include").sum()), int((both["reviewer2"] == "include").sum())
+    expected = ((a + d) / n - (inc1 * inc2 + (n - inc1) * (n - inc2)) / n**2) / \
+        (1 - (inc1 * inc2 + (n - inc1) * (n - inc2)) / n**2)
+    agreement = review().state.agreement["title_abstract"]
+    assert (agreement.n_both, agreement.n_agree) == (n, n - disagree) and a + d == n - disagree
+    assert agreement.kappa == pytest.approx(expected) and 0 < agreement.kappa < 1
+    # Reviewers' decisions are not PRISMA's: the six are still awaiting, never counted as excluded.
+    assert boxes() == start
+    screen("final", count=3)
+    middle = boxes()
+    final = pd.read_csv(path, dtype=str, keep_default_na=False).set_index("record_id").loc[todo, "final"]
+    assert (final != "").sum() == 3
+    assert middle["records screened"] == start["records screened"] + 3
+    assert middle["records excluded"] == start["records excluded"] + int((final == "exclude").sum())
+    assert middle["records awaiting screening"] == 3
+    screen("final", count=3)
+    end = boxes()
+    assert end["records screened"] == len(frame) and end["records awaiting screening"] == 0
+    assert end["records excluded"] == start["records excluded"] + 5
+    assert end["reports sought"] == start["reports sought"] + 1  # the one final include goes to full text
+    assert end["reports awaiting assessment"] == start["reports awaiting assessment"] + 1
+    # Full text: the new report, marked not retrieved with the keyboard, is counted so; undo takes it back.
+    full_text = ScreeningApp(review(), stage="full_text", reviewer="final")
+    assert full_text.session.queue() == [todo[0]]
+    full_text.keys.value = "n"
+    marked = boxes()
+    assert marked["reports not retrieved"] == start["reports not retrieved"] + 1
+    assert marked["reports awaiting assessment"] == start["reports awaiting assessment"]
+    assert marked["reports sought"] == end["reports sought"] and marked["reports assessed"] == end["reports assessed"]
+    full_text.keys.value = "u"
+    assert boxes() == end
