@@ -320,6 +320,8 @@ _CONTENT_TYPES = "{http://schemas.openxmlformats.org/package/2006/content-types}
 # (dates above all) sends the file to openpyxl, which knows them.
 _PLAIN_NUMBER_FORMATS = {"0", "1", "2", "3", "4"}
 _DIGITS = "0123456789"
+# The fast reader holds a workbook part (shared strings, styles) whole; a larger one goes to openpyxl.
+_MAX_PART_BYTES = 512 * 2**20
 
 
 def _part(archive, name: str):
@@ -327,6 +329,8 @@ def _part(archive, name: str):
     from lxml import etree
 
     try:
+        if archive.getinfo(name).file_size > _MAX_PART_BYTES:
+            raise ValueError(f"{name} is larger than {_MAX_PART_BYTES} bytes unpacked")  # openpyxl decides
         data = archive.read(name)
     except KeyError:
         return None
@@ -398,11 +402,15 @@ def _fast_xlsx_rows(data: bytes) -> list[list[str]] | None:
             # openpyxl's shared-string reader drops "x005F_" (its half of the _x005F_ escape)
             strings = [_rich_text(si).replace("x005F_", "") for si in table.iterfind(f"{_MAIN}si")]
             break
-    styles_name = _joined(workbook_name, "styles.xml")
-    number_formats: list[str] = []
-    styles = _part(archive, styles_name) if styles_name in archive.namelist() else None
-    if styles is not None:
-        number_formats = [xf.get("numFmtId", "0") for xf in styles.iterfind(f"{_MAIN}cellXfs/{_MAIN}xf")]
+    # Each cell style's number format (as openpyxl finds the styles: through the workbook's relationships);
+    # without styles a styled number is left to openpyxl.
+    number_formats: list[str] | None = None
+    for style_rel in rels.values():
+        if style_rel.get("Type", "").endswith("/styles"):
+            styles = _part(archive, _joined(workbook_name, style_rel.get("Target")))
+            if styles is not None:
+                number_formats = [xf.get("numFmtId", "0") for xf in styles.iterfind(f"{_MAIN}cellXfs/{_MAIN}xf")]
+            break
 
     rows: list[list[str]] = []
     expected_row = 1
@@ -453,7 +461,11 @@ def _fast_xlsx_rows(data: bytes) -> list[list[str]] | None:
                 elif kind == "str":
                     row.append(value)
                 elif kind == "n":
-                    if number_formats and number_formats[int(cell.get("s", "0"))] not in _PLAIN_NUMBER_FORMATS:
+                    style = int(cell.get("s", "0"))
+                    if (number_formats is None and style) or \
+                            (number_formats is not None and style < len(number_formats)
+                             and number_formats[style] not in _PLAIN_NUMBER_FORMATS) or \
+                            (number_formats is not None and style >= max(len(number_formats), 1)):
                         return None
                     number_value = float(value) if any(c in value for c in ".eE") else int(value)
                     if number_value != int(number_value):
