@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from time import time as _now
 from typing import Any
 
 from . import __version__
@@ -45,6 +47,8 @@ VOLATILE_PARAMS = CREDENTIAL_PARAMS | {"tool", "WebEnv", "webenv", "query_key"}
 #: An exchange's name on disk: the request id, then, for a later different answer, its sha256's start.
 EXCHANGE_NAME = re.compile(r"^[0-9a-f]{24}(?:-[0-9a-f]{12})?$")
 SEARCH_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+# A folder listing is trusted only once the folder is older than this (file times move in clock ticks).
+_RACY_SECONDS = 2.0
 # Files a snapshot holds are small (an EFetch batch of 500 records is a few MB).
 MAX_JSON_BYTES = 64 * 2**20
 
@@ -86,6 +90,8 @@ class Snapshot:
         self.root = Path(root)
         self.clock = clock
         self.writable = writable
+        # (folder inode and mtime, when listed, names by request id): see _exchange_names
+        self._listing: tuple[tuple[int, int], float, dict[str, list[str]]] | None = None
 
     # -- the snapshot itself -------------------------------------------------
     @classmethod
@@ -163,14 +169,40 @@ class Snapshot:
                                 "optionally -12 more); refused")
         return self._file("exchanges", f"{name}.json"), self._file("exchanges", f"{name}.body")
 
+    def _exchange_names(self) -> dict[str, list[str]]:
+        """Recorded exchange names by request id (their first 24 characters), from one listing of the folder.
+
+        A lookup per request scanned the folder (a few hundred files at 100,000 records, for each of
+        hundreds of requests); the listing is kept and made again when the folder's modification time
+        changes, and not trusted while that time is within ``_RACY_SECONDS`` of the listing (a file
+        added in the same clock tick leaves it unchanged).
+        """
+        folder = self._file("exchanges")
+        try:
+            stat = folder.stat()
+        except FileNotFoundError:
+            return {}
+        if not folder.is_dir():
+            return {}
+        stamp = (stat.st_ino, stat.st_mtime_ns)
+        kept = self._listing
+        if kept is not None and kept[0] == stamp and kept[1] - stat.st_mtime_ns / 1e9 > _RACY_SECONDS:
+            return kept[2]
+        listed_at = _now()
+        names: dict[str, list[str]] = {}
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name[:-5]
+                if entry.name.endswith(".json") and EXCHANGE_NAME.match(name) and entry.is_file():
+                    names.setdefault(name[:24], []).append(name)
+        self._listing = (stamp, listed_at, names)
+        return names
+
     def versions(self, utility: str, params: dict[str, Any]) -> list[str]:
         """The names of every recorded answer to this request: the first answer's, then later ones (name order)."""
         ex_id = exchange_id(utility, params)
-        folder = self._file("exchanges")
-        if not folder.is_dir():
-            return []
-        later = sorted(p.name[:-5] for p in folder.glob(f"{ex_id}-*.json") if EXCHANGE_NAME.match(p.name[:-5]))
-        return ([ex_id] if (folder / f"{ex_id}.json").is_file() else []) + later
+        found = self._exchange_names().get(ex_id, [])
+        return ([ex_id] if ex_id in found else []) + sorted(n for n in found if n != ex_id)
 
     def get(self, utility: str, params: dict[str, Any], among: Collection[str] | None = None) -> Exchange | None:
         """The recorded answer to a request: of those named in ``among`` if any is, else the newest; None if none."""
