@@ -74,6 +74,13 @@ def csv_text(frame: pd.DataFrame) -> str:
     return out.to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_ALL if carriage else csv.QUOTE_MINIMAL)
 
 
+# Excel's limits (XlsxWriter leaves out, or cuts, what exceeds them).
+_EXCEL_ROWS, _EXCEL_COLUMNS, _EXCEL_CELL_CHARACTERS = 1_048_576, 16_384, 32_767
+# Text whose first character is none of these (a formula's, or "<" of text XlsxWriter may take for
+# rich-text XML) needs no style and no care.
+_CAREFUL_START = "".join(FORMULA_STARTS) + "<"
+
+
 def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, widths: Sequence[float] = (),
                freeze: str | None = None) -> bytes:
     """``frame`` as an XLSX workbook of one sheet; cells a spreadsheet would run are quote-prefixed text.
@@ -101,6 +108,9 @@ def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, widths: Sequence[float] 
     """
     import xlsxwriter
 
+    if len(frame) >= _EXCEL_ROWS or frame.shape[1] > _EXCEL_COLUMNS:  # XlsxWriter would leave such cells out
+        raise ReviewkitError(f"{sheet_name}: {len(frame):,} rows and {frame.shape[1]:,} columns do not fit a "
+                             f"worksheet ({_EXCEL_ROWS - 1:,} rows under the header, {_EXCEL_COLUMNS:,} columns)")
     buffer = io.BytesIO()
     # No string is ever read as a formula, URL or number: text stays exactly what it was.
     book = xlsxwriter.Workbook(buffer, {"constant_memory": True, "strings_to_formulas": False,
@@ -132,13 +142,16 @@ def xlsx_bytes(frame: pd.DataFrame, sheet_name: str, *, widths: Sequence[float] 
                                  f"(code {written})")
 
     # Constant-memory mode: rows strictly in order, each written whole before the next.
+    write_string = sheet.write_string
     for column, name in enumerate(frame.columns):
         text(0, column, str(name), bold, bold_quote)
     for row, values in enumerate(frame.itertuples(index=False, name=None), 1):
         for column, value in enumerate(values):
             kind = type(value)
             if kind is str:
-                if value:
+                if value and value[0] not in _CAREFUL_START and len(value) <= _EXCEL_CELL_CHARACTERS:
+                    write_string(row, column, value)  # most cells: straight to XlsxWriter
+                elif value:
                     text(row, column, value, None, quote)
             elif kind is int or kind is float:
                 if value == value:  # NaN: blank, as pandas writes it

@@ -263,3 +263,8 @@ def test_exchange_lookups_see_answers_recorded_after_the_folder_was_listed(tmp_p
     writer.put("esearch", params, b"<eSearchResult><Count>1</Count></eSearchResult>")
     assert len(reader.versions("esearch", params)) == 2
     assert reader.get("esearch", params).body.endswith(b"</eSearchResult>")
+
+
+def test_a_table_too_large_for_a_worksheet_is_refused_not_cut():
+    with mock.patch.object(tables, "_EXCEL_ROWS", 3), pytest.raises(ReviewkitError, match="do not fit a worksheet"):
+        xlsx_bytes(pd.DataFrame({"record_id": ["a", "b", "c"]}), "s")
