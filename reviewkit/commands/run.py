@@ -159,15 +159,18 @@ def _execute(args: argparse.Namespace, review, notebooks: list[Path], params: di
     t0 = time.perf_counter()
     if args.live:
         review.search()  # the notebooks replay what this records
-    state = review.state
-    with handoff(state) as env, report.kernel_environment(env):
+    facts = runs.snapshot_facts(review.snapshot, review.state, review.prisma.overall,
+                                snapshot_path=rel(review.snapshot_dir), screening_path=rel(review.screening_dir),
+                                searches=review.searches or None)
+    with handoff(review.state) as env, report.kernel_environment(env):
+        # The kernels read the state from the handed file; this process needs it no more (at 100,000
+        # records it holds about 500 MB while each kernel holds its own copy).
+        review.release_state()
         executed = report.execute_notebooks(notebooks, run_dir / "notebooks", params, progress=args.progress,
                                             log=log.info)
 
     manifest["notebooks"] = [{"name": r.name, "seconds": round(r.seconds, 2)} for r in executed]
-    manifest.update(runs.snapshot_facts(review.snapshot, state, review.prisma.overall,
-                                        snapshot_path=rel(review.snapshot_dir), screening_path=rel(review.screening_dir),
-                                        searches=review.searches or None))
+    manifest.update(facts)
     previous = runs.previous_manifest(output_root, before=run_dir.name)
     changes = runs.compare(previous, manifest)
     problems = runs.count_drops(changes, args.max_count_drop)
