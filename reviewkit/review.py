@@ -215,15 +215,6 @@ class Review:
             self.__dict__["state"] = handed  # what the cached property would have computed
         return self.__dict__["state"]
 
-    def release_state(self) -> None:
-        """Let go of the screening state (and what is computed from it but kept), to free its memory; it is
-        built (or handed over) again when next asked for."""
-        import gc
-
-        for name in ("state", "retracted_included", "included"):
-            self.__dict__.pop(name, None)
-        gc.collect()
-
     def save_screening(self, folder: str | Path | None = None) -> list[Path]:
         """Write the sheets and deduplication logs (to the screening folder, or ``folder``)."""
         from .screening_state import write_state

@@ -61,3 +61,25 @@ def test_a_state_at_hand_gives_the_records_without_reading_the_snapshot_again(mo
         pd.testing.assert_frame_equal(review.records(), read)
         assert review.state_at_hand() is review.state
         assert len(review.citation_source().sources[0].records) == len(local_store(SAMPLE_DIR, state.identified))
+
+
+def test_a_state_built_in_a_child_process_is_handed_over_and_its_errors_come_back(monkeypatch):
+    """reviewkit run builds the state in a child that writes the handed file and returns a summary."""
+    from reviewkit.errors import ReviewkitError
+    from reviewkit.screening_state import handed_state, handoff_built
+
+    def build():
+        return build_state(SAMPLE_DIR, SAMPLE_SCREENING, PROTOCOL)
+
+    with handoff_built(build, lambda state: len(state.identified)) as (env, summary):
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        state = handed_state(SAMPLE_DIR, SAMPLE_SCREENING, PROTOCOL)
+        assert state is not None and summary == len(state.identified) > 0
+
+    def broken():
+        raise ReviewkitError("title_abstract.csv, row 3: 'maybe' is not a decision")
+
+    with pytest.raises(ReviewkitError, match="row 3: 'maybe' is not a decision"):
+        with handoff_built(broken, len):
+            pass
