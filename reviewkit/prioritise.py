@@ -15,9 +15,15 @@ regression (unweighted, balanced, includes x10), balanced naive Bayes and a
 linear SVM came within 0.01 of each other in mean WSS@95; naive Bayes unweighted
 (0.10) or with alpha 0.1 (0.56) did worse, and dropping English stop words cost
 0.01-0.015. :data:`DEFAULT_MODEL` is the linear SVM (``C`` 0.11, includes weighing 9.8
-times the excludes, ASReview's settings): 0.002 below the best mean (logistic
-regression, includes x10) at a sixth of its time, so it retrains after every
+times the excludes: ASReview LAB 3's default "ELAS u4"): 0.002 below the best mean
+(logistic regression, includes x10) at a sixth of its time, so it retrains after every
 decision (about 20 ms a retrain for a thousand records on the benchmark machine).
+A second round, retraining after every decision, with a rule fixed beforehand,
+tried includes x5 and x20, dropping words in one record, character 3-5 grams,
+ASReview's naive Bayes "ELAS u3" and a rank average (:class:`RankAverage`) of the
+two ELAS models: includes x5 had the best mean (+0.006) but, like every candidate,
+fell short of ASReview on at least one set, so the default stayed. The sets are
+the ones the candidates were chosen on; there is no held-out set.
 
 Stopping. :func:`stopping_statistics` reports the decisions since the last
 include and, once a person has screened a simple random sample of the records
@@ -90,7 +96,16 @@ class RelevanceModel:
         Word n-grams from 1 to ``ngram_max``.
     stop_words : bool
         Drop scikit-learn's English stop words (measured: worse on the benchmark,
-        which is why the default keeps them; words in over 95% of records are dropped).
+        which is why the default keeps them).
+    min_df : int
+        Drop words in fewer than ``min_df`` records.
+    max_df : float
+        Drop words in more than this share of the records (they tell nothing apart).
+    sublinear_tf : bool
+        ``1 + log(tf)`` instead of raw term counts.
+    char_ngrams : tuple of int, optional
+        ``(lo, hi)``: add TF-IDF of character n-grams within words (``char_wb``),
+        lengths ``lo`` to ``hi``, beside the word features.
     """
 
     classifier: str = "svm"
@@ -98,6 +113,10 @@ class RelevanceModel:
     strength: float = 0.11
     ngram_max: int = 2
     stop_words: bool = False
+    min_df: int = 1
+    max_df: float = 0.95
+    sublinear_tf: bool = True
+    char_ngrams: tuple[int, int] | None = None
 
     def __post_init__(self):
         if self.classifier not in CLASSIFIERS:
@@ -106,22 +125,32 @@ class RelevanceModel:
     @property
     def name(self) -> str:
         weight = "unweighted" if self.include_weight is None else f"include weight {self.include_weight:g}"
-        stop = ", English stop words dropped" if self.stop_words else ""
-        return f"{self.classifier} ({weight}, strength {self.strength:g}, 1-{self.ngram_max} grams{stop})"
+        extra = [", English stop words dropped" if self.stop_words else "",
+                 f", min_df {self.min_df}" if self.min_df != 1 else "",
+                 f", max_df {self.max_df:g}" if self.max_df != 0.95 else "",
+                 ", raw tf" if not self.sublinear_tf else "",
+                 f", char {self.char_ngrams[0]}-{self.char_ngrams[1]} grams" if self.char_ngrams else ""]
+        return f"{self.classifier} ({weight}, strength {self.strength:g}, 1-{self.ngram_max} grams{''.join(extra)})"
 
     def features(self, texts: Sequence[str]):
         """TF-IDF matrix (sparse, one row per text)."""
+        from scipy.sparse import hstack
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        # Words in over 95% of records tell nothing apart; a single record keeps all of its words.
-        vectoriser = TfidfVectorizer(ngram_range=(1, self.ngram_max), sublinear_tf=True,
-                                     max_df=0.95 if len(texts) > 1 else 1.0,
-                                     stop_words="english" if self.stop_words else None)
+        # A single record keeps all of its words (max_df would drop every one).
+        few = len(texts) <= 1
+        common = dict(sublinear_tf=self.sublinear_tf, max_df=1.0 if few else self.max_df,
+                      min_df=1 if few else self.min_df)
+        vectorisers = [TfidfVectorizer(ngram_range=(1, self.ngram_max), **common,
+                                       stop_words="english" if self.stop_words else None)]
+        if self.char_ngrams:
+            vectorisers.append(TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, **common))
         try:
-            return vectoriser.fit_transform(texts)
-        except ValueError:  # scikit-learn's "empty vocabulary"
+            parts = [v.fit_transform(texts) for v in vectorisers]
+        except ValueError:  # scikit-learn's "empty vocabulary" (or min_df above max_df for tiny sets)
             raise ReviewkitError("no word to rank by: the titles and abstracts are empty, or every word is in "
                                  "nearly all of them") from None
+        return parts[0] if len(parts) == 1 else hstack(parts, format="csr")
 
     def scores(self, train, y: np.ndarray, pool, seed: int) -> np.ndarray:
         """Fit on ``train`` rows labelled ``y`` (1 include, 0 exclude); higher score = more likely include."""
@@ -145,7 +174,50 @@ class RelevanceModel:
         return model.fit(train, y, sample_weight=weight).decision_function(pool)
 
 
-DEFAULT_MODEL = RelevanceModel()
+class _Features:
+    """The feature matrices of several models, sliced by rows together."""
+
+    def __init__(self, parts: Sequence):
+        self.parts = tuple(parts)
+
+    def __getitem__(self, rows) -> _Features:
+        return _Features([p[rows] for p in self.parts])
+
+
+@dataclass(frozen=True)
+class RankAverage:
+    """Several relevance models, each with its own features; a record's score is
+    the mean of its ranks under each model (scores on different scales are not added).
+
+    Parameters
+    ----------
+    models : tuple of RelevanceModel
+    """
+
+    models: tuple[RelevanceModel, ...]
+
+    def __post_init__(self):
+        if len(self.models) < 2:
+            raise ReviewkitError("a rank average needs at least two models")
+
+    @property
+    def name(self) -> str:
+        return "rank average of " + " and ".join(m.name for m in self.models)
+
+    def features(self, texts: Sequence[str]) -> _Features:
+        """One feature matrix per model."""
+        return _Features([m.features(texts) for m in self.models])
+
+    def scores(self, train: _Features, y: np.ndarray, pool: _Features, seed: int) -> np.ndarray:
+        """Mean rank (1 = least likely include) of each ``pool`` row over the models."""
+        from scipy.stats import rankdata
+
+        return np.mean([rankdata(m.scores(t, y, p, seed))
+                        for m, t, p in zip(self.models, train.parts, pool.parts)], axis=0)
+
+
+Model = RelevanceModel | RankAverage
+DEFAULT_MODEL: Model = RelevanceModel()
 
 
 def _hint_tier(hint) -> int:
@@ -168,11 +240,11 @@ class Prioritiser:
         None: input order until the model can learn.
     seed : int
         Seed of the classifier (the ranking is deterministic for a seed).
-    model : RelevanceModel
+    model : RelevanceModel or RankAverage
     """
 
     def __init__(self, texts: Sequence[str], hints: Sequence[str] | None = None, *, seed: int = 0,
-                 model: RelevanceModel = DEFAULT_MODEL):
+                 model: Model = DEFAULT_MODEL):
         texts = ["" if t is None else str(t) for t in texts]
         if not texts:
             raise ReviewkitError("no records to rank")
@@ -224,7 +296,7 @@ def _labels(labels: Sequence | np.ndarray, n: int) -> np.ndarray:
 
 
 def sheet_priority(sheet: pd.DataFrame, column: str = "final", *, seed: int = 0,
-                   model: RelevanceModel = DEFAULT_MODEL) -> pd.Series:
+                   model: Model = DEFAULT_MODEL) -> pd.Series:
     """A ``priority`` for each undecided row of a screening sheet: 1 is screened first.
 
     Parameters
@@ -266,7 +338,7 @@ def awaiting(sheet: pd.DataFrame, column: str = "final") -> np.ndarray:
     return (current & undecided & retrieved).to_numpy(dtype=bool)
 
 
-def with_priority(sheet: pd.DataFrame, *, seed: int = 0, model: RelevanceModel = DEFAULT_MODEL) -> pd.DataFrame:
+def with_priority(sheet: pd.DataFrame, *, seed: int = 0, model: Model = DEFAULT_MODEL) -> pd.DataFrame:
     """``sheet`` with its ``priority`` column filled in for spreadsheet screeners.
 
     The model learns from the ``final`` decisions of the sheet's current rows (those PRISMA counts)
@@ -465,7 +537,7 @@ class Simulation:
         return screening_metrics(self.labels)
 
 
-def simulate(texts: Sequence[str], labels: Sequence[int], *, seed: int = 0, model: RelevanceModel = DEFAULT_MODEL,
+def simulate(texts: Sequence[str], labels: Sequence[int], *, seed: int = 0, model: Model = DEFAULT_MODEL,
              batch_fraction: float = 0.0) -> Simulation:
     """Screen a labelled set as a person would in the model's order.
 
@@ -590,7 +662,7 @@ def read_labelled(path: str | Path, *, max_bytes: int = MAX_BYTES, max_records: 
     return pd.DataFrame({"title": table["title"], "abstract": table["abstract"], "label_included": labels.astype(int)})
 
 
-def simulate_file(path: str | Path, seed: int = 0, *, model: RelevanceModel = DEFAULT_MODEL,
+def simulate_file(path: str | Path, seed: int = 0, *, model: Model = DEFAULT_MODEL,
                   batch_fraction: float = 0.0) -> dict:
     """``reviewkit screen --simulate FILE.csv [--seed N] --json``: the metrics of one simulated screening.
 

@@ -24,8 +24,26 @@ What a decision writes (only the reviewer's own column and the cells that go wit
 * at full text, ``retrieved`` becomes ``yes`` when blank (a full text was read);
 * a note, appended to ``notes`` as ``reviewer1: text``;
 * maybe is not a decision (the sheets know include and exclude only): the record stays unscreened
-  (PRISMA counts it as awaiting), ``notes`` gets ``maybe (reviewer1)`` and the app serves it
-  after every other record.
+  (PRISMA counts it as awaiting), ``notes`` gets ``maybe (reviewer1)``, the progress line counts it
+  as still to decide and the app serves it again after every other record;
+* not retrieved (full text only): the report could not be obtained. ``retrieved`` becomes ``no``,
+  as a person marks it in the sheet and as PRISMA 2020 counts "reports not retrieved"; ``notes``
+  gets ``not retrieved (reviewer1)``; no decision column is written (the sheet refuses a final
+  decision on a report not retrieved) and the report leaves every reviewer's queue.
+
+The ``priority`` column (for people who screen in a spreadsheet) is rewritten with every action, in
+every session: the rows still awaiting a decision in the session's column, ranked by the model
+trained on that column's decisions (the order this app serves them, maybes kept at their rank; the
+same numbers ``reviewkit.prioritise.with_priority`` gives when that column is read as ``final``).
+``reviewkit screen`` and a ``final`` session rank by the ``final`` decisions; a ``reviewer1`` or
+``reviewer2`` session by that reviewer's, because during dual screening ``final`` is blank and a
+priority learned from it would never leave hint order. The column holds the order of whoever
+wrote last; it is never a decision.
+
+The XLSX copy may lag the CSV by a few decisions (see :class:`ScreeningSession`); it catches up
+when nothing is left to screen, on :meth:`ScreeningSession.close` (the app's *Save and close*
+button) and when the Python process ends normally (a kernel shut down or restarted), never
+contradicting the CSV meanwhile.
 
 Every action is also appended to ``screening_log.jsonl`` in the screening folder (time, stage,
 reviewer, record, action, whether it was part of a random sample): the order of decisions, which
@@ -37,10 +55,13 @@ The app never stops on its own and never marks a record nobody screened.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import sys
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,15 +95,23 @@ from .screening_state import build_state, write_state
 
 LOG_FILE = "screening_log.jsonl"
 MAYBE = "maybe"
-#: Keyboard shortcuts: a key typed into the app's key box does this (digits 1-9 choose the reason).
-KEYS = {"i": "include", "e": "exclude", "m": MAYBE, "u": "undo"}
+NOT_RETRIEVED = "not_retrieved"
+#: Keyboard shortcuts: a key typed into the app's key box does this (digits 1-9 choose the reason;
+#: ``n``, not retrieved, at full text only).
+KEYS = {"i": "include", "e": "exclude", "m": MAYBE, "u": "undo", "n": NOT_RETRIEVED}
 #: Words that often mark a record to exclude, when the protocol names none (``screening.exclusion_cues``).
 DEFAULT_EXCLUSION_CUES = ("rat", "rats", "mice", "mouse", "animal", "in vitro", "review", "meta-analysis",
                           "editorial", "commentary", "letter", "case report", "protocol", "healthy volunteers")
 
 
 def maybe_mark(reviewer: str) -> str:
+    """What a maybe adds to ``notes`` (the sheets have no maybe decision)."""
     return f"{MAYBE} ({reviewer})"
+
+
+def not_retrieved_mark(reviewer: str) -> str:
+    """What marking a report not retrieved adds to ``notes``: who could not obtain it."""
+    return f"not retrieved ({reviewer})"
 
 
 def _without(notes: str, mark: str) -> str:
@@ -155,7 +184,11 @@ class Action:
 
 @dataclass
 class Progress:
-    """Where the reviewer stands at one stage (rows awaiting a decision in the reviewer's column)."""
+    """Where the reviewer stands at one stage.
+
+    ``records`` are the stage's current rows (at full text, not those marked not retrieved, counted in
+    ``not_retrieved``); ``unscreened`` those without a decision in the reviewer's column, maybes among
+    them (``maybe``: still to decide, ``maybes`` their ids in the order they come back)."""
 
     records: int
     screened: int
@@ -165,6 +198,8 @@ class Progress:
     unscreened: int
     stopping: StoppingStatistics | None = None
     sample_left: int = 0
+    not_retrieved: int = 0
+    maybes: tuple[str, ...] = ()
 
 
 class ScreeningSession:
@@ -214,6 +249,16 @@ class ScreeningSession:
         self.xlsx_every, self.xlsx_seconds = xlsx_every, xlsx_seconds
         self.reload()
         self.sample = self._open_sample()
+        # A kernel shut down or restarted ends its Python process normally: the XLSX copy catches up then.
+        # A weak reference, so a session nobody holds any more is not kept alive by the hook.
+        ref = weakref.ref(self)
+
+        def at_exit() -> None:
+            session = ref()
+            if session is not None:
+                session._flush_at_exit()
+
+        atexit.register(at_exit)
 
     @classmethod
     def open(cls, review: Review, stage: str = "title_abstract", reviewer: str = "reviewer1", *, seed: int = 0,
@@ -258,27 +303,50 @@ class ScreeningSession:
             self._take(written, source)
             self._synced(source)
 
+    @property
+    def pending(self) -> int:
+        """Decisions in the CSV that the XLSX copy does not hold yet."""
+        return self._pending
+
+    def close(self) -> None:
+        """End the session: the XLSX copy catches up with the CSV (:meth:`flush`). Every decision is in the
+        CSV already; closing twice is harmless. The exit hook stays: a session used after closing is
+        flushed again when the process ends."""
+        self.flush()
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.flush()
+        except (ReviewkitError, OSError) as exc:  # never a traceback at exit; the CSV holds every decision
+            print(f"reviewkit: {self.folder}: the XLSX copy of the {STAGE_LABELS[self.stage]} sheet was not "
+                  f"updated ({exc}); the CSV holds every decision and reviewkit reads both", file=sys.stderr)
+
     def _take(self, sheet: pd.DataFrame, source: SheetSource) -> None:
         self.sheet, self.source = sheet.reset_index(drop=True), source
         self._rows = {rid: pos for pos, rid in enumerate(self.sheet["record_id"])}
-        eligible = self._eligible()
-        ids = tuple(self.sheet.loc[eligible, "record_id"])
-        if ids != self._ids:
-            self._ids = ids
-            rows = self.sheet.loc[eligible]
-            texts = (rows["title"] + " " + rows["abstract"]).tolist()
-            self._hints = rows["suggestion"].tolist()
-            try:
-                self._prioritiser = Prioritiser(texts, self._hints, seed=self.seed) if ids else None
-            except ReviewkitError:  # no word to rank by (empty titles and abstracts): hint order
-                self._prioritiser = None
+        self._ids, self._hints, self._prioritiser = self._model(self.sheet)
         self._rerank()
 
-    def _eligible(self) -> np.ndarray:
+    def _model(self, sheet: pd.DataFrame) -> tuple[tuple[str, ...], list[str], Prioritiser | None]:
+        """The eligible records of ``sheet``, their hints and a relevance model over them (the current
+        one while they are the same records: features are computed once per set)."""
+        eligible = self._eligible(sheet)
+        ids = tuple(sheet.loc[eligible, "record_id"])
+        if ids == self._ids:
+            return ids, self._hints, self._prioritiser
+        rows = sheet.loc[eligible]
+        texts = (rows["title"] + " " + rows["abstract"]).tolist()
+        hints = rows["suggestion"].tolist()
+        try:
+            return ids, hints, Prioritiser(texts, hints, seed=self.seed) if ids else None
+        except ReviewkitError:  # no word to rank by (empty titles and abstracts): hint order
+            return ids, hints, None
+
+    def _eligible(self, sheet: pd.DataFrame) -> np.ndarray:
         """Rows that are screened or screenable at this stage: current and, at full text, not marked not retrieved."""
-        current = self.sheet["status"].eq("").to_numpy(dtype=bool, copy=True)
+        current = sheet["status"].eq("").to_numpy(dtype=bool, copy=True)
         if self.stage == "full_text":
-            current &= self.sheet["retrieved"].ne("no").to_numpy(dtype=bool)
+            current &= sheet["retrieved"].ne("no").to_numpy(dtype=bool)
         return current
 
     def _labels(self, column: str) -> list[int | None]:
@@ -297,6 +365,10 @@ class ScreeningSession:
 
     def _cell(self, record_id: str, column: str) -> str:
         return str(self.sheet.iat[self._rows[record_id], self.sheet.columns.get_loc(column)])
+
+    def is_maybe(self, record_id: str) -> bool:
+        """Whether this reviewer marked the record maybe (and has not decided it since)."""
+        return self._undecided(record_id) and self._is_maybe(record_id)
 
     def _is_maybe(self, record_id: str) -> bool:
         return maybe_mark(self.reviewer) in self._cell(record_id, "notes")
@@ -335,10 +407,22 @@ class ScreeningSession:
 
     # -- writing ---------------------------------------------------------------------------
     def decide(self, decision: str, reason: str = "", note: str = "") -> str:
-        """Record ``decision`` (include / exclude / maybe) for the current record; returns its id."""
+        """Record ``decision`` for the current record; returns its id.
+
+        Parameters
+        ----------
+        decision : {"include", "exclude", "maybe", "not_retrieved"}
+            ``not_retrieved`` (full text only) marks the report not retrieved (:meth:`not_retrieved`).
+        reason : str
+            An exclusion reason from the protocol's list (required for a full-text exclusion).
+        note : str
+            Appended to ``notes`` as ``reviewer: note``.
+        """
         decision = decision.strip().lower()
+        if decision == NOT_RETRIEVED:
+            return self.not_retrieved(note)
         if decision not in (*DECISIONS, MAYBE):
-            raise ReviewkitError(f"{decision!r} is not include, exclude or maybe")
+            raise ReviewkitError(f"{decision!r} is not include, exclude, maybe or not_retrieved")
         rid = self.current
         if rid is None:
             raise ReviewkitError("no record left to screen")
@@ -374,6 +458,34 @@ class ScreeningSession:
         self.message = f"{rid}: {decision}" + (f" ({reason})" if reason and decision == "exclude" else "")
         return rid
 
+    def not_retrieved(self, note: str = "") -> str:
+        """Mark the current report not retrieved (full text only); returns its id.
+
+        Writes ``retrieved = no`` (what PRISMA 2020 counts as a report not retrieved, and what a person
+        types in the sheet) and ``not retrieved (reviewer)`` in ``notes``; no decision column. The report
+        leaves every reviewer's queue; :meth:`undo` brings it back.
+        """
+        if self.stage != "full_text":
+            raise ReviewkitError("not retrieved is a full-text decision (a report sought but not obtained)")
+        rid = self.current
+        if rid is None:
+            raise ReviewkitError("no record left to screen")
+        if self._cell(rid, "final"):
+            # The sheet refuses both at once; say which cell stands in the way instead of the rule.
+            raise ReviewkitError(f"{rid} has a final decision ({self._cell(rid, 'final')}); clear it in the sheet "
+                                 "before marking the report not retrieved")
+        before = {c: self._cell(rid, c) for c in ("retrieved", "notes")}
+        notes = [_without(before["notes"], maybe_mark(self.reviewer)), not_retrieved_mark(self.reviewer)]
+        if note.strip():
+            notes.append(f"{self.reviewer}: {' '.join(note.split())}")
+        after = {"retrieved": "no", "notes": "; ".join(n for n in notes if n)}
+        sample = rid in self.sample
+        self._apply(rid, before, after)
+        self.history.append(Action(rid, NOT_RETRIEVED, before, after, sample))
+        self._log(rid, NOT_RETRIEVED, sample=sample)
+        self.message = f"{rid}: not retrieved (PRISMA: reports not retrieved)"
+        return rid
+
     def undo(self) -> str | None:
         """Undo this session's last action (its cells back as they were); None when there is none.
 
@@ -401,8 +513,7 @@ class ScreeningSession:
             sheet.iat[row, sheet.columns.get_loc(column)] = value
         # The row as the sheet's rules read it (a reason on a final include, a decision on a report not retrieved).
         validate_sheet(sheet.iloc[[row]], self.stage, self.reasons, f"{self.stage} sheet")
-        if self.reviewer == "final":  # the sheet's priority column learns from final decisions
-            sheet = self._with_priority(sheet)
+        sheet = self._with_priority(sheet)  # every session keeps it current (see the module's docstring)
         xlsx = self._needs_xlsx(record_id, after)
         try:
             written, source = save_sheet(self.folder, self.stage, sheet, self.source, xlsx=xlsx)
@@ -416,18 +527,23 @@ class ScreeningSession:
             self._pending += 1
 
     def _with_priority(self, sheet: pd.DataFrame) -> pd.DataFrame:
-        """The priority column from this session's model (the same ranking ``reviewkit screen`` writes)."""
+        """``sheet`` with the priority column ranked by this session's model on its own column's decisions.
+
+        For ``final`` the numbers ``reviewkit screen`` writes (``reviewkit.prioritise.with_priority``); for a
+        reviewer, the same computation on that reviewer's column. Blank where nothing awaits, and all blank
+        when there is no word to rank by (as ``reviewkit screen`` leaves them)."""
         out = sheet.copy()
         out[PRIORITY_COLUMN] = pd.Series("", index=out.index, dtype=object)
-        if self._prioritiser is None:
+        ids, _, model = self._model(sheet)  # a report just marked not retrieved (or brought back) changes them
+        if model is None:
             return out
-        labels = [{"include": 1, "exclude": 0}.get(v)
-                  for v in sheet.set_index("record_id").loc[list(self._ids), "final"]]
-        order = self._prioritiser.rank(labels)
-        waiting = set(sheet.loc[awaiting(sheet), "record_id"])
-        ranked = [self._ids[p] for p in order if self._ids[p] in waiting]
+        labels = [{"include": 1, "exclude": 0}.get(v) for v in sheet.set_index("record_id").loc[list(ids), self.reviewer]]
+        waiting = set(sheet.loc[awaiting(sheet, self.reviewer), "record_id"])
+        ranked = [ids[p] for p in model.rank(labels) if ids[p] in waiting]
+        rows = {rid: pos for pos, rid in enumerate(sheet["record_id"])}
+        column = out.columns.get_loc(PRIORITY_COLUMN)
         for number, rid in enumerate(ranked, 1):
-            out.iat[self._rows[rid], out.columns.get_loc(PRIORITY_COLUMN)] = str(number)
+            out.iat[rows[rid], column] = str(number)
         return out
 
     # -- the log and stopping guidance -----------------------------------------------------
@@ -528,12 +644,17 @@ class ScreeningSession:
         return self.sample
 
     def progress(self) -> Progress:
+        """Counts for the progress line (see :class:`Progress`)."""
         values = [self._cell(rid, self.reviewer) for rid in self._ids]
-        maybe = sum(1 for rid in self._ids if self._undecided(rid) and self._is_maybe(rid))
+        maybes = tuple(rid for rid in self.queue() if self._is_maybe(rid))
+        not_retrieved = 0
+        if self.stage == "full_text":
+            current = self.sheet["status"].eq("")
+            not_retrieved = int((current & self.sheet["retrieved"].eq("no")).sum())
         return Progress(records=len(self._ids), screened=sum(v in DECISIONS for v in values),
-                        included=values.count("include"), excluded=values.count("exclude"), maybe=maybe,
+                        included=values.count("include"), excluded=values.count("exclude"), maybe=len(maybes),
                         unscreened=sum(v == "" for v in values), stopping=self.stopping(),
-                        sample_left=len(self.sample_left))
+                        sample_left=len(self.sample_left), not_retrieved=not_retrieved, maybes=maybes)
 
 
 # --- the widgets ----------------------------------------------------------------------------
@@ -548,7 +669,7 @@ STYLE = """<style>
 RECORD_TEMPLATE = """<div class="rk-app">
 <h3>{{ title }}</h3>
 <div class="rk-meta">{{ authors }}{% if journal or year %} · {{ journal }} {{ year }}{% endif %} · {{ record_id }}
-{% if sample %} · <b>random sample</b>{% endif %}</div>
+{% if sample %} · <b>random sample</b>{% endif %}{% if maybe %} · <b>your maybe: decide now</b>{% endif %}</div>
 {% if hint %}<div class="rk-hint">Hint (never a decision): {{ hint }}</div>{% endif %}
 {% if others %}<div class="rk-meta">{{ others }}</div>{% endif %}
 <p>{{ abstract }}</p></div>"""
@@ -595,21 +716,27 @@ class ScreeningApp:
             "include": w.Button(description="Include (i)", button_style="success"),
             "exclude": w.Button(description="Exclude (e)", button_style="danger"),
             MAYBE: w.Button(description="Maybe (m)", button_style="warning"),
-            "undo": w.Button(description="Undo (u)"),
         }
+        if s.stage == "full_text":  # a report sought but not obtained: PRISMA's "reports not retrieved"
+            self.buttons[NOT_RETRIEVED] = w.Button(description="Not retrieved (n)",
+                                                   tooltip="the full text could not be obtained")
+        self.buttons["undo"] = w.Button(description="Undo (u)")
         for name, button in self.buttons.items():
             button.on_click(lambda _b, name=name: self.act(name))
-        self.keys = w.Text(placeholder="click here, then type i e m u or 1-9 (reason)", continuous_update=True,
+        keys = "i e m n u" if s.stage == "full_text" else "i e m u"
+        self.keys = w.Text(placeholder=f"click here, then type {keys} or 1-9 (reason)", continuous_update=True,
                            layout=w.Layout(width="28em"), description="keys")
         self.keys.observe(self._on_key, names="value")
         self.sample_button = w.Button(description="Screen a random sample", tooltip="for the recall estimate")
         self.sample_button.on_click(lambda _b: self._guarded(self.session.start_sample))
+        self.close_button = w.Button(description="Save and close", tooltip="write the XLSX copy now and close the app")
+        self.close_button.on_click(lambda _b: self.close())
         self.status_html = w.HTML()
         self.stopping_html = w.HTML()
         self.widget = w.VBox([
             w.HTML(STYLE), self.progress_html, self.record_html,
             w.HBox([self.reason, self.note]), w.HBox(list(self.buttons.values()) + [self.keys]),
-            self.status_html, w.HBox([self.sample_button]), self.stopping_html,
+            self.status_html, w.HBox([self.sample_button, self.close_button]), self.stopping_html,
         ])
         self.refresh()
 
@@ -620,7 +747,7 @@ class ScreeningApp:
 
     # -- actions -------------------------------------------------------------------------------
     def act(self, name: str) -> None:
-        """What a button or key does: include, exclude, maybe or undo."""
+        """What a button or key does: include, exclude, maybe, not retrieved (full text) or undo."""
         if name == "undo":
             self._guarded(self.session.undo)
         else:
@@ -644,9 +771,24 @@ class ScreeningApp:
             self.session.message = f"the XLSX copy was not updated: {exc}"
 
     def close(self) -> None:
-        """Write the XLSX copy (decisions are in the CSV already) and close the widgets."""
-        self.session.flush()
-        self.widget.close()
+        """Write the XLSX copy (decisions are in the CSV already) and close the widgets, leaving a line that
+        says so. When the XLSX cannot be written (someone's conflicting save), the app stays open and says why."""
+        import ipywidgets as w
+
+        try:
+            self.session.close()
+        except ReviewkitError as exc:
+            self.refresh(error=f"the XLSX copy was not written, the app stays open: {exc}")
+            return
+        s = self.session
+        done = w.HTML(str(render(
+            "<div class='rk-app'>Closed: every decision of {{ reviewer }} at {{ stage }} is in {{ csv }} and "
+            "{{ xlsx }}. Run the cell again to go on screening.</div>", reviewer=s.reviewer,
+            stage=STAGE_LABELS[s.stage], csv=f"{s.stage}.csv", xlsx=f"{s.stage}.xlsx")))
+        old = self.widget.children
+        self.widget.children = (done,)
+        for child in old:
+            child.close()
 
     def _on_key(self, change: dict) -> None:
         typed = str(change.get("new") or "")
@@ -659,12 +801,14 @@ class ScreeningApp:
     def press(self, key: str) -> None:
         """One keyboard shortcut (:data:`KEYS`; a digit chooses the exclusion reason of that number)."""
         key = key.lower()
-        if key in KEYS:
+        full_text = self.session.stage == "full_text"
+        if key in KEYS and (full_text or KEYS[key] != NOT_RETRIEVED):
             self.act(KEYS[key])
         elif key.isdigit() and 1 <= int(key) <= len(self.session.reasons):
             self.reason.value = self.session.reasons[int(key) - 1]
         else:
-            self.refresh(error=f"no shortcut for {key!r}: i include, e exclude, m maybe, u undo, 1-9 reason")
+            self.refresh(error=f"no shortcut for {key!r}: i include, e exclude, m maybe, "
+                               f"{'n not retrieved, ' if full_text else ''}u undo, 1-9 reason")
 
     # -- showing -----------------------------------------------------------------------------
     def refresh(self, error: str = "") -> None:
@@ -677,12 +821,16 @@ class ScreeningApp:
                 f" (at most {stats.remaining_upper})" if stats.remaining_upper is not None else "")
         self.progress_html.value = str(render(
             "<div class='rk-app'><b>{{ stage }}</b> as <b>{{ reviewer }}</b>: {{ screened }} of {{ records }} "
-            "screened, {{ included }} included, {{ excluded }} excluded, {{ maybe }} maybe, {{ left }} to screen"
+            "screened, {{ included }} included, {{ excluded }} excluded"
+            "{% if full_text %} ({{ not_retrieved }} more not retrieved){% endif %}; {{ left }} still to screen"
+            "{% if maybe %}, of which <b>maybe: {{ maybe }}, still to decide</b> (not screened: they come back after "
+            "the others: {{ maybes }}){% endif %}"
             "{% if sample_left %} ({{ sample_left }} left in the random sample){% endif %}; "
             "estimated remaining includes: {{ remaining }}</div>",
             stage=STAGE_LABELS[s.stage], reviewer=s.reviewer, screened=p.screened, records=p.records,
             included=p.included, excluded=p.excluded, maybe=p.maybe, left=p.unscreened, sample_left=p.sample_left,
-            remaining=remaining))
+            remaining=remaining, full_text=s.stage == "full_text", not_retrieved=p.not_retrieved,
+            maybes=", ".join(p.maybes[:5]) + (f" and {len(p.maybes) - 5} more" if len(p.maybes) > 5 else "")))
         rid = s.current
         if rid is None:
             self._guarded_flush()
@@ -700,7 +848,7 @@ class ScreeningApp:
                 RECORD_TEMPLATE, title=highlight(rec["title"] or "(no title)", *terms),
                 abstract=highlight(rec["abstract"] or "(no abstract)", *terms), authors=rec["authors"],
                 journal=rec["journal"], year=rec["year"], record_id=rid, hint=hint, others=others,
-                sample=rid in s.sample))
+                sample=rid in s.sample, maybe=s.is_maybe(rid)))
         self.status_html.value = str(render("<div class='rk-app'>{% if error %}<span class='rk-error'>{{ error }}"
                                         "</span>{% else %}{{ message }}{% endif %}</div>",
                                         error=error, message=s.message))

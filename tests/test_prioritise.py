@@ -13,6 +13,7 @@ from reviewkit.errors import ReviewkitError
 from reviewkit.prioritise import (
     LabelledSetError,
     Prioritiser,
+    RankAverage,
     RelevanceModel,
     draw_sample,
     read_labelled,
@@ -84,10 +85,15 @@ def test_without_decisions_the_order_is_the_hint_then_input_order():
     assert Prioritiser(texts, hints).rank([None, 0, None, None, None]).tolist() == [3, 2, 0, 4]
 
 
-@pytest.mark.parametrize("classifier", ["logistic", "nb", "svm"])
-def test_ranking_learns_from_decisions_and_is_deterministic_for_a_seed(classifier):
+@pytest.mark.parametrize("model", [
+    RelevanceModel(classifier="logistic"), RelevanceModel(classifier="nb"), RelevanceModel(classifier="svm"),
+    RelevanceModel(min_df=2), RelevanceModel(char_ngrams=(3, 5)),
+    RelevanceModel("nb", include_weight=1.2, strength=3.822, ngram_max=1, stop_words=True, max_df=1.0,
+                   sublinear_tf=False),
+    RankAverage((RelevanceModel(), RelevanceModel("nb", include_weight=1.2, strength=3.822))),
+], ids=lambda m: m.name)
+def test_ranking_learns_from_decisions_and_is_deterministic_for_a_seed(model):
     texts, labels = labelled()
-    model = RelevanceModel(classifier=classifier)
     first_in, first_out = labels.index(1), labels.index(0)
     decided = [None] * len(texts)
     decided[first_in], decided[first_out] = 1, 0
@@ -96,6 +102,30 @@ def test_ranking_learns_from_decisions_and_is_deterministic_for_a_seed(classifie
     assert {labels[i] for i in ranking[:3]} == {1}  # the three other includes first
     again = Prioritiser(texts, seed=3, model=model).rank(decided)
     assert ranking.tolist() == again.tolist()
+
+
+def test_model_options_change_the_features_as_documented():
+    texts = ["ketamine craving trial", "ketamine relapse trial", "zebrafish gut"]
+    assert RelevanceModel().features(texts).shape[1] > RelevanceModel(min_df=2).features(texts).shape[1]
+    words = RelevanceModel(ngram_max=1, max_df=1.0).features(texts)
+    assert words.shape[1] == 6
+    with_chars = RelevanceModel(ngram_max=1, max_df=1.0, char_ngrams=(3, 3)).features(texts)
+    assert with_chars.shape[1] > words.shape[1] and with_chars.shape[0] == 3
+    assert RelevanceModel(min_df=2, char_ngrams=(3, 5)).features(["a single record"]).shape[0] == 1
+    assert "min_df 2" in RelevanceModel(min_df=2).name and "char 3-5 grams" in RelevanceModel(char_ngrams=(3, 5)).name
+
+
+def test_rank_average_scores_are_mean_ranks_and_need_two_models():
+    texts, labels = labelled()
+    pair = RankAverage((RelevanceModel(), RelevanceModel("nb")))
+    features = pair.features(texts)
+    y = np.array(labels[:10])
+    score = pair.scores(features[np.arange(10)], y, features[np.arange(10, 20)], 0)
+    # each model ranks the 10 pool rows 1..10 (ties share a mean rank), so the mean ranks sum to 55
+    assert score.sum() == pytest.approx(55) and score.min() >= 1 and score.max() <= 10
+    assert {labels[10 + i] for i in np.argsort(-score)[:sum(labels[10:])]} == {1}
+    with pytest.raises(ReviewkitError, match="two models"):
+        RankAverage((RelevanceModel(),))
 
 
 def test_simulation_is_deterministic_for_a_seed_and_draws_one_prior_of_each_kind():

@@ -129,7 +129,7 @@ def test_the_xlsx_copy_follows_without_ever_contradicting_the_csv(tmp_path):
 
 
 def test_keyboard_shortcuts(tmp_path):
-    assert KEYS == {"i": "include", "e": "exclude", "m": "maybe", "u": "undo"}
+    assert KEYS == {"i": "include", "e": "exclude", "m": "maybe", "u": "undo", "n": "not_retrieved"}
     folder = make_folder(tmp_path)
     app = app_for(folder)
     first = app.session.current
@@ -144,6 +144,9 @@ def test_keyboard_shortcuts(tmp_path):
     assert on_disk(folder)[0].loc[first, "reviewer1"] == "include"
     app.keys.value = "x"
     assert "no shortcut for 'x'" in unescape(app.status_html.value)
+    app.keys.value = "n"  # not retrieved is a full-text decision: no shortcut (and no button) at title/abstract
+    assert "no shortcut for 'n'" in unescape(app.status_html.value) and "not_retrieved" not in app.buttons
+    assert on_disk(folder)[0].loc[first, "reviewer1"] == "include"
     second, third = app.session.queue()[:2]
     app.keys.value = "ie"  # typed faster than the box was cleared: both, in order
     assert on_disk(folder)[0].loc[[second, third], "reviewer1"].tolist() == ["include", "exclude"]
@@ -333,6 +336,35 @@ def test_the_files_always_hold_exactly_the_decisions_made(tmp_path_factory, acti
             assert ((lag == "") | (lag == now)).all(), column
 
 
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=st.lists(st.sampled_from(["include", "exclude", "maybe", "not_retrieved", "undo"]), max_size=6))
+def test_at_full_text_the_files_always_hold_exactly_the_decisions_and_reports_not_retrieved(tmp_path_factory,
+                                                                                           actions):
+    """Any sequence of keys at full text: each report's last decision, or ``retrieved = no``; undone ones blank."""
+    folder = make_folder(tmp_path_factory.mktemp("p"), "full_text")
+    s = session(folder, "full_text", xlsx_every=2)
+    expected: list[tuple[str, str]] = []
+    for action in actions:
+        if action == "undo":
+            if s.undo() is not None:
+                expected.pop()
+        elif s.current is not None:
+            expected.append((s.decide(action, "other" if action == "exclude" else ""), action))
+        both, csv, xlsx = on_disk(folder, "full_text")
+        decision = {rid: "" for rid in both.index}
+        retrieved = dict(decision)
+        for rid, action_ in expected:
+            decision[rid] = action_ if action_ in ("include", "exclude") else ""
+            retrieved[rid] = {"not_retrieved": "no", "maybe": ""}.get(action_, "yes")
+        for table in (both, csv):
+            assert table["reviewer1"].to_dict() == decision
+            assert table["retrieved"].to_dict() == retrieved
+            assert (table["final"] == "").all()
+        for column in ("reviewer1", "retrieved", "notes"):  # the XLSX copy may lag, never disagree
+            lag, now = xlsx[column], csv.loc[xlsx.index, column]
+            assert ((lag == "") | (lag == now)).all(), column
+
+
 def test_the_app_opens_on_a_review_and_prisma_counts_only_screened_records(tmp_path):
     shutil.copytree(SAMPLE_DIR, tmp_path / "snap")
     # The CSVs only: an XLSX copy left by a local `make report` would still hold the decisions blanked below.
@@ -393,3 +425,204 @@ def test_records_without_any_word_are_served_in_hint_order(tmp_path):
     s.decide("include")
     s.decide("exclude")
     assert s.queue() == ["PMID:1"]
+
+
+def test_not_retrieved_at_full_text_by_key_and_button_with_undo(tmp_path):
+    folder = make_folder(tmp_path, "full_text")
+    app = app_for(folder, stage="full_text", reviewer="reviewer1")
+    assert app.buttons["not_retrieved"].description == "Not retrieved (n)"
+    first = app.session.current
+    app.note.value = "library has no access"
+    app.keys.value = "n"
+    both, csv, _ = on_disk(folder, "full_text")
+    for table in (both, csv):  # what a person types for a report not retrieved; no decision column
+        assert table.loc[first, ["retrieved", "reviewer1", "final", "exclusion_reason"]].tolist() == ["no", "", "", ""]
+        assert table.loc[first, "notes"] == "not retrieved (reviewer1); reviewer1: library has no access"
+    assert first not in app.session.queue() and app.session.current != first
+    assert app.session.progress().records == 5 and app.session.progress().not_retrieved == 1
+    assert "0 of 5 screened, 0 included, 0 excluded (1 more not retrieved)" in app.progress_html.value
+    # The other reviewers no longer see it either: a report not obtained cannot be assessed.
+    assert first not in session(folder, "full_text", reviewer="final").queue()
+    log = [json.loads(line) for line in (folder / LOG_FILE).read_text().splitlines()]
+    assert [(e["record_id"], e["action"]) for e in log] == [(first, "not_retrieved")]
+    app.keys.value = "u"
+    both, csv, xlsx = on_disk(folder, "full_text")
+    for table in (both, csv, xlsx):  # undone in every file (the XLSX must not bring the "no" back)
+        assert table.loc[first, ["retrieved", "notes"]].tolist() == ["", ""]
+    assert app.session.current == first
+    # The button does the same; the priority column numbers the reports still to assess, not the one not retrieved.
+    app.buttons["not_retrieved"].click()
+    sheet = read_sheet(folder, "full_text", FT).set_index("record_id")
+    assert sheet.loc[first, "retrieved"] == "no" and sheet.loc[first, "priority"] == ""
+    assert sorted(sheet.loc[sheet["priority"] != "", "priority"].astype(int)) == [1, 2, 3, 4, 5]
+    # A report with a final decision is refused with nothing written, saying which cell stands in the way.
+    second = app.session.current
+    frame = pd.read_csv(folder / "full_text.csv", dtype=str, keep_default_na=False)
+    frame.loc[frame["record_id"] == second, ["retrieved", "final"]] = ["yes", "include"]
+    frame.to_csv(folder / "full_text.csv", index=False)
+    app.session.reload()
+    files = {p.name: p.read_bytes() for p in folder.glob("full_text.*")}
+    app.press("n")
+    assert f"{second} has a final decision (include)" in unescape(app.status_html.value)
+    assert {p.name: p.read_bytes() for p in folder.glob("full_text.*")} == files
+    (tmp_path / "ta").mkdir()
+    with pytest.raises(ReviewkitError, match="not retrieved is a full-text decision"):
+        session(make_folder(tmp_path / "ta")).decide("not_retrieved")
+
+
+def test_reviewer_sessions_keep_the_priority_column_current_from_their_own_decisions(tmp_path):
+    folder = make_folder(tmp_path)
+    one = session(folder, reviewer="reviewer1")
+    first, second = one.decide("include"), one.decide("exclude")
+    sheet = read_sheet(folder, "title_abstract", TA).set_index("record_id")
+    assert sheet.loc[[first, second], "priority"].tolist() == ["", ""]  # decided by this reviewer: blank
+    ranked = sheet.loc[sheet["priority"] != "", "priority"].astype(int).sort_values()
+    assert ranked.tolist() == [1, 2, 3, 4] and ranked.index.tolist() == one.queue()  # the order the app serves
+    # The numbers `reviewkit screen` would write if reviewer1's column were the final one.
+    as_final = sheet.reset_index().assign(final=sheet["reviewer1"].tolist())
+    assert with_priority(as_final)["priority"].tolist() == sheet["priority"].tolist()
+    assert (sheet["final"] == "").all()  # the column itself never decides anything
+    # reviewer2's first decision: the rows reviewer2 has not screened are numbered again, reviewer1's among them.
+    two = session(folder, reviewer="reviewer2")
+    decided = two.decide("exclude")
+    sheet = read_sheet(folder, "title_abstract", TA).set_index("record_id")
+    numbered = sheet.index[sheet["priority"] != ""].tolist()
+    assert decided not in numbered and {first, second} - {decided} <= set(numbered) and len(numbered) == 5
+    assert sheet.loc[two.queue(), "priority"].astype(int).tolist() == [1, 2, 3, 4, 5]
+
+
+def test_maybe_is_said_plainly_and_comes_back(tmp_path):
+    folder = make_folder(tmp_path)
+    app = app_for(folder)
+    rid = app.session.current
+    app.keys.value = "m"
+    line = unescape(app.progress_html.value)
+    assert "0 of 6 screened, 0 included, 0 excluded; 6 still to screen, of which" in line
+    assert f"maybe: 1, still to decide</b> (not screened: they come back after the others: {rid})" in line
+    assert on_disk(folder)[0].loc[rid, "reviewer1"] == ""  # nothing decided, nothing excluded
+    assert app.session.progress().maybes == (rid,) and app.session.queue()[-1] == rid
+    while app.session.current != rid:
+        app.keys.value = "e"
+    assert "your maybe: decide now" in app.record_html.value  # back, and the screen says why
+    app.keys.value = "i"
+    assert "maybe:" not in app.progress_html.value and app.session.current is None
+    assert "6 of 6 screened, 1 included, 5 excluded; 0 still to screen" in app.progress_html.value
+
+
+def test_save_and_close_writes_the_xlsx_copy_and_says_so(tmp_path):
+    folder = make_folder(tmp_path)
+    app = app_for(folder, xlsx_every=50)
+    rid = app.session.current
+    app.keys.value = "i"
+    assert on_disk(folder)[2].loc[rid, "reviewer1"] == "" and app.session.pending == 1  # the CSV only, for now
+    app.close_button.click()
+    both, csv, xlsx = on_disk(folder)
+    assert both.loc[rid, "reviewer1"] == csv.loc[rid, "reviewer1"] == xlsx.loc[rid, "reviewer1"] == "include"
+    assert app.session.pending == 0
+    (closed,) = app.widget.children
+    assert "Closed: every decision of reviewer1 at title/abstract is in title_abstract.csv and " \
+           "title_abstract.xlsx" in unescape(closed.value)
+    # The screening notebook tells the person where the XLSX copy catches up.
+    notebook = json.loads((ROOT / "notebooks" / "screen.ipynb").read_text(encoding="utf-8"))
+    text = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+    assert "**Save and close**" in text and "shut down" in text
+
+
+def test_the_xlsx_copy_catches_up_when_the_kernel_shuts_down(tmp_path):
+    """A real kernel, shut down as JupyterLab's *Shut Down Kernel* does (a shutdown request, then the process
+    ends normally): the session's exit hook writes the decision the XLSX copy did not hold yet."""
+    from jupyter_client.manager import start_new_kernel
+
+    folder = make_folder(tmp_path)
+    code = (f"from reviewkit.screening_app import ScreeningSession\n"
+            f"s = ScreeningSession({str(folder)!r}, 'title_abstract', 'reviewer1', {TA!r}, xlsx_every=50)\n"
+            "print(s.decide('exclude', 'other'), s.pending)\n")
+    said: list[str] = []
+    kernel, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        reply = client.execute_interactive(code, timeout=120, output_hook=lambda m: said.append(
+            m["content"].get("text", "") if m["msg_type"] == "stream" else ""))
+        assert reply["content"]["status"] == "ok", reply["content"]
+        rid, pending = "".join(said).split()
+        assert pending == "1" and on_disk(folder)[2].loc[rid, "reviewer1"] == ""  # the CSV only, so far
+    finally:
+        client.stop_channels()
+        kernel.shutdown_kernel(now=False)
+    assert on_disk(folder)[2].loc[rid, ["reviewer1", "exclusion_reason"]].tolist() == ["exclude", "other"]
+
+
+def test_dual_screening_on_the_sample_gives_kappa_and_moves_prisma_by_the_screened_records(tmp_path):
+    """Two reviewers screen with the keyboard in two app sessions, then a final session resolves: kappa from the
+    sheets, PRISMA counts moving only by records with a final decision, a report marked not retrieved."""
+    shutil.copytree(SAMPLE_DIR, tmp_path / "snap")
+    shutil.copytree(SAMPLE_SCREENING, tmp_path / "screening", ignore=shutil.ignore_patterns("*.xlsx"))
+    path = tmp_path / "screening" / "title_abstract.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert (frame["reviewer2"] == "").all() and (frame["final"] != "").all()
+    todo = sorted(frame.loc[frame["final"] == "exclude", "record_id"].iloc[:6])  # so not at full text yet
+    rest = ~frame["record_id"].isin(todo)
+    frame.loc[~rest, ["reviewer1", "reviewer2", "final", "exclusion_reason", "notes"]] = ""
+    # Reviewer 2 screened the other records earlier, agreeing with reviewer 1 on each.
+    frame.loc[rest, "reviewer2"] = frame.loc[rest, "reviewer1"]
+    frame.to_csv(path, index=False)
+
+    def review():
+        return Review(EXAMPLE, snapshot=str(tmp_path / "snap"), screening=str(tmp_path / "screening"))
+
+    def boxes():
+        return review().prisma.overall.boxes()
+
+    start = boxes()
+    assert start["records screened"] == len(frame) - 6 and start["records awaiting screening"] == 6
+    plans = {"reviewer1": dict(zip(todo, "iieeee")), "reviewer2": dict(zip(todo, "ieeeei")),
+             "final": dict(zip(todo, "ieeeee"))}
+
+    def screen(reviewer, count=6):
+        app = ScreeningApp(review(), stage="title_abstract", reviewer=reviewer, refresh=False)
+        for _ in range(count):
+            key = plans[reviewer][app.session.current]
+            app.keys.value = key if key == "i" else "1e"  # the first reason, then exclude
+        app.close()
+        return app
+
+    for reviewer in ("reviewer1", "reviewer2"):
+        assert screen(reviewer).session.current is None
+    sheet = pd.read_csv(path, dtype=str, keep_default_na=False).set_index("record_id")
+    for reviewer in ("reviewer1", "reviewer2"):
+        assert "".join(sheet.loc[todo, reviewer].str[0]) == "".join(plans[reviewer][r] for r in todo)
+    # Cohen's kappa from reviewkit's agreement code, against the 2x2 table by hand.
+    both = sheet[["reviewer1", "reviewer2"]]
+    a = int(((both == "include").all(axis=1)).sum())
+    d = int(((both == "exclude").all(axis=1)).sum())
+    n, disagree = len(both), 2
+    inc1, inc2 = int((both["reviewer1"] == "include").sum()), int((both["reviewer2"] == "include").sum())
+    expected = ((a + d) / n - (inc1 * inc2 + (n - inc1) * (n - inc2)) / n**2) / \
+        (1 - (inc1 * inc2 + (n - inc1) * (n - inc2)) / n**2)
+    agreement = review().state.agreement["title_abstract"]
+    assert (agreement.n_both, agreement.n_agree) == (n, n - disagree) and a + d == n - disagree
+    assert agreement.kappa == pytest.approx(expected) and 0 < agreement.kappa < 1
+    # Reviewers' decisions are not PRISMA's: the six are still awaiting, never counted as excluded.
+    assert boxes() == start
+    screen("final", count=3)
+    middle = boxes()
+    final = pd.read_csv(path, dtype=str, keep_default_na=False).set_index("record_id").loc[todo, "final"]
+    assert (final != "").sum() == 3
+    assert middle["records screened"] == start["records screened"] + 3
+    assert middle["records excluded"] == start["records excluded"] + int((final == "exclude").sum())
+    assert middle["records awaiting screening"] == 3
+    screen("final", count=3)
+    end = boxes()
+    assert end["records screened"] == len(frame) and end["records awaiting screening"] == 0
+    assert end["records excluded"] == start["records excluded"] + 5
+    assert end["reports sought"] == start["reports sought"] + 1  # the one final include goes to full text
+    assert end["reports awaiting assessment"] == start["reports awaiting assessment"] + 1
+    # Full text: the new report, marked not retrieved with the keyboard, is counted so; undo takes it back.
+    full_text = ScreeningApp(review(), stage="full_text", reviewer="final")
+    assert full_text.session.queue() == [todo[0]]
+    full_text.keys.value = "n"
+    marked = boxes()
+    assert marked["reports not retrieved"] == start["reports not retrieved"] + 1
+    assert marked["reports awaiting assessment"] == start["reports awaiting assessment"]
+    assert marked["reports sought"] == end["reports sought"] and marked["reports assessed"] == end["reports assessed"]
+    full_text.keys.value = "u"
+    assert boxes() == end
