@@ -46,16 +46,18 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz
 
 from .errors import ReviewkitError, SnapshotError
 from .references import Reference
 from .retractions import UNKNOWN, RetractionStatus, combine, from_crossref, of_record
-from .text import fold
+from .text import fold as fold_text
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,18 @@ _NAME_SUFFIX = {"jr", "sr", "ii", "iii", "iv"}
 # --------------------------------------------------------------------------- normalisation
 
 
+@lru_cache(maxsize=1 << 16)
+def _fold_str(text: str) -> str:
+    return fold_text(text)
+
+
+def fold(text: object) -> str:
+    """``reviewkit.text.fold``, remembered for text: a reference's fields, and the names and journals of
+    the records it is compared with, come back thousands of times when a store holds 100,000 records."""
+    return _fold_str(text) if isinstance(text, str) else fold_text(text)
+
+
+@lru_cache(maxsize=1 << 16)  # the same names, again and again (see ``fold``)
 def _name_parts(name: str) -> tuple[str, str]:
     """"Duncan WC Jr" → ("duncan", "wc"); "de Bruin NM" → ("de bruin", "nm")."""
     tokens = [t for t in str(name).replace(".", " ").split() if fold(t) not in _NAME_SUFFIX]
@@ -248,14 +262,25 @@ def _significant_words(title: str | None, limit: int = 6) -> list[str]:
     return [w for w in fold(title).split() if w not in stop and len(w) > 2][:limit]
 
 
-def local_store(snapshot_dir: str | Path) -> pd.DataFrame:
+def local_store(snapshot_dir: str | Path, records: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every record of a snapshot: its searches' PubMed records, records looked up for
-    citation checks (``lookups/``, with and without PMID) and records from other methods."""
+    citation checks (``lookups/``, with and without PMID) and records from other methods.
+
+    ``records``: the snapshot's PubMed and other-method records when they are at hand already
+    (a screening state's ``identified``; its registrations are left out, as here), so that they
+    are not read from the snapshot again (43 s at 100,000 records).
+    """
+    from .dedupe import DATABASE_SOURCES, SEARCHED_SOURCES
     from .other_methods import read_other_methods, read_other_methods_folder
     from .records import load_lookup_records, load_records
 
     root = Path(snapshot_dir)
-    frames = [load_records(root), load_lookup_records(root), read_other_methods_folder(root / "other_methods"),
+    if records is None:
+        pubmed, other = load_records(root), read_other_methods_folder(root / "other_methods")
+    else:
+        source = records["source"]
+        pubmed, other = records[source.isin(DATABASE_SOURCES)], records[~source.isin(SEARCHED_SOURCES)]
+    frames = [pubmed, load_lookup_records(root), other,
               *(read_other_methods(p) for p in sorted((root / "lookups").glob("*.ris")))]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["record_id", "title", "authors"])
@@ -265,6 +290,13 @@ class LocalRecords:
     """Offline candidates: the records of the local store, selected as the live searches would.
 
     ``searched`` says what the store is, in the words a verdict's reason uses.
+
+    A record is a candidate when an author's surname is one the reference names, its DOI is the
+    cited one, or its title shares at least half (and at least two) of the reference title's
+    significant words. Each record's words are folded once, into word -> records indexes, so a
+    reference is looked up in them instead of folding every record again (a store of 100,000
+    records and an article of nine references: seconds, not minutes); the rule itself is applied
+    exactly, to the few records the indexes point at.
     """
 
     mode = "offline"
@@ -273,6 +305,34 @@ class LocalRecords:
     def __init__(self, records: pd.DataFrame, searched: str = "the local records"):
         self.records = records.reset_index(drop=True)
         self.searched = searched
+        self._index: tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+
+    def _indexes(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(author word, title word, lower-case DOI) -> positions of the records that have it.
+
+        Supersets of the rule's own tests: every word of a record's folded authors and title (the
+        rule looks at surnames only, and at most 50 significant title words).
+        """
+        if self._index is None:
+            columns = self.records.columns
+            n = len(self.records)
+            authors = self.records["authors"] if "authors" in columns else pd.Series([None] * n)
+            titles = self.records["title"] if "title" in columns else pd.Series([None] * n)
+            dois = self.records["doi"] if "doi" in columns else pd.Series([None] * n)
+            by_author: dict[str, list[int]] = {}
+            by_title: dict[str, list[int]] = {}
+            by_doi: dict[str, list[int]] = {}
+            for pos, (listed, title, doi) in enumerate(zip(authors, titles, dois)):
+                names = _record_authors(listed)[0]
+                for word in set(fold_text(" ; ".join(names)).split()):  # each once: not worth remembering
+                    by_author.setdefault(word, []).append(pos)
+                for word in set(fold_text(title).split()):
+                    by_title.setdefault(word, []).append(pos)
+                if _present(doi):
+                    by_doi.setdefault(str(doi).lower(), []).append(pos)
+            self._index = tuple({k: np.asarray(v, dtype=np.int64) for k, v in d.items()}  # type: ignore[assignment]
+                                for d in (by_author, by_title, by_doi))
+        return self._index  # type: ignore[return-value]
 
     def candidates(self, ref: Reference) -> pd.DataFrame:
         surnames = {_name_parts(a)[0] for a in ref.authors}
@@ -287,8 +347,30 @@ class LocalRecords:
             shared = words & set(_significant_words(row.get("title"), limit=50))
             return bool(words) and len(shared) >= max(2, len(words) // 2)  # like the title-words search
 
-        mask = self.records.apply(plausible, axis=1) if len(self.records) else pd.Series(dtype=bool)
-        return self.records[mask]
+        if not len(self.records):
+            return self.records
+        if "" in surnames:  # a cited name that folds to nothing: only a look at every record can say
+            positions = np.arange(len(self.records))
+        else:
+            by_author, by_title, by_doi = self._indexes()
+            empty = np.empty(0, dtype=np.int64)
+            found = [empty]
+            for surname in surnames:  # records whose authors hold every word of the surname
+                postings = [by_author.get(w, empty) for w in surname.split()]
+                hit = postings[0]
+                for more in postings[1:]:
+                    hit = np.intersect1d(hit, more, assume_unique=True)
+                found.append(hit)
+            if ref.doi:
+                found.append(by_doi.get(ref.doi, empty))
+            if words:
+                counts = np.bincount(np.concatenate([empty] + [by_title.get(w, empty) for w in words]),
+                                     minlength=len(self.records))
+                found.append(np.flatnonzero(counts >= max(2, len(words) // 2)))
+            positions = np.unique(np.concatenate(found))
+        subset = self.records.iloc[positions]
+        mask = subset.apply(plausible, axis=1) if len(subset) else pd.Series(dtype=bool)
+        return subset[mask.astype(bool)] if len(subset) else subset
 
 
 def parse_ecitmatch(text: str) -> dict[str, list[str]]:
@@ -558,12 +640,13 @@ class SourceChain:
         return result
 
 
-def candidate_source(snapshot, live: bool) -> SourceChain:
+def candidate_source(snapshot, live: bool, records: pd.DataFrame | None = None) -> SourceChain:
     """Where references are checked: PubMed live (recorded in ``snapshot``), else the snapshot's local
     records; then Crossref, live (recorded) or replayed from what live checks recorded.
 
     ``snapshot`` is a ``reviewkit.snapshot.Snapshot``; live credentials and Crossref's contact address
-    come from the environment and are never recorded.
+    come from the environment and are never recorded. ``records``: offline, the snapshot's records
+    when already read (``local_store``).
     """
     from .crossref import CrossrefClient, crossref_transport
 
@@ -575,5 +658,5 @@ def candidate_source(snapshot, live: bool) -> SourceChain:
                            pubmed_checked=True)
     searched = ("the local records of the bundled sample (a curated sample, not all of PubMed)" if snapshot.is_sample
                 else f"the local records of snapshot {snapshot.root.name}")
-    return SourceChain(LocalRecords(local_store(snapshot.root), searched), crossref,
+    return SourceChain(LocalRecords(local_store(snapshot.root, records), searched), crossref,
                        pubmed_checked=not snapshot.is_sample)

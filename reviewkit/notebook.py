@@ -13,6 +13,11 @@ Showing things to readers (use these in every notebook, not ``.style`` or ``itab
   the words you give for a missing value, yes/no, comma-separated lists, ``exists with
   errors``), every row (searchable and sortable on screen, all printed), wide tables scrolling
   inside their section, long text wrapped, every cell escaped by ``reviewkit.markup``.
+* :func:`show_records` — a table that grows with the searches (records, screening sheets,
+  merges, records awaiting screening): :func:`show_table` up to ``table_rows`` rows (the
+  notebooks' parameter, :data:`ROWS_SHOWN` by default), and above it the first rows with a
+  sentence naming the file in the run's exports that holds the whole table. Study-level
+  tables (extraction, syntheses, claims, summary of findings) always use :func:`show_table`.
 * :func:`show_note` — a sentence built from data (escaped; never ``Markdown(f"...")``).
 * :func:`show_image` — a figure file at its natural size (1 pt in the figure is 1 pt on screen
   and on paper), with alt text.
@@ -38,6 +43,11 @@ from .review import Review
 
 #: A table with more rows than this gets a search box and a row count; all rows are shown either way.
 CONTROLS_FROM_ROWS = 10
+
+#: Rows a record-level table shows at most (:func:`show_records`) unless a notebook's ``table_rows``
+#: parameter says otherwise: a few pages of a printed report and quick to search on screen, while a
+#: search of 100,000 records would make a report of 150 MB that takes minutes to write and to open.
+ROWS_SHOWN = 1000
 
 # Every itables table in a notebook or the report: long text wraps (no ``nowrap``), a long or wide
 # table scrolls inside its own box (the search box stays above it; a block, not DataTables' centring
@@ -140,6 +150,51 @@ def show_table(frame: pd.DataFrame, caption: str | None = None, *, index: bool =
     # The print stylesheet puts a table too wide for a portrait page on a landscape one.
     wide = " rk-wide" if print_width(shown) > PORTRAIT_WIDTH else ""
     display(HTML(f'<div class="rk-table{wide}">{table}</div>'))
+
+
+def show_records(review: Review, frame: pd.DataFrame, caption: str, *, whole: str | Path,
+                 rows: int | None = ROWS_SHOWN, order: str = "in the table's order",
+                 labels: Mapping[str, str] | None = None, keep: Collection[str] = (),
+                 missing: str | Mapping[str, str] = MISSING, empty: str | None = None) -> None:
+    """Show a record-level table: every row up to ``rows``, else its first ``rows`` rows and a sentence
+    saying so and where the whole table is ("Showing the first 1,000 of 95,000 rows (in the table's
+    order); the whole table is in exports/records.csv.").
+
+    Parameters
+    ----------
+    review : Review
+        The notebook's review: ``whole`` is named as the report shows paths (:func:`where`).
+    frame : DataFrame
+        The table in the order its first rows should be shown; it is not changed.
+    caption : str
+        Shown under the table.
+    whole : str or Path
+        The file in the run's exports that holds every row (written by the notebook before this
+        call: a table shown in part must name a file that exists).
+    rows : int, optional
+        Rows shown at most; None or 0 (or less): every row.
+    order : str
+        Which rows come first, in words for the sentence ("most likely to be included first").
+    labels, keep, missing, empty
+        As :func:`show_table`.
+
+    Raises
+    ------
+    ReviewkitError
+        The table is longer than ``rows`` and ``whole`` is not a file.
+    """
+    from .errors import ReviewkitError
+
+    if not rows or rows <= 0 or len(frame) <= rows:
+        show_table(frame, caption, labels=labels, keep=keep, missing=missing, empty=empty)
+        return
+    if not Path(whole).is_file():
+        raise ReviewkitError(f"{caption}: {where(review, whole)} was not written, so the report cannot say where "
+                             f"the whole table of {len(frame):,} rows is")
+    show_note(f"Showing the first {rows:,} of {len(frame):,} rows ({order}); "
+              f"the whole table is in {where(review, whole)}.")
+    show_table(frame.head(rows), f"{caption} (first {rows:,} of {len(frame):,} rows)", labels=labels, keep=keep,
+               missing=missing, empty=empty)
 
 
 #: Inches of text a printed A4 portrait page holds (210 mm less 12 mm margins), and what one
@@ -601,6 +656,20 @@ def citation_table(checks) -> pd.DataFrame:
         }
         for c in checks
     ])
+
+
+def awaiting_table(state, stage: str = "title_abstract") -> pd.DataFrame:
+    """Records of ``stage`` awaiting a decision (``reviewkit.screening_state.awaiting_screening``) in screening
+    order: by the sheet's ``priority`` (most likely to be included first, the screening app's order), so a
+    list shown in part shows the records to screen next; records without a priority keep their order, last."""
+    from .screening_state import awaiting_screening
+
+    waiting = awaiting_screening(state, stage)
+    sheet = state.sheet(stage)
+    current = sheet[sheet["status"] == ""]
+    rank = dict(zip(current["record_id"], pd.to_numeric(current.get("priority"), errors="coerce")))
+    order = waiting["record_id"].map(rank).fillna(math.inf).to_numpy()
+    return waiting.iloc[order.argsort(kind="stable")].reset_index(drop=True)
 
 
 def included_records(state) -> pd.DataFrame:

@@ -25,6 +25,9 @@ from .snapshot import Snapshot
 
 MANIFEST = "run.json"
 FINISHED = ("ok", "count-drop")
+#: Record ids the report's index lists at most in one place (new, dropped, awaiting screening): a first
+#: run at 100,000 records has thousands; the run manifest lists them all.
+IDS_LISTED = 100
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -218,13 +221,13 @@ _CHANGES = """
 <p>Compared with run <code>{{ previous }}</code>{% if not changed %}: <strong>no change</strong>{% endif %}.</p>
 <table><tr><th>search</th><th>count before</th><th>count now</th><th>new PMIDs</th><th>dropped PMIDs</th></tr>
 {% for key, s in searches.items() %}<tr><td>{{ key }}</td><td>{{ show(s.count_before) }}</td><td>{{ show(s.count_after) }}</td>\
-<td>{{ show(s.new_pmids) }}</td><td>{{ show(s.dropped_pmids) }}</td></tr>
+<td>{{ ids(s.new_pmids) }}</td><td>{{ ids(s.dropped_pmids) }}</td></tr>
 {% endfor %}</table>
 {% if counts %}<p>Counts that changed:</p><table><tr><th>count</th><th>before</th><th>now</th></tr>
 {% for name, c in counts.items() %}<tr><td>{{ name }}</td><td>{{ show(c.before) }}</td><td>{{ show(c.after) }}</td></tr>
 {% endfor %}</table>
 {% endif %}
-<p>Records awaiting screening: <strong>{{ waiting | length }}</strong>{% if waiting %} ({{ waiting | join(", ") }}){% endif %}</p>
+<p>Records awaiting screening: <strong>{{ waiting | length }}</strong>{% if waiting %} ({{ ids(waiting) }}){% endif %}</p>
 {%- endif -%}"""
 
 
@@ -232,7 +235,16 @@ def changes_html(changes: dict) -> Markup:
     """What changed, for the report's index: rendered with autoescape (``reviewkit.markup``)."""
     return render(_CHANGES, previous=changes.get("previous_run"), changed=changes.get("changed"),
                   searches=changes.get("searches", {}), counts=changes.get("counts", {}),
-                  waiting=changes.get("awaiting_screening", []), show=reader_text)
+                  waiting=changes.get("awaiting_screening", []), show=reader_text, ids=listed_ids)
+
+
+def listed_ids(values) -> str:
+    """Record ids as the index lists them: every one up to :data:`IDS_LISTED`, then how many more and where
+    they all are ("PMID:1, PMID:2, ... and 9,400 more (run.json lists them all)")."""
+    values = list(values or [])
+    if len(values) <= IDS_LISTED:
+        return reader_text(values)
+    return f"{reader_text(values[:IDS_LISTED])} and {len(values) - IDS_LISTED:,} more ({MANIFEST} lists them all)"
 
 
 def _fmt(value, missing: str) -> str:

@@ -28,17 +28,18 @@ import os
 import pickle
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from .ctgov import MANIFESTS as REGISTER_MANIFESTS
 from .ctgov import REGISTER, load_register_records
-from .dedupe import SEARCHED_SOURCES, DedupeResult, deduplicate
+from .dedupe import DATABASE_SOURCES, SEARCHED_SOURCES, DedupeResult, deduplicate
 from .errors import ReviewkitError, SnapshotError
 from .io import atomic_write_bytes, atomic_write_text
 from .other_methods import read_other_methods_folder
@@ -61,6 +62,8 @@ from .snapshot import Snapshot
 # Environment of the notebooks a `reviewkit run` executes: where its state is, and the key that signs it.
 HANDOFF_FILE = "REVIEWKIT_STATE_FILE"
 HANDOFF_KEY = "REVIEWKIT_STATE_KEY"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,20 @@ class ScreeningState:
     conflicts: dict[str, pd.DataFrame]
     registers: tuple[str, ...] = ()
     register_searches: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    pubmed_dtypes: dict[str, Any] = field(default_factory=dict)
+
+    def pubmed_records(self) -> pd.DataFrame | None:
+        """The snapshot's PubMed records of every search, as ``reviewkit.records.load_records`` reads them:
+        the first rows of ``identified``, each column of its own type again (putting the sources together
+        makes some ``object``). None for a state that does not know those types. Reading them from the
+        snapshot again costs 40 s at 100,000 records."""
+        if not self.pubmed_dtypes or not set(self.pubmed_dtypes) <= set(self.identified.columns):
+            return None
+        source = self.identified["source"]
+        rows = int(source.isin(DATABASE_SOURCES).sum())
+        if not source.iloc[:rows].isin(DATABASE_SOURCES).all():
+            return None  # not laid out as build_state lays it out
+        return self.identified.iloc[:rows][list(self.pubmed_dtypes)].astype(self.pubmed_dtypes)
 
     def not_searched(self, search: str | None = None) -> dict[str, str]:
         """Registers of the protocol this snapshot holds no search of (overall, or for one search),
@@ -152,6 +169,7 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
         conflicts={s: conflicts(u.sheet) for s, u in updates.items()},
         registers=tuple(protocol.registers),
         register_searches={REGISTER: tuple(k for k in snap.search_keys(REGISTER_MANIFESTS) if k in keys)},
+        pubmed_dtypes=dict(pubmed.dtypes),
     )
 
 
@@ -184,7 +202,7 @@ def awaiting_screening(state: ScreeningState, stage: str = "title_abstract") -> 
     ].reset_index(drop=True)
 
 
-def _signed(key: bytes, data: bytes) -> bytes:
+def _signed(key: bytes, data: bytes | memoryview) -> bytes:
     return hmac.new(key, data, hashlib.sha256).digest()
 
 
@@ -196,11 +214,67 @@ def handoff(state: ScreeningState) -> Iterator[dict[str, str]]:
     """
     key = secrets.token_bytes(32)
     data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    del state  # the caller may let go of the state while the kernels run: this frame does not hold it
     with tempfile.TemporaryDirectory(prefix="reviewkit-state-") as folder:
         path = Path(folder) / "state.pickle"
         atomic_write_bytes(path, _signed(key, data) + data)
+        del data  # 160 MB at 100,000 records, not kept while the notebooks run
         os.chmod(path, 0o600)
         yield {HANDOFF_FILE: str(path), HANDOFF_KEY: key.hex()}
+
+
+def _write_signed(state: ScreeningState, path: Path, key: bytes) -> None:
+    data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    atomic_write_bytes(path, _signed(key, data) + data)
+    os.chmod(path, 0o600)
+
+
+@contextmanager
+def handoff_built(build: Callable[[], ScreeningState],
+                  summarise: Callable[[ScreeningState], T]) -> Iterator[tuple[dict[str, str], T]]:
+    """As :func:`handoff`, for a state built by ``build()`` in a child process (forked; POSIX), which
+    writes the signed file and returns only ``summarise(state)``: this process never holds the state.
+
+    A state freed in a long-lived process leaves most of its memory with the allocator (about 1 GB
+    at 100,000 records, while every notebook kernel loads its own copy); a child's goes back to the
+    system when it exits. An error while building is raised here as it was raised there.
+    """
+    import multiprocessing
+
+    key = secrets.token_bytes(32)
+    with tempfile.TemporaryDirectory(prefix="reviewkit-state-") as folder:
+        path = Path(folder) / "state.pickle"
+        receive, send = multiprocessing.Pipe(duplex=False)
+
+        def child() -> None:
+            receive.close()
+            try:
+                state = build()
+                _write_signed(state, path, key)
+                answer: tuple[str, object] = ("ok", summarise(state))
+            except BaseException as exc:  # noqa: BLE001 (every failure goes back to the parent, which raises it)
+                answer = ("error", exc)
+            try:
+                send.send(answer)
+            except Exception as exc:  # noqa: BLE001 (an exception that cannot be pickled: its words)
+                send.send(("error", ReviewkitError(f"building the screening state failed: {exc!r}")))
+            send.close()
+
+        process = multiprocessing.get_context("fork").Process(target=child, name="reviewkit-state")
+        process.start()
+        send.close()
+        try:
+            kind, value = receive.recv()
+        except EOFError:
+            kind, value = "error", None
+        finally:
+            process.join()
+            receive.close()
+        if kind != "ok":
+            if isinstance(value, BaseException):
+                raise value
+            raise ReviewkitError(f"building the screening state failed: its process ended with code {process.exitcode}")
+        yield {HANDOFF_FILE: str(path), HANDOFF_KEY: key.hex()}, value
 
 
 def handed_state(snapshot: Path, screening_dir: Path, protocol: Protocol) -> ScreeningState | None:
@@ -213,7 +287,7 @@ def handed_state(snapshot: Path, screening_dir: Path, protocol: Protocol) -> Scr
         key_bytes = bytes.fromhex(key)
     except (OSError, ValueError):
         return None
-    signature, data = blob[:32], blob[32:]
+    signature, data = blob[:32], memoryview(blob)[32:]  # a view: no second copy of 160 MB at 100,000 records
     if not hmac.compare_digest(signature, _signed(key_bytes, data)):
         raise ReviewkitError(f"{HANDOFF_FILE}: the handed-over screening state is not the one reviewkit run wrote")
     state = pickle.loads(data)  # noqa: S301 (authenticated above with this run's key)

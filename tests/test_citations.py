@@ -1,5 +1,6 @@
 """Citation verdicts: each path with records built for the purpose, and the live path through the emulator."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -192,3 +193,51 @@ def test_record_ending_in_et_al_still_checks_the_authors_it_lists():
     assert short.verdict == "exists_with_errors" and short.field_errors == ("authors",)
     # "et al" is not an author: it never makes a record a candidate or a first author
     assert compare(parse_reference("Et Al. " + DAKWAR_TITLE), {**DAKWAR_2019, "authors": ["et al"]}).first_author is None
+
+
+def test_local_candidates_are_exactly_the_records_the_rule_selects():
+    """The word indexes only narrow the search: the records returned are those the rule picks when it
+    looks at every record (surnames after folding, suffixes, several-word surnames, "et al", DOIs, long
+    titles of which only 50 significant words count, missing values)."""
+    import random
+
+    from reviewkit.citations import _name_parts, _present, _record_authors, _significant_words
+
+    rng = random.Random(7)
+    surnames = ["Krupitsky", "Krüpitsky", "de Bruin", "Bruin", "Duncan", "O'Brien", "Müller-Lüdenscheidt", "Li"]
+    words = ["ketamine", "heroin", "alcohol", "therapy", "trial", "the", "of", "follow", "up", "dependence", "Ketamin"]
+
+    def author() -> str:
+        name = f"{rng.choice(surnames)} {rng.choice(['E', 'EM', 'A', 'Jr', ''])}".strip()
+        return name + (" Jr" if rng.random() < 0.1 else "")
+
+    rows = []
+    for i in range(400):
+        listed = [author() for _ in range(rng.randint(0, 4))] + (["et al"] if rng.random() < 0.2 else [])
+        listed += ["—"] if rng.random() < 0.02 else []  # a name that folds to nothing
+        title = " ".join(rng.choice(words) for _ in range(rng.choice([0, 3, 8, 60])))
+        rows.append({"record_id": f"R{i}", "authors": listed if rng.random() < 0.95 else None,
+                     "title": title if rng.random() < 0.95 else None,
+                     "doi": rng.choice([None, "", "10.1/ABC", "10.1/abc", "10.2/x"])})
+    store = LocalRecords(records(*rows))
+    base = parse_reference(PRINTED)
+    refs = [replace(base, authors=tuple(a), title=t, doi=d)
+            for a, t, d in [(["Krupitsky E"], "Ketamine therapy for heroin", None),
+                            (["de Bruin NM", "Li X"], None, "10.1/abc"),
+                            (["Muller-Ludenscheidt A"], "alcohol dependence trial follow up", "10.1/ABC"),
+                            ([], "ketamine heroin alcohol therapy trial follow up dependence", None),
+                            (["Nobody Z"], "", None), (["—"], "heroin trial", None)]]
+    def picked(ref, row) -> bool:  # the rule, record by record
+        names = {_name_parts(a)[0] for a in ref.authors}
+        sig = set(_significant_words(ref.title, limit=50))
+        if any(_name_parts(a)[0] in names for a in _record_authors(row["authors"])[0]):
+            return True
+        if ref.doi and _present(row.get("doi")) and str(row["doi"]).lower() == ref.doi:
+            return True
+        shared = sig & set(_significant_words(row.get("title"), limit=50))
+        return bool(sig) and len(shared) >= max(2, len(sig) // 2)
+
+    for ref in refs:
+        expected = [r["record_id"] for r in rows if picked(ref, r)]
+        assert store.candidates(ref)["record_id"].tolist() == expected, ref.authors
+    assert LocalRecords(records()).candidates(refs[0]).empty

@@ -231,6 +231,90 @@ def test_show_table_marks_wide_tables_for_landscape_pages_and_says_when_empty(sh
     assert shown[1] == "<p>Merged records: none.</p>" and shown[2] == "<p>Nothing pooled in &lt;b&gt;x&lt;/b&gt;</p>"
 
 
+def _review_at(folder: Path):
+    """What show_records needs of a review: where its report and project are (for ``where``)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(output_dir=folder, project=SimpleNamespace(root=folder.parent / "project"))
+
+
+def _rows(page: str) -> list[str]:
+    """The record ids of a shown table's rows, as the page has them without JavaScript."""
+    body = page.split("_fallback")[1].split("<tbody>")[1].split("</tbody>")[0]
+    return re.findall(r">(PMID:\d+)<", body)
+
+
+def test_a_long_record_table_shows_its_first_rows_and_names_the_file_that_holds_it_whole(shown, tmp_path):
+    from reviewkit import notebook
+
+    whole = tmp_path / "exports" / "records <b>&.csv"  # a name that must be escaped like any text
+    whole.parent.mkdir()
+    whole.write_text("every row\n")
+    frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(1205)], "title": ["<i>t</i>"] * 1205})
+    notebook.show_records(_review_at(tmp_path), frame, "PubMed records", whole=whole, rows=1000,
+                          keep=["record_id"])
+    note, page = shown
+    assert note == ("<p>Showing the first 1,000 of 1,205 rows (in the table&#39;s order); the whole table is in "
+                    "exports/records &lt;b&gt;&amp;.csv.</p>")
+    assert _rows(page) == [f"PMID:{i}" for i in range(1000)]
+    assert "PubMed records (first 1,000 of 1,205 rows)" in page and "<i>" not in page
+    assert len(frame) == 1205  # the caller's table is not changed
+
+
+def test_a_record_table_within_the_limit_or_unbounded_shows_every_row(shown, tmp_path):
+    from reviewkit import notebook
+
+    frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(69)]})
+    missing = tmp_path / "exports" / "never-written.csv"  # not needed: nothing is left out
+    notebook.show_records(_review_at(tmp_path), frame, "Records", whole=missing, rows=69)
+    notebook.show_records(_review_at(tmp_path), frame, "Records", whole=missing, rows=0)
+    notebook.show_records(_review_at(tmp_path), frame.head(0), "Merged records", whole=missing, rows=10)
+    assert len(shown) == 3 and not any("Showing" in page for page in shown)
+    assert _rows(shown[0]) == _rows(shown[1]) == list(frame["record_id"])
+    assert shown[2] == "<p>Merged records: none.</p>"
+
+
+def test_a_table_shown_in_part_must_name_a_file_that_exists(shown, tmp_path):
+    from reviewkit import notebook
+    from reviewkit.errors import ReviewkitError
+
+    frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(11)]})
+    with pytest.raises(ReviewkitError, match="exports/records.csv was not written"):
+        notebook.show_records(_review_at(tmp_path), frame, "Records", whole=tmp_path / "exports" / "records.csv",
+                              rows=10)
+    assert shown == []
+
+
+def test_records_awaiting_screening_come_most_likely_include_first():
+    from types import SimpleNamespace
+
+    from reviewkit import notebook
+
+    sheet = pd.DataFrame({"record_id": ["PMID:1", "PMID:2", "PMID:3", "PMID:4", "PMID:5"],
+                          "status": ["", "", "", "", "gone"], "final": ["", "include", "", "", ""],
+                          "priority": ["2", "", "", "1", "3"], "title": list("abcde"), "authors": [[]] * 5,
+                          "year": [2020] * 5, "searches": [["aud"]] * 5, "suggestion": [""] * 5,
+                          "suggestion_reason": [""] * 5})
+    state = SimpleNamespace(updates={"title_abstract": SimpleNamespace(sheet=sheet, new_ids=["PMID:3"])},
+                            sheet=lambda stage: sheet)
+    table = notebook.awaiting_table(state)
+    assert table["record_id"].tolist() == ["PMID:4", "PMID:1", "PMID:3"]  # ranked, then unranked
+    assert table["new"].tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_that_bound_record_tables_declare_the_row_limit(path):
+    """``-p table_rows N`` reaches every notebook that shows a record-level table."""
+    from reviewkit import notebook
+
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    if "show_records(" in code:
+        assert report.notebook_parameters(path).get("table_rows") == "int"
+        assert f"table_rows: int = {notebook.ROWS_SHOWN}" in code
+        assert code.count("show_records(") == code.count("rows=table_rows")
+
+
 def test_paths_are_shown_relative_to_the_report_or_project(sample_review):
     from reviewkit import notebook
 

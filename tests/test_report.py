@@ -260,6 +260,17 @@ def test_same_data_reports_no_change():
     assert "no change" in runs.changes_html(ch)
 
 
+def test_the_index_lists_at_most_a_hundred_ids_in_one_place_and_says_where_the_rest_are():
+    many = [f"{n:05d}" for n in range(1, 251)]
+    ch = runs.compare(manifest("r1", aud=[]), {**manifest("r2", aud=many), "awaiting_screening": many})
+    page = str(runs.changes_html(ch))
+    assert page.count(", 00100 and 150 more (run.json lists them all)") == 2  # new PMIDs, awaiting screening
+    assert "00101" not in page and "Records awaiting screening: <strong>250</strong>" in page
+    few = runs.changes_html(runs.compare(manifest("r1", aud=["1"]), {**manifest("r2", aud=["1", "2"]),
+                                                                      "awaiting_screening": ["PMID:2"]}))
+    assert "<td>2</td>" in few and "(PMID:2)" in few and "more" not in few
+
+
 def test_count_drop_is_a_problem_unless_allowed():
     ch = runs.compare(manifest("r1", aud=["1", "2", "3"], oud=["5"]), manifest("r2", aud=["1"]))
     problems = runs.count_drops(ch)

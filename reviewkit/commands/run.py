@@ -153,21 +153,28 @@ def _execute(args: argparse.Namespace, review, notebooks: list[Path], params: di
              run_dir: Path, output_root: Path, started: datetime, chromium: str | None) -> int:
     """Search (live), build the screening state, run the notebooks, compare, write the report and manifest."""
     from .. import report, runs
-    from ..screening_state import handoff
+    from ..screening_state import handoff_built
 
     rel = review.project.relative
     t0 = time.perf_counter()
     if args.live:
         review.search()  # the notebooks replay what this records
-    state = review.state
-    with handoff(state) as env, report.kernel_environment(env):
+
+    def facts(state) -> dict:  # what the manifest records of the data: small, computed where the state is
+        from ..prisma import prisma_report
+
+        return runs.snapshot_facts(review.snapshot, state, prisma_report(state).overall,
+                                   snapshot_path=rel(review.snapshot_dir), screening_path=rel(review.screening_dir),
+                                   searches=review.searches or None)
+
+    # The state is built in a child process that writes the handed file: this process, alive while
+    # every kernel loads its own copy, never holds it (about 1 GB at 100,000 records).
+    with handoff_built(lambda: review.state, facts) as (env, data), report.kernel_environment(env):
         executed = report.execute_notebooks(notebooks, run_dir / "notebooks", params, progress=args.progress,
                                             log=log.info)
 
     manifest["notebooks"] = [{"name": r.name, "seconds": round(r.seconds, 2)} for r in executed]
-    manifest.update(runs.snapshot_facts(review.snapshot, state, review.prisma.overall,
-                                        snapshot_path=rel(review.snapshot_dir), screening_path=rel(review.screening_dir),
-                                        searches=review.searches or None))
+    manifest.update(data)
     previous = runs.previous_manifest(output_root, before=run_dir.name)
     changes = runs.compare(previous, manifest)
     problems = runs.count_drops(changes, args.max_count_drop)
