@@ -22,9 +22,9 @@ TEST = [Requirement(s) for s in PROJECT["optional-dependencies"]["test"]]
 # Import name -> distribution, where they differ.
 DISTRIBUTION = {"Bio": "biopython", "yaml": "pyyaml", "IPython": "ipython", "PIL": "pillow", "sklearn": "scikit-learn",
                 "websocket": "websocket-client"}
-# Used without an import of their own: the notebook kernel, the Excel engine pandas loads, tqdm's
+# Used without an import of their own: the notebook kernel, the Excel engines pandas loads, tqdm's
 # notebook bars, and the JupyterLab the README tells people to open.
-USED_WITHOUT_IMPORT = {"ipykernel", "openpyxl", "ipywidgets", "jupyterlab"}
+USED_WITHOUT_IMPORT = {"ipykernel", "openpyxl", "python-calamine", "ipywidgets", "jupyterlab"}
 
 
 def lock_pins() -> dict[str, str]:
