@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -140,7 +141,7 @@ class RelevanceModel:
 
         # A single record keeps all of its words (max_df would drop every one).
         few = len(texts) <= 1
-        common = dict(sublinear_tf=self.sublinear_tf, max_df=1.0 if few else self.max_df,
+        common: dict[str, Any] = dict(sublinear_tf=self.sublinear_tf, max_df=1.0 if few else self.max_df,
                       min_df=1 if few else self.min_df)
         words = (TfidfVectorizer(ngram_range=(1, self.ngram_max), **common,
                                  stop_words="english" if self.stop_words else None).fit_transform

@@ -247,10 +247,10 @@ def handoff_built(build: Callable[[], ScreeningState],
 
     if not _can_fork():
         state = build()
-        value = summarise(state)
+        summary = summarise(state)
         with handoff(state) as env:
             del state  # handoff's file holds it now
-            yield env, value
+            yield env, summary
         return
     key = secrets.token_bytes(32)
     with tempfile.TemporaryDirectory(prefix="reviewkit-state-") as folder:
