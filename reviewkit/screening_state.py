@@ -238,9 +238,20 @@ def handoff_built(build: Callable[[], ScreeningState],
     A state freed in a long-lived process leaves most of its memory with the allocator (about 1 GB
     at 100,000 records, while every notebook kernel loads its own copy); a child's goes back to the
     system when it exits. An error while building is raised here as it was raised there.
+
+    Where "fork" is not a start method (Windows) or not a safe one (macOS: system libraries may hold
+    locks a forked child inherits), the state is built in this process and handed as :func:`handoff`
+    hands it.
     """
     import multiprocessing
 
+    if not _can_fork():
+        state = build()
+        summary = summarise(state)
+        with handoff(state) as env:
+            del state  # handoff's file holds it now
+            yield env, summary
+        return
     key = secrets.token_bytes(32)
     with tempfile.TemporaryDirectory(prefix="reviewkit-state-") as folder:
         path = Path(folder) / "state.pickle"
@@ -275,6 +286,14 @@ def handoff_built(build: Callable[[], ScreeningState],
                 raise value
             raise ReviewkitError(f"building the screening state failed: its process ended with code {process.exitcode}")
         yield {HANDOFF_FILE: str(path), HANDOFF_KEY: key.hex()}, value
+
+
+def _can_fork() -> bool:
+    """Whether a child may be forked safely here: "fork" is a start method, and not macOS's."""
+    import multiprocessing
+    import sys
+
+    return sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods()
 
 
 def handed_state(snapshot: Path, screening_dir: Path, protocol: Protocol) -> ScreeningState | None:

@@ -83,3 +83,40 @@ def test_a_state_built_in_a_child_process_is_handed_over_and_its_errors_come_bac
     with pytest.raises(ReviewkitError, match="row 3: 'maybe' is not a decision"):
         with handoff_built(broken, len):
             pass
+
+
+@pytest.mark.parametrize("platform, methods", [("win32", ["spawn"]), ("darwin", ["spawn", "fork", "forkserver"])])
+def test_without_a_safe_fork_the_state_is_built_in_this_process_and_handed_over(monkeypatch, platform, methods):
+    """Windows has no "fork" start method and macOS's is unsafe: handoff_built builds in-process instead."""
+    import multiprocessing
+    import os
+    import sys
+
+    from reviewkit.errors import ReviewkitError
+    from reviewkit.screening_state import handed_state, handoff_built
+
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: methods)
+    monkeypatch.setattr(multiprocessing, "get_context", lambda *a: pytest.fail("no child process may be started"))
+    parent = os.getpid()
+    built_in: list[int] = []
+
+    def build():
+        built_in.append(os.getpid())
+        return build_state(SAMPLE_DIR, SAMPLE_SCREENING, PROTOCOL)
+
+    with handoff_built(build, lambda state: len(state.identified)) as (env, summary):
+        path = env["REVIEWKIT_STATE_FILE"]
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        state = handed_state(SAMPLE_DIR, SAMPLE_SCREENING, PROTOCOL)
+        assert state is not None and summary == len(state.identified) > 0
+    assert built_in == [parent]
+    assert not os.path.exists(path)  # removed afterwards, as handoff removes it
+
+    def broken():
+        raise ReviewkitError("title_abstract.csv, row 3: 'maybe' is not a decision")
+
+    with pytest.raises(ReviewkitError, match="row 3: 'maybe' is not a decision"):
+        with handoff_built(broken, len):
+            pass
