@@ -213,17 +213,16 @@ def handoff(state: ScreeningState) -> Iterator[dict[str, str]]:
     Yields the variables to add to the kernels' environment; the file is removed afterwards.
     """
     key = secrets.token_bytes(32)
-    data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-    del state  # the caller may let go of the state while the kernels run: this frame does not hold it
     with tempfile.TemporaryDirectory(prefix="reviewkit-state-") as folder:
         path = Path(folder) / "state.pickle"
-        atomic_write_bytes(path, _signed(key, data) + data)
-        del data  # 160 MB at 100,000 records, not kept while the notebooks run
-        os.chmod(path, 0o600)
+        _write_signed(state, path, key)
+        del state  # the caller may let go of the state while the kernels run: this frame does not hold it
         yield {HANDOFF_FILE: str(path), HANDOFF_KEY: key.hex()}
 
 
 def _write_signed(state: ScreeningState, path: Path, key: bytes) -> None:
+    """Write ``state`` pickled and signed with ``key``, readable by this user only; the pickle (160 MB
+    at 100,000 records) is not kept once written."""
     data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
     atomic_write_bytes(path, _signed(key, data) + data)
     os.chmod(path, 0o600)
