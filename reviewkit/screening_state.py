@@ -153,6 +153,9 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
         def stage_update(stage: str, candidates: pd.DataFrame) -> SheetUpdate:
             existing, source = load_sheet(screening_dir, stage, protocol.screening_reasons.get(stage, ()))
             update = update_sheet(existing, build_sheet(candidates, stage, terms), stage)
+            # The sheet as read (its own copy of every title and abstract) is not held while the
+            # relevance model is fitted, the run's peak.
+            del existing
             update = replace(update, sheet=with_priority(update.sheet), source=source)
             steps.update()
             return update
