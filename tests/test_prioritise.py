@@ -102,6 +102,10 @@ def test_ranking_learns_from_decisions_and_is_deterministic_for_a_seed(model):
     assert {labels[i] for i in ranking[:3]} == {1}  # the three other includes first
     again = Prioritiser(texts, seed=3, model=model).rank(decided)
     assert ranking.tolist() == again.tolist()
+    last = Prioritiser(texts, seed=3, model=model)
+    assert last.rank(decided, last=True).tolist() == ranking.tolist()  # the same, its features let go of
+    with pytest.raises(ReviewkitError, match="last time"):
+        last.rank(decided)
 
 
 def test_model_options_change_the_features_as_documented():
