@@ -31,7 +31,7 @@ import datetime
 import io
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -188,7 +188,7 @@ def read_csv(path: str | Path, what: str = "table") -> pd.DataFrame:
         text = read_bytes(path, MAX_SHEET_BYTES).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ReviewkitError(f"{path}: the {what} is not UTF-8 text (byte {exc.start}); save it as CSV UTF-8") from None
-    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows = csv.reader(_lines(text), strict=True)
     try:
         header = next(rows, None)
         if header is None:
@@ -212,6 +212,16 @@ def read_csv(path: str | Path, what: str = "table") -> pd.DataFrame:
         raise ReviewkitError(f"{path}, line {rows.line_num}: not valid CSV ({exc}); the file looks cut short or "
                              "damaged; nothing was changed") from None
     return pd.DataFrame(body, columns=names, dtype=object)
+
+
+# A line as io.StringIO(text, newline="") yields it: up to and with "\r\n", "\r" or "\n", or the last piece.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """``text``'s lines, as ``io.StringIO(text, newline="")`` gives them to the csv module, one at a time:
+    StringIO keeps its text as four bytes a character (470 MB for a 117 MB sheet at 100,000 records)."""
+    return (m.group() for m in _LINE.finditer(text))
 
 
 def read_xlsx(path: str | Path, what: str = "table") -> pd.DataFrame:

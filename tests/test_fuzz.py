@@ -19,6 +19,7 @@ from reviewkit.errors import ReviewkitError
 from reviewkit.protocol import Protocol, load_protocol
 from reviewkit.references import Reference, Unparsed, parse_bibtex, parse_lines, parse_reference, parse_ris
 from reviewkit.screening import build_sheet, read_sheet, sheet_columns, write_sheet
+from reviewkit.tables import _lines
 
 from helpers import PROTOCOL, ROOT, SAMPLE_SCREENING
 
@@ -49,6 +50,25 @@ def _read_csv_bytes(data: bytes) -> pd.DataFrame | None:
 @given(st.binary(max_size=3000))
 def test_sheet_reader_on_any_bytes(data):
     _read_csv_bytes(data)
+
+
+@settings(FUZZ, max_examples=300)
+@given(st.text(alphabet=st.sampled_from(list("a,\"\r\n\x0b\x0c\x1c\x85\u2028é ")), max_size=30))
+def test_the_csv_reader_gets_the_lines_stringio_would_give(text):
+    """The sheet reader hands the csv module its text a line at a time (StringIO would hold four bytes a
+    character): the same lines as ``io.StringIO(text, newline="")``, so the same rows, line numbers and errors."""
+    assert list(_lines(text)) == list(io.StringIO(text, newline=""))
+    assert _csv_rows(iter(_lines(text))) == _csv_rows(io.StringIO(text, newline=""))
+
+
+def _csv_rows(lines):
+    import csv
+
+    reader = csv.reader(lines, strict=True)
+    try:
+        return [(row, reader.line_num) for row in reader]
+    except csv.Error as exc:
+        return str(exc), reader.line_num
 
 
 @FUZZ
