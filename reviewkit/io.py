@@ -22,10 +22,10 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -44,6 +44,14 @@ def _umask() -> int:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` whole or not at all; errors name the file."""
+    return atomic_write_stream(path, lambda fh: fh.write(data))
+
+
+def atomic_write_stream(path: str | os.PathLike, write: Callable[[BinaryIO], object], *,
+                        private: bool = False) -> Path:
+    """As :func:`atomic_write_bytes`, the contents written by ``write(file)`` as they are made (a large
+    pickle need not be held whole in memory). ``private``: the file is readable by this user only
+    (0600) from its creation on; otherwise it gets the mode an ordinary write would."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,13 +60,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         raise ReviewkitError(f"{path}: cannot write ({_reason(exc)})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        # mkstemp makes the file private (0600); give it the mode an ordinary write would,
-        # so colleagues and web servers can read reports, or keep the mode of the file it replaces.
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
-        os.chmod(tmp, mode)
+        if not private:
+            # mkstemp makes the file private (0600); give it the mode an ordinary write would,
+            # so colleagues and web servers can read reports, or keep the mode of the file it replaces.
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -41,7 +41,7 @@ from .ctgov import MANIFESTS as REGISTER_MANIFESTS
 from .ctgov import REGISTER, load_register_records
 from .dedupe import DATABASE_SOURCES, SEARCHED_SOURCES, DedupeResult, deduplicate
 from .errors import ReviewkitError, SnapshotError
-from .io import atomic_write_bytes, atomic_write_text
+from .io import atomic_write_stream, atomic_write_text
 from .other_methods import read_other_methods_folder
 from .prioritise import with_priority
 from .protocol import Protocol
@@ -223,12 +223,30 @@ def handoff(state: ScreeningState) -> Iterator[dict[str, str]]:
         yield {HANDOFF_FILE: str(path), HANDOFF_KEY: key.hex()}
 
 
+class _Signing:
+    """A file the pickler writes to, each piece also fed to an HMAC."""
+
+    def __init__(self, file: BinaryIO, mac: hmac.HMAC):
+        self.file, self.mac = file, mac
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.mac.update(data)
+        return self.file.write(data)
+
+
 def _write_signed(state: ScreeningState, path: Path, key: bytes) -> None:
-    """Write ``state`` pickled and signed with ``key``, readable by this user only; the pickle (160 MB
-    at 100,000 records) is not kept once written."""
-    data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-    atomic_write_bytes(path, _signed(key, data) + data)
-    os.chmod(path, 0o600)
+    """Write ``state`` pickled and signed with ``key`` (the HMAC of the pickle, then the pickle: the same
+    bytes as ``pickle.dumps``), atomically and readable by this user only. Pickled straight into the
+    file, signed as it goes: the pickle (160 MB at 100,000 records) is never held whole, nor copied
+    to put its signature in front."""
+    def write(file: BinaryIO) -> None:
+        mac = hmac.new(key, digestmod=hashlib.sha256)
+        file.write(bytes(mac.digest_size))  # the signature's place
+        pickle.dump(state, _Signing(file, mac), protocol=pickle.HIGHEST_PROTOCOL)
+        file.seek(0)
+        file.write(mac.digest())
+
+    atomic_write_stream(path, write, private=True)
 
 
 @contextmanager

@@ -85,6 +85,36 @@ def test_a_state_built_in_a_child_process_is_handed_over_and_its_errors_come_bac
             pass
 
 
+def test_the_handed_file_is_private_signed_and_refused_once_changed(monkeypatch):
+    """The handed state is the pickle (as pickle.dumps makes it) behind its HMAC, in a file only this user
+    may read; a file whose bytes changed is refused, never unpickled."""
+    import hashlib
+    import hmac
+    import os
+    import pickle
+    import stat
+    from pathlib import Path
+
+    from reviewkit.errors import ReviewkitError
+    from reviewkit.screening_state import handed_state, handoff
+
+    state = build_state(SAMPLE_DIR, SAMPLE_SCREENING, PROTOCOL)
+    with handoff(state) as env:
+        path, key = Path(env["REVIEWKIT_STATE_FILE"]), bytes.fromhex(env["REVIEWKIT_STATE_KEY"])
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        blob = path.read_bytes()
+        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        assert blob == hmac.new(key, data, hashlib.sha256).digest() + data
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert handed_state(SAMPLE_DIR, SAMPLE_SCREENING, PROTOCOL) is not None
+        changed = bytearray(blob)
+        changed[-2] ^= 1
+        path.write_bytes(bytes(changed))
+        with pytest.raises(ReviewkitError, match="not the one reviewkit run wrote"):
+            handed_state(SAMPLE_DIR, SAMPLE_SCREENING, PROTOCOL)
+
+
 @pytest.mark.parametrize("platform, methods", [("win32", ["spawn"]), ("darwin", ["spawn", "fork", "forkserver"])])
 def test_without_a_safe_fork_the_state_is_built_in_this_process_and_handed_over(monkeypatch, platform, methods):
     """Windows has no "fork" start method and macOS's is unsafe: handoff_built builds in-process instead."""
