@@ -293,3 +293,34 @@ def test_screen_simulate_command(tmp_path, capsys):
     assert main(["screen", "--simulate", str(tmp_path / "bad.csv"), "--json"]) == 2
     err = capsys.readouterr().err
     assert "bad.csv" in err and "'maybe' is not 1" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("ngram_max, max_df, min_df, chunk", [(2, 0.95, 1, 4096), (2, 0.5, 2, 3), (1, 1.0, 1, 2),
+                                                               (2, 30, 0.01, 5)])
+def test_word_tfidf_is_scikit_learns_matrix_to_the_bit(ngram_max, max_df, min_df, chunk):
+    """The relevance model's fast word features: values, columns and their order in each row as
+    TfidfVectorizer gives them, so rankings do not change."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from reviewkit.prioritise import word_tfidf
+
+    rng = np.random.default_rng(3)
+    words = ["a", "ab", "abc", "b", "ba", "Zeta", "zeta", "naïve", "ÉTAT", "x_1", "12", "co-op", "ketamine", "ß"]
+    texts = ["", "a b", "ab ab ab abc", "!!", "Ketamine, ketamine: KETAMINE ab-abc"] + [
+        " ".join(rng.choice(words, size=rng.integers(0, 30))) for _ in range(60)]
+    expected = TfidfVectorizer(ngram_range=(1, ngram_max), sublinear_tf=True, max_df=max_df,
+                               min_df=min_df).fit_transform(texts)
+    got = word_tfidf(texts, ngram_max=ngram_max, sublinear_tf=True, max_df=max_df, min_df=min_df, chunk=chunk)
+    assert got.shape == expected.shape
+    for name in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+    assert got.indices.dtype == expected.indices.dtype
+
+
+def test_word_tfidf_raises_where_scikit_learn_does():
+    from reviewkit.prioritise import word_tfidf
+
+    with pytest.raises(ValueError):
+        word_tfidf(["", "a !"])
+    with pytest.raises(ValueError):
+        word_tfidf(["ab cd", "ab cd"], max_df=0.5)
