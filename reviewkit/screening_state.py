@@ -146,6 +146,8 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
         other = read_other_methods_folder(snap.folder("other_methods"), known_searches=set(keys))
         identified = pd.concat([f for f in (pubmed, registered, other) if not f.empty] or [pubmed],
                                ignore_index=True)
+        pubmed_dtypes = dict(pubmed.dtypes)
+        del pubmed, registered, other  # identified holds them now
         steps.update()
         dedupe = deduplicate(identified)
         steps.update()
@@ -172,7 +174,7 @@ def build_state(snapshot: Snapshot | str | Path, screening_dir: str | Path, prot
         conflicts={s: conflicts(u.sheet) for s, u in updates.items()},
         registers=tuple(protocol.registers),
         register_searches={REGISTER: tuple(k for k in snap.search_keys(REGISTER_MANIFESTS) if k in keys)},
-        pubmed_dtypes=dict(pubmed.dtypes),
+        pubmed_dtypes=pubmed_dtypes,
     )
 
 
