@@ -35,6 +35,22 @@ Simulation. :func:`simulate` replays a labelled set as a person screening in the
 model's order would; :func:`screening_metrics` gives recall after 10/25/50% and
 WSS@95 the way ASReview's simulations report them; :func:`simulate_file` is
 ``reviewkit screen --simulate FILE.csv``.
+
+Fidelity to ASReview LAB 3.0.8 (``asreview simulate`` with its default "ELAS u4",
+read from its source). Alike: the text (title and abstract joined by a space),
+the TF-IDF (word 1-2 grams, sublinear tf, min_df 1, max_df 0.95, no stop words,
+l2 norm, fitted on all records), the classifier (``LinearSVC``, squared hinge,
+``C`` 0.11, decision function), the balancer (:func:`balanced_weights`), the
+ranking (highest score first, ties in record order), a retrain after every
+decision. Made alike in the simulation: the priors (:func:`asreview_priors`),
+the training rows in the order decided and the SVM's seed drawn at each fit from
+``RandomState(seed)``. With these, on the four benchmark sets x 5 seeds the
+screening order equals ASReview's record for record as far as reviewkit
+simulates (``bench/results/screening.md``, paired part). Still different:
+reviewkit stops retraining once 95% of the includes are found and half the
+records screened (ASReview goes on to the last include), which changes no
+reported metric; in the app the training rows are in record order and the seed is
+fixed (a sheet does not keep the order of decisions).
 """
 
 from __future__ import annotations
@@ -597,7 +613,7 @@ def simulate(texts: Sequence[str], labels: Sequence[int], *, seed: int = 0, mode
     if not 0 < y.sum() < y.size:
         raise ReviewkitError("a simulation needs at least one included and one excluded record")
     if priors is None:
-        priors = asreview_priors(y, seed)
+        priors = asreview_priors(labels, seed)
     else:
         priors = [int(p) for p in priors]
         if any(not 0 <= p < y.size for p in priors) or len(set(priors)) != len(priors):
