@@ -58,6 +58,7 @@ from reviewkit.protocol import load_protocol  # noqa: E402
 from reviewkit.ratelimit import ncbi_rate  # noqa: E402
 from reviewkit.scaffold import init_project  # noqa: E402
 from reviewkit.snapshot import Snapshot  # noqa: E402
+from reviewkit.testing.ctgov_emulator import CtgovEmulator  # noqa: E402
 from reviewkit.testing.emulator import Emulator, Faults, synthetic_records  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -172,12 +173,15 @@ def cli_search(n: int, fault_rate: float = 0.0, seed: int = 0) -> dict:
     ``fault_rate`` of the answers faulted at random (5xx, 429, reset, truncated, slow, ``<ERROR>``,
     expired WebEnv, empty EFetch: ``reviewkit.testing.emulator.Faults``, seeded)."""
     faults = Faults(rate=fault_rate, seed=seed)
+    # the protocol searches ClinicalTrials.gov too: an empty register on loopback answers it, so the run
+    # measures PubMed retrieval and never reaches for the network
     with tempfile.TemporaryDirectory() as tmp, Emulator(synthetic_records(n, terms=[KEY]), faults=faults,
-                                                        aliases={PROTOCOL.query(KEY): KEY}) as emu:
+                                                        aliases={PROTOCOL.query(KEY): KEY}) as emu, \
+            CtgovEmulator() as ctgov:
         project = init_project(Path(tmp) / "project", example="ketamine")
         exchanges = project.path("snapshots") / "live" / "exchanges"
-        env = {**os.environ, "REVIEWKIT_EUTILS_URL": emu.base_url, "NCBI_EMAIL": "bench@example.org",
-               "NCBI_API_KEY": "bench-key"}
+        env = {**os.environ, "REVIEWKIT_EUTILS_URL": emu.base_url, "REVIEWKIT_CTGOV_URL": ctgov.base_url,
+               "NCBI_EMAIL": "bench@example.org", "NCBI_API_KEY": "bench-key"}
         growth: list[tuple[float, int]] = []
         done = threading.Event()
 

@@ -63,7 +63,8 @@ def test_stage_runs_keep_the_least_time_and_the_largest_peak():
     assert "ran 2 times per size" in text and "| dedupe | 3.00, 2.00 | 3.00, 2.00 |" in text
 
 
-def test_live_benchmark_retrieves_every_record_through_the_command_line(tmp_path):
+def test_live_benchmark_retrieves_every_record_through_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("REVIEWKIT_CTGOV_URL")  # as run by hand: the benchmark serves the register itself
     bench_live = _bench("bench_live_retrieval")
     row = bench_live.cli_search(200)
     assert row["count"] == row["retrieved"] == 200
