@@ -373,11 +373,12 @@ def paired(seeds, tmp: Path, command: str) -> dict:
 def paired_markdown(p: dict, load: dict | None, baseline: dict) -> list[str]:
     lines = ["", "## Paired with ASReview: the same priors in both tools, run by run", "",
              f"ASReview: `{p['asreview_version']}`, run here in its own environment. " + p["how"], "",
-             "The unpaired table at the top was measured earlier, when reviewkit drew its priors with numpy's "
-             "`default_rng` (other records than ASReview's for the same seed); it is kept as measured. Since then the "
-             "simulation follows ASReview 3.0.8's implementation where it differed (priors drawn as ASReview draws "
-             "them, training rows in the order decided, the classifier's seed drawn at each fit from "
-             "`RandomState(seed)`, ASReview's balancer arithmetic); this section is the simulation after that change.",
+             "The simulation follows ASReview 3.0.8's implementation (priors drawn as ASReview draws them, training "
+             "rows in the order decided, the classifier's seed drawn at each fit from `RandomState(seed)`, ASReview's "
+             "balancer arithmetic), so reviewkit draws the same two priors as ASReview for a seed; this section "
+             "gives ASReview's own priors to reviewkit and checks that per run. An earlier unpaired table, measured "
+             "when reviewkit drew its priors with numpy's `default_rng` (other records for the same seed), had "
+             "reviewkit 0.001 and 0.003 below ASReview on two sets; the table at the top is measured again since.",
              ""]
     if load:
         lines += [f"Load average (1, 5, 15 min) before and after the whole part: {load['before']} -> {load['after']}; "
@@ -496,7 +497,9 @@ def markdown(result: dict) -> str:
     if sel:
         baseline_wss = {n: baseline[n]["WSS@95"] for n in DATASETS}
         lines += ["", "## Choosing the relevance model, round 2 (in-process, retrain after every decision)", "",
-                  "Mean WSS@95 over 5 seeds per set, every candidate measured (SD over seeds in screening.json). "
+                  "Mean WSS@95 over 5 seeds per set, every candidate measured (SD over seeds in screening.json), "
+                  "before the simulation drew its priors as ASReview does (so these runs start from other records "
+                  "than the tables above; compare the candidates with each other, not with those tables). "
                   "Seconds per run are in-process with `--jobs` runs in parallel on the shared machine: comparable "
                   "within this table only (as the rule uses them), not with the other tables. "
                   + SELECTION_RULE, "",

@@ -68,5 +68,6 @@ def test_live_benchmark_retrieves_every_record_through_the_command_line(tmp_path
     bench_live = _bench("bench_live_retrieval")
     row = bench_live.cli_search(200)
     assert row["count"] == row["retrieved"] == 200
+    assert 20 < row["peak_rss_mb"] < 400  # the command's own peak, not this test process's
     assert row["requests"] == {"esearch": 1, "efetch": 1} and row["retries"] == 0
     assert "| 200 | 0% | 200 | 200 |" in bench_live.cli_markdown([row])
