@@ -62,6 +62,7 @@ WORK = RESULTS / "tmp"
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_offline_run import measured  # noqa: E402
+from bench.outputs import write_results  # noqa: E402
 
 STAGES = ("search replay", "records table", "dedupe", "sheets", "PRISMA", "report")
 GOAL_RATIO, GOAL_SECONDS, GOAL_MB = 15, 300, 2048
@@ -188,7 +189,11 @@ def recheck(sizes: list[int], repeat: int, out: Path) -> str:
         rows[n] = {"stages": json.loads(child.stdout), "load_after": [round(x, 2) for x in os.getloadavg()]}
     result = {"machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
               "date": time.strftime("%Y-%m-%d"), "repeat": repeat, "sizes": rows}
-    (out / "scale_recheck.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return write_results(out, "scale_recheck", result, recheck_markdown)
+
+
+def recheck_markdown(result: dict) -> str:
+    repeat, rows = result["repeat"], result["sizes"]
     names = list(next(iter(rows.values()))["stages"])
     lines = ["# Scale benchmark: the first three stages again, each alone", "",
              f"Machine: {result['machine']} (shared); run {result['date']} by `bench/bench_scale.py --recheck`. "
@@ -202,9 +207,7 @@ def recheck(sizes: list[int], repeat: int, out: Path) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {last['seconds'] / first['seconds']:.1f} "
                      f"({last['cpu_seconds'] / first['cpu_seconds']:.1f}) |")
     lines += ["", "Load average after each size: " + "; ".join(f"{n:,}: {r['load_after']}" for n, r in rows.items())]
-    text = "\n".join(lines) + "\n"
-    (out / "scale_recheck.md").write_text(text, encoding="utf-8")
-    return text
+    return "\n".join(lines) + "\n"
 
 
 # --- the parent ---------------------------------------------------------------------
@@ -498,14 +501,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(recheck_child(Path(args.recheck_child[0]), int(args.recheck_child[1]))))
         return 0
     if args.recheck:
-        args.out.mkdir(parents=True, exist_ok=True)
         print(recheck(args.sizes if args.sizes != [1_000, 10_000, 100_000] else [10_000, 100_000], args.repeat,
                       args.out))
         return 0
     if args.render:
-        text = markdown(json.loads(args.render.read_text(encoding="utf-8")))
-        (args.out / "scale.md").write_text(text, encoding="utf-8")
-        print(text)
+        print(write_results(args.out, "scale", json.loads(args.render.read_text(encoding="utf-8")), markdown,
+                            tables_only=True))
         return 0
     whole_sizes = set(args.sizes if args.whole_run_sizes is None else args.whole_run_sizes)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
@@ -515,13 +516,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.before:
         before = json.loads(args.before.read_text(encoding="utf-8"))
         result["before"] = {k: before[k] for k in ("date", "commit", "sizes")}
-    args.out.mkdir(parents=True, exist_ok=True)
     for n in args.sizes:  # written after each size, so a size that fails keeps the ones measured
         result["sizes"].append(size(n, n in whole_sizes, args.whole_run_limit_mb, args.whole_run_timeout,
                                     args.stage_runs))
-        (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        text = markdown(result)
-        (args.out / "scale.md").write_text(text, encoding="utf-8")
+        text = write_results(args.out, "scale", result, markdown)
     print(text)
     return 0
 

@@ -74,6 +74,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.outputs import write_results  # noqa: E402
 from reviewkit.prioritise import (  # noqa: E402
     DEFAULT_MODEL,
     N_PRIORS,
@@ -587,7 +588,7 @@ def main() -> int:
     # parts not rerun keep their earlier figures, so the slow parts can be run one at a time
     result = json.loads(out_json.read_text()) if out_json.exists() else {}
     if args.report_only:
-        (args.out / "screening.md").write_text(markdown(result), encoding="utf-8")
+        write_results(args.out, "screening", result, markdown, tables_only=True)
         return 0
     result.update(machine=f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
                   date=time.strftime("%Y-%m-%d"), seeds=args.seeds,
@@ -620,11 +621,7 @@ def main() -> int:
                 else:
                     print("no asreview command (pass --asreview PATH): ASReview not rerun", flush=True)
             loads[part] = {"before": before, "after": [round(v, 2) for v in os.getloadavg()]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    text = markdown(result)
-    (args.out / "screening.md").write_text(text, encoding="utf-8")
-    print(text)
+    print(write_results(args.out, "screening", result, markdown, indent=1))
     return 0
 
 
