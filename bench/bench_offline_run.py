@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from bench.outputs import write_results
-    from reviewkit.report import list_notebooks
+    from reviewkit.project import Project
 
-    notebooks = list_notebooks(ROOT)
+    notebooks = Project.load(ROOT).notebooks()
     per_notebook: dict[str, list[tuple[float, float]]] = {nb.name: [] for nb in notebooks}
     whole: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
