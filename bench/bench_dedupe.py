@@ -64,6 +64,7 @@ import rispy
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.outputs import write_results  # noqa: E402
 from reviewkit.dedupe import deduplicate  # noqa: E402
 from reviewkit.io import read_jsonl  # noqa: E402
 from reviewkit.other_methods import read_other_methods  # noqa: E402
@@ -440,11 +441,7 @@ def main() -> int:
         result["before"] = {"source": args.before.name, "date": before["date"], "accuracy": before["accuracy"],
                             "volume": before["volume"], "load_before": before.get("load_before"),
                             "load_after": before.get("load_after"), "repeats": before.get("repeats", 1)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "dedupe.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    text = markdown(result)
-    (args.out / "dedupe.md").write_text(text, encoding="utf-8")
-    print(text)
+    print(write_results(args.out, "dedupe", result, markdown))
     return 0
 
 

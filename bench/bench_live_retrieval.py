@@ -18,7 +18,7 @@ real-rate times. Figures go to bench/results/live_retrieval.{json,md}.
 ``--cli`` measures instead ``reviewkit search --live`` as a user runs it, in a
 fresh process against an emulator serving N records for one search (default
 5,000, 20,000 and 100,000; with an API key, so at 10 requests a second): wall
-time, peak RSS (``wait4``), retrieved against Count from the snapshot's
+time, peak RSS (the command's own VmHWM at exit), retrieved against Count from the snapshot's
 manifest, and how the snapshot grew while the search ran (EFetch answers on
 disk, sampled every half second), so memory that stays flat and records written
 as they arrive show in the figures; then once more at the largest size with
@@ -58,6 +58,7 @@ from reviewkit.protocol import load_protocol  # noqa: E402
 from reviewkit.ratelimit import ncbi_rate  # noqa: E402
 from reviewkit.scaffold import init_project  # noqa: E402
 from reviewkit.snapshot import Snapshot  # noqa: E402
+from reviewkit.testing.ctgov_emulator import CtgovEmulator  # noqa: E402
 from reviewkit.testing.emulator import Emulator, Faults, synthetic_records  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -167,17 +168,36 @@ def _ended(plain: dict) -> str:
     return f" (stopped: {plain['ended_with']} after {plain['rate_limited_429']} × HTTP 429)"
 
 
+# ``python -m reviewkit ARGS`` that writes its own peak RSS (VmHWM, kB) to a file at exit. wait4's ru_maxrss
+# cannot be used here: a child spawned (vfork, then exec) from this process is charged this process's own
+# peak, which holds the emulator's records (about 200 MB at 100,000 records), not the command's.
+OWN_PEAK = """import atexit, runpy, sys
+out = sys.argv.pop(1)
+def peak():
+    with open('/proc/self/status') as status:
+        kb = next(line.split()[1] for line in status if line.startswith('VmHWM:'))
+    with open(out, 'w') as fh:
+        fh.write(kb)
+atexit.register(peak)
+sys.argv[0] = 'reviewkit'
+runpy.run_module('reviewkit', run_name='__main__', alter_sys=True)
+"""
+
+
 def cli_search(n: int, fault_rate: float = 0.0, seed: int = 0) -> dict:
     """``reviewkit search --live --only aud`` in a fresh process against ``n`` records (module doc), with
     ``fault_rate`` of the answers faulted at random (5xx, 429, reset, truncated, slow, ``<ERROR>``,
     expired WebEnv, empty EFetch: ``reviewkit.testing.emulator.Faults``, seeded)."""
     faults = Faults(rate=fault_rate, seed=seed)
+    # the protocol searches ClinicalTrials.gov too: an empty register on loopback answers it, so the run
+    # measures PubMed retrieval and never reaches for the network
     with tempfile.TemporaryDirectory() as tmp, Emulator(synthetic_records(n, terms=[KEY]), faults=faults,
-                                                        aliases={PROTOCOL.query(KEY): KEY}) as emu:
+                                                        aliases={PROTOCOL.query(KEY): KEY}) as emu, \
+            CtgovEmulator() as ctgov:
         project = init_project(Path(tmp) / "project", example="ketamine")
         exchanges = project.path("snapshots") / "live" / "exchanges"
-        env = {**os.environ, "REVIEWKIT_EUTILS_URL": emu.base_url, "NCBI_EMAIL": "bench@example.org",
-               "NCBI_API_KEY": "bench-key"}
+        env = {**os.environ, "REVIEWKIT_EUTILS_URL": emu.base_url, "REVIEWKIT_CTGOV_URL": ctgov.base_url,
+               "NCBI_EMAIL": "bench@example.org", "NCBI_API_KEY": "bench-key"}
         growth: list[tuple[float, int]] = []
         done = threading.Event()
 
@@ -189,12 +209,14 @@ def cli_search(n: int, fault_rate: float = 0.0, seed: int = 0) -> dict:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        peak_file = Path(tmp) / "peak"
         try:
-            seconds, peak = measured([sys.executable, "-m", "reviewkit", "search", "--live", "--only", KEY,
-                                      "--project", str(project.root)], env=env)
+            seconds, _ = measured([sys.executable, "-c", OWN_PEAK, str(peak_file), "search", "--live", "--only", KEY,
+                                   "--project", str(project.root)], env=env)
         finally:
             done.set()
             sampler.join()
+        peak = int(peak_file.read_text(encoding="ascii")) / 1024
         manifest = json.loads((exchanges.parent / "searches" / f"{KEY}.json").read_text(encoding="utf-8"))
         snapshot_mb = sum(p.stat().st_size for p in exchanges.iterdir()) / 2**20
         requests = {u: len(emu.requests(u)) for u in ("esearch", "efetch")}
@@ -229,7 +251,8 @@ def cli_markdown(rows: list[dict]) -> str:
         f"Machine: {platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores (shared); run "
         f"{time.strftime('%Y-%m-%d')} by `bench/bench_live_retrieval.py --cli`. One search (aud) whose Count is "
         "N synthetic records; a fresh `reviewkit search --live --only aud` process per row; peak RSS is the "
-        "command's (wait4); the emulator enforces NCBI's rate limit. Faulted rows: that share of answers "
+        "command's own (its VmHWM at exit; wait4 would charge it this benchmark's process, which holds the "
+        "emulator's records); the emulator enforces NCBI's rate limit. Faulted rows: that share of answers "
         "replaced at random (seeded) by a 5xx, a 429, a reset connection, a truncated body, a slow answer, an "
         "`<ERROR>` body, an empty EFetch or an expired WebEnv. Retries: requests sent beyond one per recorded "
         f"answer. Load average after the runs (1, 5, 15 min): {load}.", "",

@@ -16,7 +16,6 @@ Writes bench/results/offline_run.md and .json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -58,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from reviewkit.report import list_notebooks
+    from bench.outputs import write_results
+    from reviewkit.project import Project
 
-    notebooks = list_notebooks(ROOT)
+    notebooks = Project.load(ROOT).notebooks()
     per_notebook: dict[str, list[tuple[float, float]]] = {nb.name: [] for nb in notebooks}
     whole: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,14 +86,17 @@ def main(argv: list[str] | None = None) -> int:
         "whole_run": median(whole),
     }
     result["notebooks_total_seconds"] = round(sum(v["seconds"] for v in result["notebooks"].values()), 2)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "offline_run.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(write_results(RESULTS, "offline_run", result, lambda r: markdown(r, args.repeat)))
+    return 0
+
+
+def markdown(result: dict, repeat: int) -> str:
     lines = [
         "# Whole offline run: `reviewkit run --offline` on the bundled sample",
         "",
         f"Machine: {result['machine']['arch']}, Python {result['machine']['python']}, "
         f"{result['machine']['cpus']} cores; run {result['date']} by `bench/bench_offline_run.py`, "
-        f"median of {args.repeat} runs (peak RSS: the largest of the runs).",
+        f"median of {repeat} runs (peak RSS: the largest of the runs).",
         "Each notebook runs in a fresh process with its own kernel; peak RSS is the larger of papermill's "
         "process and the kernel's.",
         "",
@@ -105,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| {result['whole_run']['peak_rss_mb']:.0f} |",
         "",
     ]
-    (RESULTS / "offline_run.md").write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ counts the workers too. Writes bench/results/parse.md and .json.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import re
 import subprocess
@@ -23,6 +22,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.outputs import write_results  # noqa: E402
+
 FIXTURES = [ROOT / "tests" / "fixtures" / "eutils" / f"pubmed{i}.xml" for i in (1, 2, 4, 5, 6, 7)]
 PARSERS = ("reviewkit", "reviewkit, 1 process", "Bio.Entrez.read")
 HEADER = (b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
@@ -107,8 +110,11 @@ def main() -> int:
     result = {"machine": f"{platform.machine()}, {platform.python_version()}, "
                          f"{__import__('os').cpu_count()} cores",
               "date": time.strftime("%Y-%m-%d"), "rows": rows, "speedup_vs_bio_entrez_read": speedups}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "parse.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(write_results(args.out, "parse", result, markdown))
+    return 0
+
+
+def markdown(result: dict) -> str:
     lines = ["# PubMed XML parsing: reviewkit.read_pubmed_xml vs Bio.Entrez.read", "",
              f"Machine: {result['machine']}; run {result['date']} by `bench/bench_parse.py`.",
              "Files are synthesised from the NCBI fixtures with new PMIDs; each parse runs in a fresh process.",
@@ -118,17 +124,15 @@ def main() -> int:
              "", "| records | file MB | parser | processes | wall s | CPU s | records/s (wall) "
                  "| peak RSS MB | peak RSS per worker MB |",
              "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
+    for r in result["rows"]:
         worker = f"{r['peak_rss_per_worker_mb']:.0f}" if r["processes"] > 1 else "-"
         lines.append(f"| {r['n']:,} | {r['file_mb']} | {r['parser']} | {r['processes']} | {r['seconds']:.2f} | "
                      f"{r['cpu_seconds']:.2f} | {r['records_per_second']:,} | {r['peak_rss_mb']:.0f} | {worker} |")
     lines += ["", "Throughput ratio, Bio.Entrez.read time / reviewkit time:", ""]
     lines += [f"- {n:,} records, {parser}: {s['wall']}x wall, {s['cpu']}x CPU"
-              for n, per in speedups.items() for parser, s in per.items()]
+              for n, per in result["speedup_vs_bio_entrez_read"].items() for parser, s in per.items()]
     lines.append("")
-    (args.out / "parse.md").write_text("\n".join(lines))
-    print("\n".join(lines))
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

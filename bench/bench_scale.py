@@ -27,6 +27,10 @@ The machine is shared: the load average (1, 5, 15 min) is recorded before and
 after each size. Writes bench/results/scale.json and scale.md; ``--before``
 adds a before/after table from an earlier scale.json.
 
+The stages run ``--stage-runs`` times per size (3 by default), each time in a
+fresh process; a stage's time is its least over the runs (load only adds to
+a run's time), its peak the largest, and every run's time is kept.
+
 A whole run is stopped (and its row says so) above ``--whole-run-limit-mb`` for
 its processes together or after ``--whole-run-timeout`` seconds;
 ``--whole-run-sizes`` limits it to some sizes. ``--recheck`` times the first
@@ -58,6 +62,7 @@ WORK = RESULTS / "tmp"
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_offline_run import measured  # noqa: E402
+from bench.outputs import write_results  # noqa: E402
 
 STAGES = ("search replay", "records table", "dedupe", "sheets", "PRISMA", "report")
 GOAL_RATIO, GOAL_SECONDS, GOAL_MB = 15, 300, 2048
@@ -184,7 +189,11 @@ def recheck(sizes: list[int], repeat: int, out: Path) -> str:
         rows[n] = {"stages": json.loads(child.stdout), "load_after": [round(x, 2) for x in os.getloadavg()]}
     result = {"machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
               "date": time.strftime("%Y-%m-%d"), "repeat": repeat, "sizes": rows}
-    (out / "scale_recheck.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return write_results(out, "scale_recheck", result, recheck_markdown)
+
+
+def recheck_markdown(result: dict) -> str:
+    repeat, rows = result["repeat"], result["sizes"]
     names = list(next(iter(rows.values()))["stages"])
     lines = ["# Scale benchmark: the first three stages again, each alone", "",
              f"Machine: {result['machine']} (shared); run {result['date']} by `bench/bench_scale.py --recheck`. "
@@ -198,9 +207,7 @@ def recheck(sizes: list[int], repeat: int, out: Path) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {last['seconds'] / first['seconds']:.1f} "
                      f"({last['cpu_seconds'] / first['cpu_seconds']:.1f}) |")
     lines += ["", "Load average after each size: " + "; ".join(f"{n:,}: {r['load_after']}" for n, r in rows.items())]
-    text = "\n".join(lines) + "\n"
-    (out / "scale_recheck.md").write_text(text, encoding="utf-8")
-    return text
+    return "\n".join(lines) + "\n"
 
 
 # --- the parent ---------------------------------------------------------------------
@@ -300,7 +307,21 @@ def whole_run(project: Path, out: Path, limit_mb: float | None = None, timeout: 
             "html_mb": round(html.stat().st_size / 2**20, 1)}
 
 
-def size(n: int, whole: bool = True, limit_mb: float | None = None, timeout: float | None = None) -> dict:
+def least(runs) -> dict:
+    """Per stage over several runs of the stages: the least wall and CPU seconds (the shared machine's load
+    adds to a run's time, never takes from it), the largest peak RSS, and every run's wall seconds."""
+    runs = list(runs)
+    out = {}
+    for name in runs[0]:
+        each = [r[name] for r in runs]
+        out[name] = {**each[0], "seconds": min(e["seconds"] for e in each),
+                     "cpu_seconds": min(e["cpu_seconds"] for e in each),
+                     "peak_rss_mb": max(e["peak_rss_mb"] for e in each), "runs_seconds": [e["seconds"] for e in each]}
+    return out
+
+
+def size(n: int, whole: bool = True, limit_mb: float | None = None, timeout: float | None = None,
+         stage_runs: int = 3) -> dict:
     project, built = project_for(n)
     load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -308,13 +329,16 @@ def size(n: int, whole: bool = True, limit_mb: float | None = None, timeout: flo
         if whole:
             print(f"[{n:,}] reviewkit run --offline ...", flush=True)
             run = whole_run(project, Path(tmp) / "reports", limit_mb, timeout)
-        print(f"[{n:,}] stages ...", flush=True)
         executed = run.pop("run_dir") if run and "run_dir" in run else "-"  # "-": no report stage
-        child = subprocess.run([sys.executable, __file__, "--child", str(project), executed, tmp],
-                               cwd=ROOT, capture_output=True, text=True)
-        if child.returncode != 0:
-            raise SystemExit(f"stages at {n:,} records failed:\n{child.stderr[-3000:]}")
-        measured_stages = json.loads(child.stdout)
+        runs = []
+        for i in range(stage_runs):
+            print(f"[{n:,}] stages, run {i + 1} of {stage_runs} ...", flush=True)
+            child = subprocess.run([sys.executable, __file__, "--child", str(project), executed, tmp],
+                                   cwd=ROOT, capture_output=True, text=True)
+            if child.returncode != 0:
+                raise SystemExit(f"stages at {n:,} records failed:\n{child.stderr[-3000:]}")
+            runs.append(json.loads(child.stdout))
+        measured_stages = {**runs[0], "stages": least(r["stages"] for r in runs)}
     return {"records": n, "built": {k: v for k, v in built.items() if k != "digest"}, **measured_stages,
             "whole_run": run, "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()]}
 
@@ -396,7 +420,11 @@ def markdown(result: dict) -> str:
         f"Machine: {result['machine']}; run {result['date']} (commit {result['commit']}) by `bench/bench_scale.py` "
         "(how the records and the project are made: `bench/scale_project.py`).", "",
         "Synthetic records shaped like the corpus' (95% PubMed, 5% citation searching of which 70% copy a PubMed "
-        "record): stages run one after another in one fresh process, each with its own peak RSS; the whole run is "
+        "record): stages run one after another in one fresh process, each with its own peak RSS"
+        + (f"; the stages ran {result['stage_runs']} times per size, each time in a fresh process, and the table "
+           "gives each stage's least wall and CPU time (the shared machine's load only adds to a run) and its "
+           "largest peak (every run's time is below the tables)" if result.get("stage_runs", 1) > 1 else "")
+        + "; the whole run is "
         "`reviewkit run --offline` in a fresh process, its peak the largest sum of its processes' RSS (the "
         "command and the notebook kernel it runs), sampled every 0.25 s; the largest single process "
         "(wait4) is in the second table. The report stage renders the whole run's executed notebooks, so it is "
@@ -419,6 +447,13 @@ def markdown(result: dict) -> str:
                   "| size | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names),
                   *(f"| {r['records']:,} | " + " | ".join(f"{s:.1f}" for s in r["whole_run"]["notebooks"].values())
                     + " |" for r in done)]
+    spread = [r for r in rows if any("runs_seconds" in st for st in r["stages"].values())]
+    if spread:
+        lines += ["", "Every run of the stages (wall seconds, in order):", "",
+                  "| stage | " + " | ".join(f"{r['records']:,}" for r in spread) + " |", "|---|" + "---|" * len(spread),
+                  *(f"| {name} | " + " | ".join(", ".join(f"{x:.2f}" for x in r["stages"][name].get("runs_seconds", []))
+                                                if name in r["stages"] else "–" for r in spread) + " |"
+                    for name in STAGES)]
     met = goals(rows)
     if met:
         lines += ["", "| goal | met | measured |", "|---|:-:|---|",
@@ -453,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recheck", action="store_true",
                         help="time search replay, records table and dedupe alone, --repeat times (scale_recheck.md)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--stage-runs", type=int, default=3,
+                        help="runs of the stages per size, each in a fresh process; the least time counts (default 3)")
     parser.add_argument("--recheck-child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=3, metavar=("PROJECT", "EXECUTED", "SCRATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -464,28 +501,25 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(recheck_child(Path(args.recheck_child[0]), int(args.recheck_child[1]))))
         return 0
     if args.recheck:
-        args.out.mkdir(parents=True, exist_ok=True)
         print(recheck(args.sizes if args.sizes != [1_000, 10_000, 100_000] else [10_000, 100_000], args.repeat,
                       args.out))
         return 0
     if args.render:
-        text = markdown(json.loads(args.render.read_text(encoding="utf-8")))
-        (args.out / "scale.md").write_text(text, encoding="utf-8")
-        print(text)
+        print(write_results(args.out, "scale", json.loads(args.render.read_text(encoding="utf-8")), markdown,
+                            tables_only=True))
         return 0
     whole_sizes = set(args.sizes if args.whole_run_sizes is None else args.whole_run_sizes)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     result = {"machine": f"{platform.machine()}, Python {platform.python_version()}, {os.cpu_count()} cores",
-              "date": time.strftime("%Y-%m-%d"), "commit": commit.strip(), "sizes": []}
+              "date": time.strftime("%Y-%m-%d"), "commit": commit.strip(), "stage_runs": args.stage_runs,
+              "sizes": []}
     if args.before:
         before = json.loads(args.before.read_text(encoding="utf-8"))
         result["before"] = {k: before[k] for k in ("date", "commit", "sizes")}
-    args.out.mkdir(parents=True, exist_ok=True)
     for n in args.sizes:  # written after each size, so a size that fails keeps the ones measured
-        result["sizes"].append(size(n, n in whole_sizes, args.whole_run_limit_mb, args.whole_run_timeout))
-        (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        text = markdown(result)
-        (args.out / "scale.md").write_text(text, encoding="utf-8")
+        result["sizes"].append(size(n, n in whole_sizes, args.whole_run_limit_mb, args.whole_run_timeout,
+                                    args.stage_runs))
+        text = write_results(args.out, "scale", result, markdown)
     print(text)
     return 0
 

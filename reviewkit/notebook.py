@@ -16,8 +16,9 @@ Showing things to readers (use these in every notebook, not ``.style`` or ``itab
 * :func:`show_records` — a table that grows with the searches (records, screening sheets,
   merges, records awaiting screening): :func:`show_table` up to ``table_rows`` rows (the
   notebooks' parameter, :data:`ROWS_SHOWN` by default), and above it the first rows with a
-  sentence naming the file in the run's exports that holds the whole table. Study-level
-  tables (extraction, syntheses, claims, summary of findings) always use :func:`show_table`.
+  sentence naming the file in the run's exports that holds the whole table (given its
+  ``export`` name, it writes that file itself first). Study-level tables (extraction,
+  syntheses, claims, summary of findings) always use :func:`show_table`.
 * :func:`show_note` — a sentence built from data (escaped; never ``Markdown(f"...")``).
 * :func:`show_image` — a figure file at its natural size (1 pt in the figure is 1 pt on screen
   and on paper), with alt text.
@@ -30,7 +31,7 @@ The other helpers only shape what a stage computed into DataFrames for :func:`sh
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -152,7 +153,8 @@ def show_table(frame: pd.DataFrame, caption: str | None = None, *, index: bool =
     display(HTML(f'<div class="rk-table{wide}">{table}</div>'))
 
 
-def show_records(review: Review, frame: pd.DataFrame, caption: str, *, whole: str | Path,
+def show_records(review: Review, frame: pd.DataFrame, caption: str, *, export: str | None = None,
+                 whole: str | Path | None = None, columns: Sequence[str] | None = None,
                  rows: int | None = ROWS_SHOWN, order: str = "in the table's order",
                  labels: Mapping[str, str] | None = None, keep: Collection[str] = (),
                  missing: str | Mapping[str, str] = MISSING, empty: str | None = None) -> None:
@@ -160,17 +162,27 @@ def show_records(review: Review, frame: pd.DataFrame, caption: str, *, whole: st
     saying so and where the whole table is ("Showing the first 1,000 of 95,000 rows (in the table's
     order); the whole table is in exports/records.csv.").
 
+    With ``export``, the whole table is first written to the run's exports (``review.exports``) as
+    ``<export>.csv`` and ``<export>.xlsx`` (:func:`reviewkit.exports.write_table`: every row and
+    every column of ``frame``, also those ``columns`` leaves out), so the file the sentence names
+    always holds this run's table. A table without rows is not written: it is shown as ``empty``.
+
     Parameters
     ----------
     review : Review
-        The notebook's review: ``whole`` is named as the report shows paths (:func:`where`).
+        The notebook's review: the export goes to its ``exports``; paths are named as the report
+        shows them (:func:`where`).
     frame : DataFrame
         The table in the order its first rows should be shown; it is not changed.
     caption : str
         Shown under the table.
-    whole : str or Path
-        The file in the run's exports that holds every row (written by the notebook before this
-        call: a table shown in part must name a file that exists).
+    export : str, optional
+        The table's name in the run's exports ("records", "awaiting_screening").
+    whole : str or Path, optional
+        Instead of ``export``: a file written before this call that holds every row (a screening
+        sheet or deduplication log, written by ``Review.save_screening``).
+    columns : sequence of str, optional
+        The columns shown, in this order; default: all of ``frame``'s.
     rows : int, optional
         Rows shown at most; None or 0 (or less): every row.
     order : str
@@ -180,20 +192,29 @@ def show_records(review: Review, frame: pd.DataFrame, caption: str, *, whole: st
 
     Raises
     ------
+    ValueError
+        Neither or both of ``export`` and ``whole`` are given.
     ReviewkitError
         The table is longer than ``rows`` and ``whole`` is not a file.
     """
     from .errors import ReviewkitError
+    from .exports import write_table
 
+    if (export is None) == (whole is None):
+        raise ValueError(f"{caption}: show_records takes either export= or whole=")
+    if export is not None and len(frame):
+        whole = write_table(frame, review.exports, export)[0]
+    shown = frame[list(columns)] if columns is not None and len(frame) else frame
     if not rows or rows <= 0 or len(frame) <= rows:
-        show_table(frame, caption, labels=labels, keep=keep, missing=missing, empty=empty)
+        show_table(shown, caption, labels=labels, keep=keep, missing=missing, empty=empty)
         return
+    assert whole is not None
     if not Path(whole).is_file():
         raise ReviewkitError(f"{caption}: {where(review, whole)} was not written, so the report cannot say where "
                              f"the whole table of {len(frame):,} rows is")
     show_note(f"Showing the first {rows:,} of {len(frame):,} rows ({order}); "
               f"the whole table is in {where(review, whole)}.")
-    show_table(frame.head(rows), f"{caption} (first {rows:,} of {len(frame):,} rows)", labels=labels, keep=keep,
+    show_table(shown.head(rows), f"{caption} (first {rows:,} of {len(frame):,} rows)", labels=labels, keep=keep,
                missing=missing, empty=empty)
 
 

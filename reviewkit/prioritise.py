@@ -35,6 +35,22 @@ Simulation. :func:`simulate` replays a labelled set as a person screening in the
 model's order would; :func:`screening_metrics` gives recall after 10/25/50% and
 WSS@95 the way ASReview's simulations report them; :func:`simulate_file` is
 ``reviewkit screen --simulate FILE.csv``.
+
+Fidelity to ASReview LAB 3.0.8 (``asreview simulate`` with its default "ELAS u4",
+read from its source). Alike: the text (title and abstract joined by a space),
+the TF-IDF (word 1-2 grams, sublinear tf, min_df 1, max_df 0.95, no stop words,
+l2 norm, fitted on all records), the classifier (``LinearSVC``, squared hinge,
+``C`` 0.11, decision function), the balancer (:func:`balanced_weights`), the
+ranking (highest score first, ties in record order), a retrain after every
+decision. Made alike in the simulation: the priors (:func:`asreview_priors`),
+the training rows in the order decided and the SVM's seed drawn at each fit from
+``RandomState(seed)``. With these, on the four benchmark sets x 5 seeds the
+screening order equals ASReview's record for record as far as reviewkit
+simulates (``bench/results/screening.md``, paired part). Still different:
+reviewkit stops retraining once 95% of the includes are found and half the
+records screened (ASReview goes on to the last include), which changes no
+reported metric; in the app the training rows are in record order and the seed is
+fixed (a sheet does not keep the order of decisions).
 """
 
 from __future__ import annotations
@@ -157,17 +173,16 @@ class RelevanceModel:
                                  "nearly all of them") from None
         return parts[0] if len(parts) == 1 else hstack(parts, format="csr")
 
-    def scores(self, train, y: np.ndarray, pool, seed: int) -> np.ndarray:
-        """Fit on ``train`` rows labelled ``y`` (1 include, 0 exclude); higher score = more likely include."""
+    def scores(self, train, y: np.ndarray, pool, seed: int | np.random.RandomState) -> np.ndarray:
+        """Fit on ``train`` rows labelled ``y`` (1 include, 0 exclude); higher score = more likely include.
+
+        ``seed``: the classifier's ``random_state`` (an int, or a ``numpy.random.RandomState``
+        from which scikit-learn draws liblinear's seed at each fit, as ASReview's simulation does)."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.naive_bayes import MultinomialNB
         from sklearn.svm import LinearSVC
 
-        weight = None
-        if self.include_weight is not None:
-            n_in = y.sum()
-            weight = np.where(y == 1, self.include_weight / n_in, 1.0 / (len(y) - n_in))
-            weight *= len(y) / weight.sum()
+        weight = None if self.include_weight is None else balanced_weights(y, self.include_weight)
         if self.classifier == "nb":
             model = MultinomialNB(alpha=self.strength).fit(train, y, sample_weight=weight)
             joint = model.predict_joint_log_proba(pool)  # log odds without saturating at probability 1
@@ -177,6 +192,17 @@ class RelevanceModel:
         else:
             model = LinearSVC(C=self.strength, random_state=seed)
         return model.fit(train, y, sample_weight=weight).decision_function(pool)
+
+
+def balanced_weights(y: np.ndarray, ratio: float) -> np.ndarray:
+    """Sample weights under which the includes together weigh ``ratio`` times the excludes
+    together, with mean weight 1: ASReview LAB 3.0.8's ``Balanced`` balancer, in its arithmetic
+    (include 1, exclude ``n_in / (ratio x n_out)``, then times ``N / sum``, summed in order)."""
+    y = np.asarray(y)
+    n_in, n_out = int(np.sum(y == 1)), int(np.sum(y == 0))
+    weight = np.where(y == 1, 1.0, n_in / (ratio * n_out))
+    # ASReview sums with Python's sum(): left to right, which cumsum's last element equals bit for bit
+    return weight * (len(y) / np.cumsum(weight)[-1])
 
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
@@ -380,7 +406,8 @@ class RankAverage:
         """One feature matrix per model."""
         return _Features([m.features(texts) for m in self.models])
 
-    def scores(self, train: _Features, y: np.ndarray, pool: _Features, seed: int) -> np.ndarray:
+    def scores(self, train: _Features, y: np.ndarray, pool: _Features,
+               seed: int | np.random.RandomState) -> np.ndarray:
         """Mean rank (1 = least likely include) of each ``pool`` row over the models."""
         from scipy.stats import rankdata
 
@@ -429,7 +456,8 @@ class Prioritiser:
     def __len__(self) -> int:
         return len(self._tiers)
 
-    def rank(self, labels: Sequence | np.ndarray, *, last: bool = False) -> np.ndarray:
+    def rank(self, labels: Sequence | np.ndarray, *, decided_order: Sequence[int] | None = None,
+             random_state: np.random.RandomState | None = None, last: bool = False) -> np.ndarray:
         """Positions of the undecided records, the most likely include first.
 
         Parameters
@@ -437,6 +465,12 @@ class Prioritiser:
         labels : sequence
             One per record: 1 / True (include), 0 / False (exclude), None or NaN
             (not screened).
+        decided_order : sequence of int, optional
+            The decided records' positions in the order they were decided: the
+            classifier sees its training rows in that order, as ASReview's does
+            (liblinear's result can depend on it). None: in record order.
+        random_state : numpy.random.RandomState, optional
+            Instead of the seed: the classifier draws its seed from it at this fit.
         last : bool
             This prioritiser ranks no more: it lets go of its features once the decided and the
             undecided rows are sliced from them, so the classifier is fitted without a third copy
@@ -452,15 +486,22 @@ class Prioritiser:
         known = _labels(labels, len(self))
         decided = ~np.isnan(known)
         pool = np.flatnonzero(~decided)
-        y = known[decided].astype(int)
+        rows = np.flatnonzero(decided)
+        if decided_order is not None:
+            ordered = np.asarray(decided_order, dtype=int)
+            if ordered.size != rows.size or not np.array_equal(np.sort(ordered), rows):
+                raise ReviewkitError("decided_order must list each decided record once")
+            rows = ordered
+        y = known[rows].astype(int)
         if last:
             features, self._features = self._features, None
         else:
             features = self._features
         if pool.size and 0 < y.sum() < y.size:
-            train, rest = features[decided], features[pool]
+            seed = self.seed if random_state is None else random_state
+            train, rest = features[rows], features[pool]
             del features  # with last=True, the only reference: freed before the classifier is fitted
-            score = self.model.scores(train, y, rest, self.seed)
+            score = self.model.scores(train, y, rest, seed)
         else:  # nothing to learn from yet: hint order
             score = np.zeros(pool.size)
         return pool[np.lexsort((pool, self._tiers[pool], -score))]
@@ -718,38 +759,69 @@ class Simulation:
     order: tuple[int, ...]
     labels: tuple[int, ...]
     retrains: int
+    n_priors: int = N_PRIORS
 
     def metrics(self) -> dict:
-        return screening_metrics(self.labels)
+        return screening_metrics(self.labels, self.n_priors)
+
+
+def asreview_priors(labels: Sequence[int], seed: int) -> list[int]:
+    """One included and one excluded record, drawn as ASReview LAB 3.0.8 draws them for
+    ``asreview simulate --prior-seed SEED --n-prior-included 1 --n-prior-excluded 1``:
+    ``RandomState(seed).choice(includes, 1, replace=False)``, then the same with a fresh
+    ``RandomState(seed)`` over the excludes (positions in file order)."""
+    y = _binary(labels, "labels")
+    if not 0 <= seed < 2**32:
+        raise ReviewkitError(f"seed {seed} is not between 0 and 2**32 - 1")
+    return [int(np.random.RandomState(seed).choice(np.flatnonzero(y == kind), 1, replace=False)[0])
+            for kind in (1, 0)]
 
 
 def simulate(texts: Sequence[str], labels: Sequence[int], *, seed: int = 0, model: Model = DEFAULT_MODEL,
-             batch_fraction: float = 0.0) -> Simulation:
+             batch_fraction: float = 0.0, priors: Sequence[int] | None = None) -> Simulation:
     """Screen a labelled set as a person would in the model's order.
 
-    Starts from one included and one excluded record drawn with ``seed``
-    (numpy's ``default_rng``); then, repeatedly: retrain on every decision so far,
-    screen the top of the ranking. ``batch_fraction`` batches retrains: after a
-    retrain, ``max(1, floor(batch_fraction x decisions so far))`` records are
-    screened before the next (0: retrain after every decision).
+    As ASReview LAB 3.0.8's ``asreview simulate --seed SEED --prior-seed SEED
+    --n-prior-included 1 --n-prior-excluded 1`` does: starts from one included
+    and one excluded record drawn with ``seed`` (:func:`asreview_priors`), or
+    from the given ``priors`` (record positions, 0-based, in the order they are
+    screened; at least one include and one exclude, like ASReview's
+    ``--prior-idx``); then, repeatedly: retrain on every decision so far (training
+    rows in the order decided; the classifier's seed drawn at each fit from
+    ``numpy.random.RandomState(seed)``, as ASReview's ``np.random.seed(SEED)``
+    makes scikit-learn do), screen the top of the ranking. ``batch_fraction``
+    batches retrains: after a retrain, ``max(1, floor(batch_fraction x decisions
+    so far))`` records are screened before the next (0: retrain after every decision).
     """
     y = _binary(labels, "labels")
     if len(texts) != y.size:
         raise ReviewkitError(f"{y.size} labels for {len(texts)} records")
     if not 0 < y.sum() < y.size:
         raise ReviewkitError("a simulation needs at least one included and one excluded record")
-    rng = np.random.default_rng(seed)
-    priors = [int(rng.choice(np.flatnonzero(y == 1))), int(rng.choice(np.flatnonzero(y == 0)))]
+    if priors is None:
+        priors = asreview_priors(labels, seed)
+    else:
+        priors = [int(p) for p in priors]
+        if any(not 0 <= p < y.size for p in priors) or len(set(priors)) != len(priors):
+            raise ReviewkitError(f"priors must be distinct record positions from 0 to {y.size - 1}")
+        if not 0 < y[priors].sum() < len(priors):
+            raise ReviewkitError("the priors must hold at least one included and one excluded record")
+        if len(priors) == y.size:
+            raise ReviewkitError("the priors leave no record to screen")
+    if not 0 <= seed < 2**32:
+        raise ReviewkitError(f"seed {seed} is not between 0 and 2**32 - 1")
+    n_priors = len(priors)
     prioritiser = Prioritiser(texts, seed=seed, model=model)
+    stream = np.random.RandomState(seed)
     known = np.full(y.size, np.nan)
     known[priors] = y[priors]
     order, found, retrains = list(priors), 0, 0
-    rest, positives = y.size - N_PRIORS, int(y.sum()) - 1
+    rest, positives = y.size - n_priors, int(y.sum()) - int(y[priors].sum())
     enough_found, enough_screened = math.ceil(WSS_RECALL * positives), math.ceil(Fraction(1, 2) * rest)
     while len(order) < y.size:
-        ranking = prioritiser.rank(known)
+        ranking = prioritiser.rank(known, decided_order=order, random_state=stream)
         retrains += 1
-        if found >= enough_found and len(order) - N_PRIORS >= enough_screened:
+        if found >= enough_found and len(order) - n_priors >= enough_screened:
             take = ranking  # no metric can change any more
         else:
             take = ranking[:max(1, math.floor(batch_fraction * len(order)))]
@@ -757,7 +829,7 @@ def simulate(texts: Sequence[str], labels: Sequence[int], *, seed: int = 0, mode
         order.extend(int(p) for p in take)
         found += int(y[take].sum())
     logger.debug("simulated %d records with %d retrains", y.size, retrains)
-    return Simulation(tuple(order), tuple(int(v) for v in y[order]), retrains)
+    return Simulation(tuple(order), tuple(int(v) for v in y[order]), retrains, n_priors)
 
 
 def screening_metrics(labels_in_order: Sequence[int], n_priors: int = N_PRIORS) -> dict:
@@ -849,8 +921,10 @@ def read_labelled(path: str | Path, *, max_bytes: int = MAX_BYTES, max_records: 
 
 
 def simulate_file(path: str | Path, seed: int = 0, *, model: Model = DEFAULT_MODEL,
-                  batch_fraction: float = 0.0) -> dict:
-    """``reviewkit screen --simulate FILE.csv [--seed N] --json``: the metrics of one simulated screening.
+                  batch_fraction: float = 0.0, priors: Sequence[int] | None = None) -> dict:
+    """``reviewkit screen --simulate FILE.csv [--seed N] [--priors I J ...] --json``: the metrics of
+    one simulated screening. ``priors``: record positions (0-based data rows, as ASReview's
+    ``--prior-idx``); None: drawn with the seed (:func:`simulate`).
 
     Returns
     -------
@@ -863,4 +937,5 @@ def simulate_file(path: str | Path, seed: int = 0, *, model: Model = DEFAULT_MOD
     if labels.nunique() < 2:
         raise LabelledSetError(str(path), "a simulation needs at least one included (1) and one excluded (0) record")
     texts = (table["title"] + " " + table["abstract"]).tolist()
-    return simulate(texts, labels.tolist(), seed=seed, model=model, batch_fraction=batch_fraction).metrics()
+    return simulate(texts, labels.tolist(), seed=seed, model=model, batch_fraction=batch_fraction,
+                    priors=priors).metrics()

@@ -48,9 +48,26 @@ def test_scale_benchmark_runs_every_stage_on_a_small_project(tmp_path):
     assert "| dedupe |" in text and "| goal | met | measured |" in text
 
 
-def test_live_benchmark_retrieves_every_record_through_the_command_line(tmp_path):
+def test_stage_runs_keep_the_least_time_and_the_largest_peak():
+    bench_scale = _bench("bench_scale")
+    runs = [{"dedupe": {"seconds": 3.0, "cpu_seconds": 1.5, "rss_start_mb": 10, "peak_rss_mb": 50}},
+            {"dedupe": {"seconds": 2.0, "cpu_seconds": 1.8, "rss_start_mb": 12, "peak_rss_mb": 40}}]
+    least = bench_scale.least(runs)["dedupe"]
+    assert (least["seconds"], least["cpu_seconds"], least["peak_rss_mb"]) == (2.0, 1.5, 50)
+    assert least["runs_seconds"] == [3.0, 2.0]
+    rows = [{"records": n, "stages": {"dedupe": least}, "built": {"planted_auto_merge": 0}, "whole_run": None,
+             "load_before": [0], "load_after": [0], "counts": {k: 0 for k in (
+                 "merges", "review_pairs", "title_abstract_rows", "title_abstract_new", "full_text_rows")}}
+            for n in (10_000, 100_000)]
+    text = bench_scale.markdown({"machine": "test", "date": "today", "commit": "x", "stage_runs": 2, "sizes": rows})
+    assert "ran 2 times per size" in text and "| dedupe | 3.00, 2.00 | 3.00, 2.00 |" in text
+
+
+def test_live_benchmark_retrieves_every_record_through_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("REVIEWKIT_CTGOV_URL")  # as run by hand: the benchmark serves the register itself
     bench_live = _bench("bench_live_retrieval")
     row = bench_live.cli_search(200)
     assert row["count"] == row["retrieved"] == 200
+    assert 20 < row["peak_rss_mb"] < 400  # the command's own peak, not this test process's
     assert row["requests"] == {"esearch": 1, "efetch": 1} and row["retries"] == 0
     assert "| 200 | 0% | 200 | 200 |" in bench_live.cli_markdown([row])

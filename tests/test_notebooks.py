@@ -232,10 +232,11 @@ def test_show_table_marks_wide_tables_for_landscape_pages_and_says_when_empty(sh
 
 
 def _review_at(folder: Path):
-    """What show_records needs of a review: where its report and project are (for ``where``)."""
+    """What show_records needs of a review: where its exports, report and project are (for ``where``)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(output_dir=folder, project=SimpleNamespace(root=folder.parent / "project"))
+    return SimpleNamespace(output_dir=folder, exports=folder / "exports",
+                           project=SimpleNamespace(root=folder.parent / "project"))
 
 
 def _rows(page: str) -> list[str]:
@@ -244,34 +245,62 @@ def _rows(page: str) -> list[str]:
     return re.findall(r">(PMID:\d+)<", body)
 
 
-def test_a_long_record_table_shows_its_first_rows_and_names_the_file_that_holds_it_whole(shown, tmp_path):
+def test_a_long_record_table_is_written_whole_then_shown_in_part_naming_its_export(shown, tmp_path):
     from reviewkit import notebook
+    from reviewkit.tables import read_csv, read_xlsx
 
-    whole = tmp_path / "exports" / "records <b>&.csv"  # a name that must be escaped like any text
-    whole.parent.mkdir()
-    whole.write_text("every row\n")
-    frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(1205)], "title": ["<i>t</i>"] * 1205})
-    notebook.show_records(_review_at(tmp_path), frame, "PubMed records", whole=whole, rows=1000,
-                          keep=["record_id"])
+    frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(1205)], "title": ["<i>t</i>"] * 1205,
+                          "abstract": ["not shown, but exported"] * 1205})
+    notebook.show_records(_review_at(tmp_path), frame, "PubMed records", export="records <b>&",  # escaped like any text
+                          columns=["record_id", "title"], rows=1000, keep=["record_id"])
     note, page = shown
     assert note == ("<p>Showing the first 1,000 of 1,205 rows (in the table&#39;s order); the whole table is in "
                     "exports/records &lt;b&gt;&amp;.csv.</p>")
     assert _rows(page) == [f"PMID:{i}" for i in range(1000)]
     assert "PubMed records (first 1,000 of 1,205 rows)" in page and "<i>" not in page
-    assert len(frame) == 1205  # the caller's table is not changed
+    assert "not shown, but exported" not in page  # only the columns asked for are shown ...
+    for written in (read_csv(tmp_path / "exports" / "records <b>&.csv"),
+                    read_xlsx(tmp_path / "exports" / "records <b>&.xlsx")):
+        assert written.to_dict("list") == frame.to_dict("list")  # ... and the export holds every row and column
+    assert len(frame) == 1205 and list(frame.columns) == ["record_id", "title", "abstract"]  # the table is not changed
 
 
-def test_a_record_table_within_the_limit_or_unbounded_shows_every_row(shown, tmp_path):
+def test_a_long_record_table_can_name_a_file_written_before(shown, tmp_path):
+    """The screening sheets and deduplication logs are written by Review.save_screening, in their own format."""
     from reviewkit import notebook
 
-    frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(69)]})
-    missing = tmp_path / "exports" / "never-written.csv"  # not needed: nothing is left out
-    notebook.show_records(_review_at(tmp_path), frame, "Records", whole=missing, rows=69)
-    notebook.show_records(_review_at(tmp_path), frame, "Records", whole=missing, rows=0)
-    notebook.show_records(_review_at(tmp_path), frame.head(0), "Merged records", whole=missing, rows=10)
-    assert len(shown) == 3 and not any("Showing" in page for page in shown)
+    whole = tmp_path / "exports" / "screening" / "title_abstract.csv"
+    whole.parent.mkdir(parents=True)
+    whole.write_text("every row\n")
+    frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(12)]})
+    notebook.show_records(_review_at(tmp_path), frame, "Title and abstract screening", whole=whole, rows=10,
+                          order="in the sheet's order")
+    note, page = shown
+    assert note == ("<p>Showing the first 10 of 12 rows (in the sheet&#39;s order); the whole table is in "
+                    "exports/screening/title_abstract.csv.</p>")
+    assert _rows(page) == [f"PMID:{i}" for i in range(10)]
+    assert whole.read_text() == "every row\n" and sorted(p.name for p in whole.parent.iterdir()) == [whole.name]
+
+
+def test_a_record_table_within_the_limit_or_unbounded_shows_every_row_and_is_exported_whole(shown, tmp_path):
+    from reviewkit import notebook
+    from reviewkit.tables import read_csv
+
+    review, exports = _review_at(tmp_path), tmp_path / "exports"
+    frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(69)], "year": [2020] * 69})
+    notebook.show_records(review, frame, "Records", export="records", columns=["record_id"], rows=69)
+    notebook.show_records(review, frame, "Records", export="records_all", rows=0)
+    notebook.show_records(review, frame.head(0), "Merged records", export="merges", rows=10)
+    notebook.show_records(review, pd.DataFrame(), "Other records", export="other", columns=["record_id"], rows=10,
+                          empty="No record was identified by other methods.")
+    assert len(shown) == 4 and not any("Showing" in page for page in shown)
     assert _rows(shown[0]) == _rows(shown[1]) == list(frame["record_id"])
-    assert shown[2] == "<p>Merged records: none.</p>"
+    assert ">year<" not in shown[0] and ">year<" in shown[1]
+    assert shown[2] == "<p>Merged records: none.</p>" and shown[3] == "<p>No record was identified by other methods.</p>"
+    # a table with rows is written whole even when it is not cut; an empty one is not written
+    assert sorted(p.name for p in exports.iterdir()) == ["records.csv", "records.xlsx", "records_all.csv",
+                                                          "records_all.xlsx"]
+    assert read_csv(exports / "records.csv")["year"].tolist() == ["2020"] * 69
 
 
 def test_a_table_shown_in_part_must_name_a_file_that_exists(shown, tmp_path):
@@ -282,7 +311,10 @@ def test_a_table_shown_in_part_must_name_a_file_that_exists(shown, tmp_path):
     with pytest.raises(ReviewkitError, match="exports/records.csv was not written"):
         notebook.show_records(_review_at(tmp_path), frame, "Records", whole=tmp_path / "exports" / "records.csv",
                               rows=10)
-    assert shown == []
+    for where in ({}, {"export": "records", "whole": tmp_path / "exports" / "records.csv"}):
+        with pytest.raises(ValueError, match="either export= or whole="):
+            notebook.show_records(_review_at(tmp_path), frame, "Records", rows=10, **where)
+    assert shown == [] and not (tmp_path / "exports").exists()
 
 
 def test_records_awaiting_screening_come_most_likely_include_first():

@@ -4,6 +4,7 @@ import gzip
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,8 @@ from reviewkit.prioritise import (
     Prioritiser,
     RankAverage,
     RelevanceModel,
+    asreview_priors,
+    balanced_weights,
     draw_sample,
     read_labelled,
     sample_size_needed,
@@ -154,6 +157,81 @@ def test_sheet_priority_ranks_undecided_rows_only():
     assert [labels[i] for i in top] == [1, 1, 1]
 
 
+# --- fidelity to ASReview LAB 3.0.8's default model (ELAS u4) and simulation --------------------
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "data" / "screening-benchmark"
+
+
+def test_include_weights_are_asreviews_balancer_bit_for_bit():
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    for y in (np.array([1, 0]), np.array([0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0]), np.r_[np.ones(37), np.zeros(701)]):
+        # asreview/models/balancers.py, Balanced(ratio=9.8).compute_sample_weight, as written there
+        theirs = compute_sample_weight({1: 1.0, 0: sum(y == 1) / (9.8 * sum(y == 0))}, y=y)
+        theirs = theirs * (len(y) / sum(theirs))
+        ours = balanced_weights(y, 9.8)
+        assert np.array_equal(ours, theirs)
+        assert ours[y == 1].sum() / ours[y == 0].sum() == pytest.approx(9.8)
+
+
+def test_priors_are_the_ones_asreview_draws_for_the_seed():
+    # the first two records of `asreview simulate van_der_Valk_2021.csv --seed S --prior-seed S
+    # --n-prior-included 1 --n-prior-excluded 1` (ASReview LAB 3.0.8), record ids = 0-based rows
+    labels = read_labelled(BENCH / "van_der_Valk_2021.csv.gz")["label_included"].tolist()
+    asreview = {1: [443, 119], 2: [334, 721], 3: [637, 91], 4: [109, 411], 5: [300, 659]}
+    assert {seed: asreview_priors(labels, seed) for seed in asreview} == asreview
+    with pytest.raises(ReviewkitError, match="seed -1"):
+        asreview_priors(labels, -1)
+
+
+def test_first_records_screened_are_asreviews():
+    # ASReview LAB 3.0.8, van_der_Valk_2021, seed 1: its first 14 records (priors, then one per retrain)
+    asreview = [443, 119, 108, 337, 500, 164, 554, 370, 473, 73, 685, 352, 591, 232]
+    table = read_labelled(BENCH / "van_der_Valk_2021.csv.gz")
+    y = table["label_included"].to_numpy()
+    prioritiser = Prioritiser((table["title"] + " " + table["abstract"]).tolist(), seed=1)
+    stream, order = np.random.RandomState(1), asreview_priors(y, 1)
+    known = np.full(y.size, np.nan)
+    known[order] = y[order]
+    while len(order) < len(asreview):
+        top = int(prioritiser.rank(known, decided_order=order, random_state=stream)[0])
+        order.append(top)
+        known[top] = y[top]
+    assert order == asreview
+
+
+def test_training_rows_in_decision_order():
+    texts, labels = labelled()
+    decided = [None] * len(texts)
+    first = [labels.index(1), labels.index(0), labels.index(0, labels.index(0) + 1)]
+    for i in first:
+        decided[i] = labels[i]
+    p = Prioritiser(texts, seed=3)
+    assert p.rank(decided, decided_order=sorted(first)).tolist() == p.rank(decided).tolist()
+    assert sorted(p.rank(decided, decided_order=first[::-1]).tolist()) == sorted(p.rank(decided).tolist())
+    with pytest.raises(ReviewkitError, match="each decided record once"):
+        p.rank(decided, decided_order=first[:2])
+
+
+def test_simulation_can_start_from_given_priors():
+    texts, labels = labelled(6, 30)
+    ins = [i for i, v in enumerate(labels) if v]
+    outs = [i for i, v in enumerate(labels) if not v]
+    run = simulate(texts, labels, seed=2, priors=[outs[3], ins[2]])
+    assert run.order[:2] == (outs[3], ins[2]) and sorted(run.order) == list(range(len(texts)))
+    assert run == simulate(texts, labels, seed=2, priors=[outs[3], ins[2]])
+    # the seed's own draw is the same as giving its priors
+    assert simulate(texts, labels, seed=2) == simulate(texts, labels, seed=2, priors=asreview_priors(labels, 2))
+    three = simulate(texts, labels, seed=2, priors=[ins[0], outs[0], outs[1]])
+    assert three.n_priors == 3 and three.metrics() == screening_metrics(three.labels, 3)
+    for bad, message in (([ins[0], ins[1]], "at least one included and one excluded"),
+                         ([ins[0], ins[0], outs[0]], "distinct record positions"),
+                         ([ins[0], len(texts)], "distinct record positions"),
+                         (list(range(len(texts))), "no record to screen")):
+        with pytest.raises(ReviewkitError, match=message):
+            simulate(texts, labels, priors=bad)
+
+
 # --- simulation of a labelled file ----------------------------------------------------------
 
 def test_simulate_file_answers_known_by_hand(tmp_path):
@@ -289,6 +367,11 @@ def test_screen_simulate_command(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == simulate_file(path, seed=11)
     assert main(["screen", "--simulate", str(path), "--seed", "11"]) == 0
     assert "WSS@95: " in capsys.readouterr().out
+    first_in, first_out = labels.index(1), labels.index(0)
+    assert main(["screen", "--simulate", str(path), "--priors", str(first_out), str(first_in), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == simulate_file(path, priors=[first_out, first_in])
+    assert main(["screen", "--simulate", str(path), "--priors", str(first_in), "--json"]) == 2
+    assert "at least one included and one excluded" in capsys.readouterr().err
     (tmp_path / "bad.csv").write_text("title,abstract,label_included\nA,x,1\nB,y,maybe\n", encoding="utf-8")
     assert main(["screen", "--simulate", str(tmp_path / "bad.csv"), "--json"]) == 2
     err = capsys.readouterr().err

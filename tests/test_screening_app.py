@@ -84,7 +84,7 @@ def on_disk(folder, stage="title_abstract"):
     """The sheet as the files hold it (CSV and XLSX combined), and each file alone."""
     both = read_sheet(folder, stage, TA if stage == "title_abstract" else FT).set_index("record_id")
     csv = pd.read_csv(folder / f"{stage}.csv", dtype=str, keep_default_na=False).set_index("record_id")
-    xlsx = pd.read_excel(folder / f"{stage}.xlsx", dtype=str, keep_default_na=False).set_index("record_id")
+    xlsx = pd.read_excel(folder / f"{stage}.xlsx", dtype=str, keep_default_na=False, engine="calamine").set_index("record_id")
     return both, csv, xlsx
 
 
@@ -237,7 +237,7 @@ def test_final_decisions_refresh_the_priority_column(tmp_path):
     assert ranked.tolist() == [1, 2, 3, 4] and ranked.index.tolist() == s.queue()
     # the same numbers `reviewkit screen` writes (reviewkit.prioritise.with_priority)
     assert with_priority(sheet.reset_index())["priority"].tolist() == sheet["priority"].tolist()
-    xlsx = pd.read_excel(folder / "title_abstract.xlsx")
+    xlsx = pd.read_excel(folder / "title_abstract.xlsx", engine="calamine")
     assert pd.api.types.is_numeric_dtype(xlsx["priority"])  # a spreadsheet sorts 2 before 10
 
 
@@ -406,7 +406,7 @@ def test_a_save_of_the_lagging_xlsx_copy_loses_nothing(tmp_path):
     folder = make_folder(tmp_path)
     s = session(folder)
     first = s.decide("include")  # in the CSV only
-    workbook = pd.read_excel(folder / "title_abstract.xlsx", dtype=str, keep_default_na=False)
+    workbook = pd.read_excel(folder / "title_abstract.xlsx", dtype=str, keep_default_na=False, engine="calamine")
     assert workbook.loc[workbook["record_id"] == first, "reviewer1"].item() == ""
     other = s.queue()[-1]
     workbook.loc[workbook["record_id"] == other, ["reviewer2", "notes"]] = ["exclude", "Ben: rats"]

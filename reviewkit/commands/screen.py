@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="replay a labelled set (title, abstract, label_included) in prioritised order and print "
                         "recall after 10/25/50%% screened and WSS@95; writes no sheet")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation's first include and exclude (default 0)")
+    p.add_argument("--priors", type=int, nargs="+", metavar="ROW",
+                   help="with --simulate: start from these records (0-based data rows, at least one included and "
+                        "one excluded, as ASReview's --prior-idx) instead of drawing one of each with the seed")
     p.add_argument("--json", action="store_true", help="with --simulate: print the metrics as JSON")
     p.set_defaults(func=run_screen)
     p = sub.add_parser("prisma", parents=[common],
@@ -114,7 +117,7 @@ def run_simulation(args: argparse.Namespace) -> int:
     """Prioritised screening replayed on a labelled set: what a reviewer screening in the app's order finds."""
     from ..prioritise import simulate_file
 
-    metrics = simulate_file(args.simulate, seed=args.seed)
+    metrics = simulate_file(args.simulate, seed=args.seed, priors=args.priors)
     if args.json:
         print(json.dumps(metrics))
         return 0
