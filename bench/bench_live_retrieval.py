@@ -168,22 +168,6 @@ def _ended(plain: dict) -> str:
     return f" (stopped: {plain['ended_with']} after {plain['rate_limited_429']} × HTTP 429)"
 
 
-# ``python -m reviewkit ARGS`` that writes its own peak RSS (VmHWM, kB) to a file at exit. wait4's ru_maxrss
-# cannot be used here: a child spawned (vfork, then exec) from this process is charged this process's own
-# peak, which holds the emulator's records (about 200 MB at 100,000 records), not the command's.
-OWN_PEAK = """import atexit, runpy, sys
-out = sys.argv.pop(1)
-def peak():
-    with open('/proc/self/status') as status:
-        kb = next(line.split()[1] for line in status if line.startswith('VmHWM:'))
-    with open(out, 'w') as fh:
-        fh.write(kb)
-atexit.register(peak)
-sys.argv[0] = 'reviewkit'
-runpy.run_module('reviewkit', run_name='__main__', alter_sys=True)
-"""
-
-
 def cli_search(n: int, fault_rate: float = 0.0, seed: int = 0) -> dict:
     """``reviewkit search --live --only aud`` in a fresh process against ``n`` records (module doc), with
     ``fault_rate`` of the answers faulted at random (5xx, 429, reset, truncated, slow, ``<ERROR>``,
@@ -209,14 +193,12 @@ def cli_search(n: int, fault_rate: float = 0.0, seed: int = 0) -> dict:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        peak_file = Path(tmp) / "peak"
         try:
-            seconds, _ = measured([sys.executable, "-c", OWN_PEAK, str(peak_file), "search", "--live", "--only", KEY,
-                                   "--project", str(project.root)], env=env)
+            seconds, peak = measured([sys.executable, "-m", "reviewkit", "search", "--live", "--only", KEY,
+                                      "--project", str(project.root)], env=env)
         finally:
             done.set()
             sampler.join()
-        peak = int(peak_file.read_text(encoding="ascii")) / 1024
         manifest = json.loads((exchanges.parent / "searches" / f"{KEY}.json").read_text(encoding="utf-8"))
         snapshot_mb = sum(p.stat().st_size for p in exchanges.iterdir()) / 2**20
         requests = {u: len(emu.requests(u)) for u in ("esearch", "efetch")}

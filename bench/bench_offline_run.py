@@ -37,19 +37,41 @@ papermill.execute_notebook(src, out, parameters={"output_dir": output_dir}, kern
 """
 
 
+# Runs ``python -m MODULE ARGS`` and, at exit, writes to a file the larger of its own peak RSS (VmHWM, kB) and
+# that of the processes it waited for. wait4's ru_maxrss alone cannot be used: a child spawned (vfork, then exec)
+# from the benchmark is charged the benchmark process's own peak (an emulator's records, a project just built).
+# The command's own children are charged at most the command's own peak, so the larger of the two is right.
+OWN_PEAK = """import atexit, resource, runpy, sys
+out, module = sys.argv.pop(1), sys.argv.pop(1)
+def peak():
+    with open('/proc/self/status') as status:
+        own = int(next(line.split()[1] for line in status if line.startswith('VmHWM:')))
+    with open(out, 'w') as fh:
+        fh.write(str(max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)))
+atexit.register(peak)
+sys.argv[0] = module
+runpy.run_module(module, run_name='__main__', alter_sys=True)
+"""
+
+
 def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS in MB of ``cmd`` (run with ``env``, default this one's) and the processes
-    it waited for."""
-    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child cannot block on a full pipe
+    it waited for. A ``python -m MODULE`` command reports its own peak (``OWN_PEAK``); any other is
+    measured by wait4, which is right only when this process is small."""
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as err:  # err a file: never blocks
+        peak_file = Path(tmp) / "peak"
+        own = cmd[1:2] == ["-m"]
+        run = [cmd[0], "-c", OWN_PEAK, str(peak_file), *cmd[2:]] if own else cmd
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        proc = subprocess.Popen(run, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             err.seek(0)
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+        kb = int(peak_file.read_text(encoding="ascii")) if own else usage.ru_maxrss
+    return seconds, kb / 1024
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ Then, each in a fresh process:
   from the executed notebooks of the whole run below);
 * **the whole run**: ``reviewkit run --offline`` as a user types it (state
   built once and handed to six notebooks, HTML report, manifest), its wall time
-  and the peak RSS of the largest process (``wait4``: the command and the
+  and the peak RSS of the largest process (the command's own VmHWM or that of the
   kernels it reaped), with each notebook's seconds from its ``run.json``.
 
 The machine is shared: the load average (1, 5, 15 min) is recorded before and
@@ -427,8 +427,8 @@ def markdown(result: dict) -> str:
         + "; the whole run is "
         "`reviewkit run --offline` in a fresh process, its peak the largest sum of its processes' RSS (the "
         "command and the notebook kernel it runs), sampled every 0.25 s; the largest single process "
-        "(wait4) is in the second table. The report stage renders the whole run's executed notebooks, so it is "
-        "measured only where the whole run was.", "",
+        "(the command's own VmHWM at exit or that of a process it reaped) is in the second table. The report "
+        "stage renders the whole run's executed notebooks, so it is measured only where the whole run was.", "",
         *_table(rows), "",
         "| size | load average before | after | merges (planted auto-merge copies) | review pairs | "
         "TA rows (new) | FT rows | HTML report MB | whole run: largest process MB |",

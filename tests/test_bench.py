@@ -71,3 +71,15 @@ def test_live_benchmark_retrieves_every_record_through_the_command_line(tmp_path
     assert 20 < row["peak_rss_mb"] < 400  # the command's own peak, not this test process's
     assert row["requests"] == {"esearch": 1, "efetch": 1} and row["retries"] == 0
     assert "| 200 | 0% | 200 | 200 |" in bench_live.cli_markdown([row])
+
+
+def test_a_command_is_charged_its_own_peak_not_the_benchmark_process(tmp_path):
+    # wait4 alone would charge the child this process's peak: it was spawned from it
+    offline_run = _bench("bench_offline_run")
+    held = bytearray(400 * 2**20)  # this process holds 400 MB, touched
+    held[::4096] = b"x" * len(held[::4096])
+    doc = tmp_path / "doc.json"
+    doc.write_text('{"a": 1}', encoding="utf-8")
+    seconds, peak = offline_run.measured([sys.executable, "-m", "json.tool", str(doc)])
+    assert seconds > 0 and 1 < peak < 200
+    del held
