@@ -200,12 +200,14 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
 
     _link_registrations(ordered, holder, clusters, try_merge)
 
-    exact: dict[tuple, int] = {}
+    # Keys are strings, not tuples: tuples are containers the garbage collector tracks, and 100,000 of
+    # them (with the lists below) set off full collections over every list the records table holds.
+    exact: dict[str, int] = {}
     by_title: dict[str, int] = {}
     for i, title in enumerate(titles):
         if not title:
             continue
-        signature = (title, years[i], surnames[i])
+        signature = f"{title}\x1f{years[i]}\x1f{surnames[i]}"
         if years[i] is not None and surnames[i] and signature in exact:
             try_merge(exact[signature], i, "title, year and first author", 100.0)
         else:
@@ -219,15 +221,23 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
     # Pairs that ended up in one cluster by another route are not uncertain.
     review = {k: v for k, v in review.items() if clusters.find(k[0]) != clusters.find(k[1])}
 
-    roots = [clusters.find(i) for i in range(len(ids))]
-    members: dict[int, list[int]] = {}
-    for i, root in enumerate(roots):
-        members.setdefault(root, []).append(i)
+    # Groups by sorting the roots (no list per record: see the keys above). A root is its group's lowest
+    # position, so the groups come in the order of their roots.
+    roots = np.fromiter((clusters.find(i) for i in range(len(ids))), dtype=np.int64, count=len(ids))
+    order = np.argsort(roots, kind="stable")
+    kept, starts = np.unique(roots[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
     # Whole-column work: per-row pandas access costs milliseconds a row, i.e.
     # minutes on a 100,000-record search.
     sources, provenance = ordered["source"].tolist(), ordered["searches"].tolist()
     merges, searches, merged_ids = [], [], []
-    for root, group in members.items():  # roots ascend: each is its group's lowest position
+    for root, start, end in zip(kept.tolist(), starts.tolist(), ends.tolist()):
+        own = provenance[root]
+        if end - start == 1 and isinstance(own, list) and len(set(own)) == len(own):
+            searches.append(own)  # a record nothing merged into (most): its searches as they are
+            merged_ids.append([])
+            continue
+        group = order[start:end].tolist()
         found: list[str] = []
         for i in group:
             for s in provenance[i] or []:
@@ -239,7 +249,7 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
             rule, score = rule_of[i]  # every absorbed row was a cluster root once
             merges.append({"kept_id": ids[root], "removed_id": ids[i], "removed_source": sources[i],
                            "rule": rule, "score": score})
-    out = ordered.iloc[list(members)].reset_index(drop=True)
+    out = ordered.iloc[kept].reset_index(drop=True)
     out["searches"], out["merged_ids"] = searches, merged_ids
     review_rows = [{"record_id_a": ids[a], "record_id_b": ids[b], "score": round(score, 1), "why_uncertain": why}
                    for (a, b), (score, why) in sorted(review.items())]
@@ -335,8 +345,8 @@ def _fuzzy_pass(titles, years, surnames, clusters, try_merge, review) -> None:
     keys = [" ".join(sorted(titles[i].split())) for i in positions]
     scored = np.array(keys, dtype=object)
     year = np.array([-1 if years[i] is None else years[i] for i in positions], dtype=np.int64)
-    ids: dict = {}
-    block = np.array([ids.setdefault((years[i], surnames[i]), len(ids)) if years[i] is not None and surnames[i]
+    ids: dict[str, int] = {}  # string keys, as in deduplicate: tuples would be tracked by the garbage collector
+    block = np.array([ids.setdefault(f"{years[i]}\x1f{surnames[i]}", len(ids)) if years[i] is not None and surnames[i]
                       else -1 for i in positions], dtype=np.int64)
 
     def order(key) -> np.ndarray:
