@@ -230,7 +230,9 @@ def deduplicate(records: pd.DataFrame) -> DedupeResult:
     # Whole-column work: per-row pandas access costs milliseconds a row, i.e.
     # minutes on a 100,000-record search.
     sources, provenance = ordered["source"].tolist(), ordered["searches"].tolist()
-    merges, searches, merged_ids = [], [], []
+    merges: list[dict] = []
+    searches: list[list[str]] = []
+    merged_ids: list[list[str]] = []
     for root, start, end in zip(kept.tolist(), starts.tolist(), ends.tolist()):
         own = provenance[root]
         if end - start == 1 and isinstance(own, list) and len(set(own)) == len(own):
