@@ -207,6 +207,16 @@ def write_table(table: pd.DataFrame, folder: str | Path, name: str) -> list[Path
     ]
 
 
+def remove_table(folder: str | Path, name: str) -> list[Path]:
+    """Remove ``<name>.csv`` and ``<name>.xlsx`` from ``folder`` where present (a table a run found empty,
+    so a reused exports folder does not keep an earlier run's); the files removed."""
+    gone = [Path(folder) / f"{name}{suffix}" for suffix in (".csv", ".xlsx")]
+    gone = [path for path in gone if path.is_file()]
+    for path in gone:
+        path.unlink()
+    return gone
+
+
 def write_references(records: pd.DataFrame, folder: str | Path, name: str) -> list[Path]:
     """``<name>.ris`` and ``<name>.bib`` in ``folder``."""
     folder = Path(folder)

@@ -165,7 +165,8 @@ def show_records(review: Review, frame: pd.DataFrame, caption: str, *, export: s
     With ``export``, the whole table is first written to the run's exports (``review.exports``) as
     ``<export>.csv`` and ``<export>.xlsx`` (:func:`reviewkit.exports.write_table`: every row and
     every column of ``frame``, also those ``columns`` leaves out), so the file the sentence names
-    always holds this run's table. A table without rows is not written: it is shown as ``empty``.
+    always holds this run's table. A table without rows is not written (an earlier run's file of that
+    name is removed from a reused exports folder): it is shown as ``empty``.
 
     Parameters
     ----------
@@ -198,12 +199,14 @@ def show_records(review: Review, frame: pd.DataFrame, caption: str, *, export: s
         The table is longer than ``rows`` and ``whole`` is not a file.
     """
     from .errors import ReviewkitError
-    from .exports import write_table
+    from .exports import remove_table, write_table
 
     if (export is None) == (whole is None):
         raise ValueError(f"{caption}: show_records takes either export= or whole=")
     if export is not None and len(frame):
         whole = write_table(frame, review.exports, export)[0]
+    elif export is not None:
+        remove_table(review.exports, export)  # an earlier run's table would read as this run's
     shown = frame[list(columns)] if columns is not None and len(frame) else frame
     if not rows or rows <= 0 or len(frame) <= rows:
         show_table(shown, caption, labels=labels, keep=keep, missing=missing, empty=empty)

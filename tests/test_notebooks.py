@@ -287,6 +287,9 @@ def test_a_record_table_within_the_limit_or_unbounded_shows_every_row_and_is_exp
     from reviewkit.tables import read_csv
 
     review, exports = _review_at(tmp_path), tmp_path / "exports"
+    exports.mkdir()
+    for stale in ("merges.csv", "merges.xlsx"):  # an earlier run's, in a reused folder
+        (exports / stale).write_text("an earlier run's merges")
     frame = pd.DataFrame({"record_id": [f"PMID:{i}" for i in range(69)], "year": [2020] * 69})
     notebook.show_records(review, frame, "Records", export="records", columns=["record_id"], rows=69)
     notebook.show_records(review, frame, "Records", export="records_all", rows=0)
@@ -297,7 +300,8 @@ def test_a_record_table_within_the_limit_or_unbounded_shows_every_row_and_is_exp
     assert _rows(shown[0]) == _rows(shown[1]) == list(frame["record_id"])
     assert ">year<" not in shown[0] and ">year<" in shown[1]
     assert shown[2] == "<p>Merged records: none.</p>" and shown[3] == "<p>No record was identified by other methods.</p>"
-    # a table with rows is written whole even when it is not cut; an empty one is not written
+    # a table with rows is written whole even when it is not cut; an empty one is not written, and an
+    # earlier run's file of its name is gone
     assert sorted(p.name for p in exports.iterdir()) == ["records.csv", "records.xlsx", "records_all.csv",
                                                           "records_all.xlsx"]
     assert read_csv(exports / "records.csv")["year"].tolist() == ["2020"] * 69
