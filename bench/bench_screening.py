@@ -247,14 +247,19 @@ def run_reviewkit(name: str, seed: int, tmp: Path, priors: list[int] | None = No
             **({"order": child["order"]} if keep_order else {})}
 
 
+def _results_db(project: Path) -> Path:
+    """The results database of an ASReview project file, unpacked beside it."""
+    db = project.with_suffix(".db")
+    if not db.exists():
+        with zipfile.ZipFile(project) as archive:
+            db.write_bytes(archive.read(next(n for n in archive.namelist() if n.endswith("results.db"))))
+    return db
+
+
 def asreview_order(project: Path, n_records: int) -> list[int]:
     """Labels in screening order (priors first) from an ASReview project file,
     padded with 0 for records the simulation left unscreened (it stops at the last include)."""
-    with zipfile.ZipFile(project) as archive:
-        member = next(n for n in archive.namelist() if n.endswith("results.db"))
-        db = project.with_suffix(".db")
-        db.write_bytes(archive.read(member))
-    with sqlite3.connect(db) as con:
+    with sqlite3.connect(_results_db(project)) as con:
         rows = con.execute("SELECT label, training_set FROM results ORDER BY rowid").fetchall()
     priors = [label for label, training in rows if training is None]
     rest = [label for label, training in rows if training is not None]
@@ -266,11 +271,7 @@ def asreview_order(project: Path, n_records: int) -> list[int]:
 def asreview_records(project: Path) -> tuple[list[int], list[int]]:
     """Record ids in screening order and ASReview's prior records (its result rows without a training
     set, in the order labelled), as 0-based data rows of the file (checked against its record table)."""
-    with zipfile.ZipFile(project) as archive:
-        member = next(n for n in archive.namelist() if n.endswith("results.db"))
-        db = project.with_suffix(".records.db")
-        db.write_bytes(archive.read(member))
-    with sqlite3.connect(db) as con:
+    with sqlite3.connect(_results_db(project)) as con:
         rows = con.execute("SELECT record_id, training_set FROM results ORDER BY rowid").fetchall()
         mapping = con.execute("SELECT record_id, dataset_row FROM record").fetchall()
     if any(rid != row for rid, row in mapping):
