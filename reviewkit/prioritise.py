@@ -798,6 +798,8 @@ def simulate(texts: Sequence[str], labels: Sequence[int], *, seed: int = 0, mode
         raise ReviewkitError(f"{y.size} labels for {len(texts)} records")
     if not 0 < y.sum() < y.size:
         raise ReviewkitError("a simulation needs at least one included and one excluded record")
+    if not 0 <= seed < 2**32:  # RandomState's range
+        raise ReviewkitError(f"seed {seed} is not between 0 and 2**32 - 1")
     if priors is None:
         priors = asreview_priors(labels, seed)
     else:
@@ -808,8 +810,6 @@ def simulate(texts: Sequence[str], labels: Sequence[int], *, seed: int = 0, mode
             raise ReviewkitError("the priors must hold at least one included and one excluded record")
         if len(priors) == y.size:
             raise ReviewkitError("the priors leave no record to screen")
-    if not 0 <= seed < 2**32:
-        raise ReviewkitError(f"seed {seed} is not between 0 and 2**32 - 1")
     n_priors = len(priors)
     prioritiser = Prioritiser(texts, seed=seed, model=model)
     stream = np.random.RandomState(seed)
